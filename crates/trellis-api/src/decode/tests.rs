@@ -1,0 +1,144 @@
+use super::*;
+
+fn decode(text: &str) -> Decoded {
+    decode_bytes("test.yaml", text.as_bytes(), "default")
+}
+
+const REVIEWS: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 100
+";
+
+#[test]
+fn reads_a_virtual_service_into_the_default_namespace() {
+    let out = decode(REVIEWS);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let [vs] = out.resources.as_slice() else {
+        panic!("one object expected")
+    };
+    assert_eq!(vs.full_name(), "default/reviews");
+    let Spec::VirtualService(spec) = &vs.spec else {
+        panic!("wrong kind")
+    };
+    let dest = spec.http[0].route[0].destination.as_ref().unwrap();
+    assert_eq!(
+        (dest.host.as_str(), dest.subset.as_str()),
+        ("reviews", "v1")
+    );
+    assert_eq!(spec.http[0].route[0].weight, 100);
+}
+
+#[test]
+fn unknown_field_names_its_path_and_the_nearest_field() {
+    let out = decode(&REVIEWS.replace("weight:", "wieght:"));
+    let [err] = out.errors.as_slice() else {
+        panic!("{:?}", out.errors)
+    };
+    assert_eq!(err.path.as_deref(), Some("spec.http[0].route[0].wieght"));
+    assert_eq!(err.message, "unknown field, did you mean `weight`?");
+    assert_eq!(
+        err.object.as_deref(),
+        Some("VirtualService default/reviews")
+    );
+}
+
+#[test]
+fn one_broken_document_does_not_hide_the_others() {
+    let text = format!(
+        "{REVIEWS}---\nkind: [unclosed\n---\n{}",
+        REVIEWS.replace("name: reviews", "name: other")
+    );
+    let out = decode(&text);
+    assert_eq!(out.resources.len(), 2);
+    let [err] = out.errors.as_slice() else {
+        panic!("{:?}", out.errors)
+    };
+    assert!(err.message.starts_with("invalid YAML"), "{err}");
+    assert_eq!(err.origin.line, 14);
+}
+
+#[test]
+fn document_lines_are_counted_across_markers() {
+    let text = format!("# comment\n---\n{REVIEWS}---\n{REVIEWS}");
+    let out = decode(&text);
+    let lines: Vec<usize> = out.resources.iter().map(|r| r.origin.line).collect();
+    assert_eq!(lines, vec![3, 16]);
+}
+
+#[test]
+fn reads_json_and_kind_list() {
+    let json = r#"{"apiVersion":"v1","kind":"List","items":[
+        {"apiVersion":"networking.istio.io/v1alpha3","kind":"Gateway","metadata":{"name":"gw","namespace":"istio-system"},"spec":{}},
+        {"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"sa"}}]}"#;
+    let out = decode_bytes("x.json", json.as_bytes(), "default");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.resources[0].full_name(), "istio-system/gw");
+    assert_eq!(out.skipped[0].kind, "ServiceAccount");
+}
+
+#[test]
+fn unknown_istio_kind_and_unserved_version_are_errors() {
+    let out = decode(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata: {name: b}\n",
+    );
+    assert_eq!(out.errors.len(), 2);
+    assert!(
+        out.errors[0]
+            .message
+            .contains("did you mean \"VirtualService\""),
+        "{}",
+        out.errors[0]
+    );
+    assert!(
+        out.errors[1]
+            .message
+            .contains("networking.istio.io/v1alpha3"),
+        "{}",
+        out.errors[1]
+    );
+}
+
+#[test]
+fn missing_name_and_unknown_enum_are_errors() {
+    let out = decode(
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {mtls: {mode: STRIKT}}\n",
+    );
+    assert_eq!(out.errors.len(), 2, "{:?}", out.errors);
+    assert_eq!(out.errors[0].path.as_deref(), Some("metadata.name"));
+    assert_eq!(out.errors[1].path.as_deref(), Some("spec.mtls.mode"));
+    assert_eq!(
+        out.errors[1].message,
+        "unknown variant, did you mean `STRICT`?"
+    );
+}
+
+#[test]
+fn invalid_utf8_names_the_line() {
+    let out = decode_bytes("bad.yaml", b"a: 1\nb: \xff\n", "default");
+    assert_eq!(out.errors[0].origin.line, 2);
+}
+
+#[test]
+fn durations_accept_go_syntax() {
+    let out = decode(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: a\n  trafficPolicy:\n    outlierDetection: {interval: 5m, baseEjectionTime: 15m}\n",
+    );
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(decode(&deep).errors.len(), 1);
+    assert_eq!(decode_bytes("d.json", deep.as_bytes(), "x").errors.len(), 1);
+}
