@@ -122,20 +122,24 @@ struct ObjectReader<'a> {
 
 impl ObjectReader<'_> {
     fn read_json(mut self, text: &str, at: impl Fn(usize) -> Origin) {
-        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-        let mut line = 1;
-        for item in stream {
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+        loop {
+            let start = stream.byte_offset();
+            let Some(item) = stream.next() else { return };
             match item {
-                Ok(value) => self.read_value(value, at(line)),
+                Ok(value) => {
+                    let skipped = text[start..].len() - text[start..].trim_start().len();
+                    let line = line_of_offset(text.as_bytes(), start + skipped);
+                    self.read_value(value, at(line));
+                }
                 Err(e) => {
-                    self.out.errors.push(plain_error(
-                        at(e.line().max(1)),
-                        format!("invalid JSON: {e}"),
-                    ));
+                    let message = format!("invalid JSON: {e}");
+                    self.out
+                        .errors
+                        .push(plain_error(at(e.line().max(1)), message));
                     return;
                 }
             }
-            line += 1;
         }
     }
 

@@ -1,1 +1,58 @@
-fn main() {}
+//! `trellis`: the command line of the Trellis service mesh. It parses arguments and calls
+//! the libraries; what it prints and its exit codes are its only logic.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Trellis: a service mesh that speaks Istio's configuration API.
+#[derive(Debug, Parser)]
+#[command(name = "trellis", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate Istio configuration files object by object, by Istio's rules.
+    Validate(commands::validate::Args),
+    /// Analyze configuration files and directories for cross-object problems (Istio's
+    /// analyzers and message codes).
+    Analyze(commands::analyze::Args),
+    /// Print a shell completion script.
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => commands::validate::run(&args),
+        Command::Analyze(args) => commands::analyze::run(&args),
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "trellis",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("Error: {error:#}");
+        ExitCode::FAILURE
+    })
+}

@@ -142,3 +142,16 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert_eq!(decode(&deep).errors.len(), 1);
     assert_eq!(decode_bytes("d.json", deep.as_bytes(), "x").errors.len(), 1);
 }
+
+#[test]
+fn yaml_1_1_booleans_follow_kubernetes() {
+    // Kubernetes reads `y`, `yes`, `on` as booleans; so do we: a string field then needs quotes.
+    let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec: {hosts: [y]}\n";
+    let out = decode(text);
+    assert_eq!(out.errors[0].path.as_deref(), Some("spec.hosts[0]"));
+    assert!(
+        out.errors[0].message.contains("boolean"),
+        "{}",
+        out.errors[0]
+    );
+}
