@@ -146,7 +146,17 @@ impl ObjectReader<'_> {
     fn read_yaml(mut self, text: &str, at: impl Fn(usize) -> Origin) {
         for doc in split_documents(text) {
             match serde_saphyr::from_str::<Value>(doc.text) {
-                Ok(value) => self.read_value(value, at(doc.first_line)),
+                Ok(value) => {
+                    let first_error = self.out.errors.len();
+                    self.read_value(value, at(doc.first_line));
+                    for error in &mut self.out.errors[first_error..] {
+                        if let Some(line) =
+                            error.path.as_deref().and_then(|p| line_of_key(doc.text, p))
+                        {
+                            error.origin.line = doc.first_line + line - 1;
+                        }
+                    }
+                }
                 Err(e) => {
                     let line = e.location().map(|l| l.line() as usize).unwrap_or(1);
                     let message = format!("invalid YAML: {}", e.without_snippet());
@@ -496,6 +506,28 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
     });
     docs.retain(|d| !d.text.trim().is_empty());
     docs
+}
+
+/// The 1-based line in `doc` where the last key of a field path is written, found by
+/// following the path's keys in order through the text. A best effort for pointing at the
+/// line: the path in the message is the exact location.
+fn line_of_key(doc: &str, path: &str) -> Option<usize> {
+    let keys: Vec<&str> = path
+        .split(['.', '['])
+        .filter(|k| !k.is_empty() && !k.ends_with(']'))
+        .collect();
+    let mut line = 0;
+    for key in keys {
+        let found = doc.lines().enumerate().skip(line).find(|(_, text)| {
+            let text = text.trim_start().trim_start_matches("- ");
+            text.starts_with(&format!("{key}:"))
+                || text.contains(&format!("{{{key}:"))
+                || text.contains(&format!(", {key}:"))
+                || text.contains(&format!("\"{key}\":"))
+        })?;
+        line = found.0;
+    }
+    Some(line + 1)
 }
 
 fn looks_like_json(text: &str) -> bool {

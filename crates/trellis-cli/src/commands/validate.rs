@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     if errors > 0 {
-        eprintln!("{errors} error(s) in {objects} object(s)");
+        eprintln!("{errors} error(s); {objects} object(s) decoded");
         return Ok(ExitCode::FAILURE);
     }
     println!("{objects} object(s) in {} file(s) are valid", sources.len());

@@ -88,6 +88,7 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: PathBuf,
+    /// 1-based line, or 0 when the problem is with the whole file.
     pub line: usize,
     /// The object concerned, when known.
     pub object: Option<String>,
@@ -96,7 +97,10 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        match self.line {
+            0 => write!(f, "{}: ", self.file.display())?,
+            line => write!(f, "{}:{line}: ", self.file.display())?,
+        }
         if let Some(object) = &self.object {
             write!(f, "{object}: ")?;
         }
