@@ -96,10 +96,20 @@ struct Tally {
     by_kind: BTreeMap<String, (usize, usize)>,
     disagreements: Vec<String>,
     skipped: Vec<String>,
+    /// Rejections where Istio's table names an expected message: (contain it, total).
+    wording: (usize, usize),
 }
 
 impl Tally {
-    fn record(&mut self, id: &str, kind: &str, expect_valid: bool, got: Result<(), String>) {
+    fn record(&mut self, case: &Value, kind: &str, got: Result<(), String>) {
+        let id = case["id"].as_str().unwrap_or_default();
+        let expect_valid = case["valid"].as_bool().unwrap_or(false);
+        if let (Some(want), Err(msg)) = (case["error_contains"].as_str(), &got) {
+            self.wording.1 += 1;
+            if msg.contains(want) {
+                self.wording.0 += 1;
+            }
+        }
         let agrees = expect_valid == got.is_ok();
         self.total += 1;
         let entry = self.by_kind.entry(kind.to_string()).or_default();
@@ -132,6 +142,10 @@ impl Tally {
             self.agree,
             self.total,
             self.percent()
+        );
+        println!(
+            "  Istio's error key words found in {}/{} rejections",
+            self.wording.0, self.wording.1
         );
         for (kind, (a, t)) in &self.by_kind {
             println!("    {kind:<28} {a:>4}/{t:<4}");
@@ -170,14 +184,13 @@ fn istio_validation_tables() {
     for case in read_cases("webhook_validation_cases.jsonl") {
         let id = case["id"].as_str().unwrap_or_default();
         let kind = case["kind"].as_str().unwrap_or("?");
-        let valid = case["valid"].as_bool().unwrap_or(false);
         match case["scope"].as_str() {
             Some("resource") => {
                 let yaml = case["resource_yaml"].as_str().unwrap_or_default();
-                resource.record(id, kind, valid, judge_yaml(yaml));
+                resource.record(&case, kind, judge_yaml(yaml));
             }
             Some("fragment") => match fragment_input(&case) {
-                Some((k, input)) => fragment.record(id, &k, valid, judge_fragment(&k, input)),
+                Some((k, input)) => fragment.record(&case, &k, judge_fragment(&k, input)),
                 None => fragment.skipped.push(format!(
                     "{id}: wrong message type given to a resource validator"
                 )),
@@ -187,11 +200,9 @@ fn istio_validation_tables() {
     }
     let mut crd = Tally::default();
     for case in read_cases("crd_openapi_cel_cases.jsonl") {
-        let id = case["id"].as_str().unwrap_or_default();
         let kind = case["kind"].as_str().unwrap_or("?");
-        let valid = case["valid"].as_bool().unwrap_or(false);
         let yaml = case["resource_yaml"].as_str().unwrap_or_default();
-        crd.record(id, kind, valid, judge_yaml(yaml));
+        crd.record(&case, kind, judge_yaml(yaml));
     }
 
     resource.print("webhook resource scope");

@@ -132,7 +132,8 @@ fn parse_request_uri(u: &str) -> Result<String, String> {
     if u.bytes().any(|b| b < 0x20 || b == 0x7f || b == b' ') {
         return Err("invalid control character in URL".to_string());
     }
-    let (head, _) = u.split_once('#').unwrap_or((u, ""));
+    // A request URI has no fragment: `#` is part of the path, and so are its escapes.
+    let head = u;
     if !percent_escapes_ok(head) {
         return Err(format!("invalid URL escape in {u:?}"));
     }
