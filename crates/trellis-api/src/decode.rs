@@ -430,7 +430,13 @@ fn suggest_in_message(message: &str) -> String {
         let Some((name, tail)) = rest.split_once('`') else {
             continue;
         };
-        let known: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+        let listed: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+        // Proto's snake_case aliases are accepted but not worth listing next to the camelCase names.
+        let known: Vec<&str> = listed
+            .iter()
+            .copied()
+            .filter(|k| !k.contains('_') || !listed.contains(&snake_to_camel(k).as_str()))
+            .collect();
         return match nearest(name, known.iter().copied()) {
             Some(best) => format!("unknown {what}, did you mean `{best}`?"),
             None if known.is_empty() => format!("unknown {what} `{name}`"),
@@ -441,6 +447,22 @@ fn suggest_in_message(message: &str) -> String {
         };
     }
     message.to_string()
+}
+
+fn snake_to_camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        match (c, upper) {
+            ('_', _) => upper = true,
+            (c, true) => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 fn unknown_field_message(name: &str, known: &[&str]) -> String {

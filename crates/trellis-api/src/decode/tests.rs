@@ -155,3 +155,19 @@ fn yaml_1_1_booleans_follow_kubernetes() {
         out.errors[0]
     );
 }
+
+#[test]
+fn far_from_any_field_lists_the_camel_case_names_only() {
+    let out = decode(
+        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: r}\nspec:\n  jwtRules:\n  - issuer: x\n    completelyDifferent: 1\n",
+    );
+    let message = &out.errors[0].message;
+    assert!(
+        message.starts_with("unknown field `completelyDifferent`, expected one of issuer,"),
+        "{message}"
+    );
+    assert!(
+        message.contains("jwksUri") && !message.contains("jwks_uri"),
+        "{message}"
+    );
+}
