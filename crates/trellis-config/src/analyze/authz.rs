@@ -1,7 +1,114 @@
-//! Authorization analyzers.
+//! AuthorizationPolicies that select no workload (IST0127) or name namespaces that do not
+//! exist (IST0101); RequestAuthentications fetching JWKS without a CIDR block list
+//! (IST0175).
 
-use super::{Context, Message};
+use trellis_api::{Kind, Resource};
 
-pub fn authorization_policies(_ctx: &Context<'_>, _out: &mut Vec<Message>) {}
+use super::messages as m;
+use super::sidecar::pod_in_ambient;
+use super::{Context, Message, selector};
+
+/// A pod takes part in the mesh when it carries a sidecar (injected or declared), lives in
+/// a namespace labelled for injection, or is redirected by ambient mode.
+fn pod_in_mesh(ctx: &Context<'_>, pod: &Resource) -> bool {
+    let has_proxy = ctx
+        .pods()
+        .find(|(p, _)| std::ptr::eq(*p, pod))
+        .is_some_and(|(_, spec)| spec.containers.iter().any(|c| c.name == "istio-proxy"));
+    let ns_injected = ctx
+        .find(Kind::Namespace, "", &pod.meta.namespace)
+        .is_some_and(|n| {
+            n.meta
+                .labels
+                .get("istio-injection")
+                .is_some_and(|v| v == "enabled")
+                || n.meta.labels.contains_key("istio.io/rev")
+        });
+    let pod_injected = pod
+        .meta
+        .labels
+        .get("sidecar.istio.io/inject")
+        .is_some_and(|v| v == "true");
+    has_proxy
+        || ns_injected
+        || pod_injected
+        || pod.meta.annotations.contains_key("sidecar.istio.io/status")
+        || pod_in_ambient(pod)
+}
+
+fn namespace_matches(ns: &str, pattern: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(suffix) = pattern.strip_prefix('*') {
+        return ns.ends_with(suffix);
+    }
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        return ns.starts_with(prefix);
+    }
+    ns.eq_ignore_ascii_case(pattern)
+}
+
+pub fn authorization_policies(ctx: &Context<'_>, out: &mut Vec<Message>) {
+    let root = if ctx.mesh.root_namespace.is_empty() {
+        "istio-system"
+    } else {
+        ctx.mesh.root_namespace.as_str()
+    };
+    let mesh_pods: Vec<&Resource> = ctx
+        .pods()
+        .map(|(p, _)| p)
+        .filter(|p| pod_in_mesh(ctx, p))
+        .collect();
+    let namespaces: Vec<&str> = ctx
+        .resources
+        .iter()
+        .filter(|r| r.kind() == Kind::Namespace)
+        .map(|r| r.meta.name.as_str())
+        .collect();
+    for (r, ap) in ctx.authorization_policies() {
+        let ns = r.meta.namespace.as_str();
+        let sel = ap.selector.as_ref().map(|s| &s.match_labels);
+        let in_ns = |p: &&&Resource| ns == root || p.meta.namespace == ns;
+        let selected = |sel: &std::collections::BTreeMap<String, String>| {
+            mesh_pods
+                .iter()
+                .filter(in_ns)
+                .any(|p| selector::matches(sel, &p.meta.labels))
+        };
+        match sel {
+            Some(sel) if !selected(sel) => {
+                out.push(m::no_matching_workloads(r, &selector::to_string(sel)));
+            }
+            None if ns != root && !mesh_pods.iter().any(|p| p.meta.namespace == ns) => {
+                out.push(m::no_matching_workloads(r, ""));
+            }
+            _ => {}
+        }
+        for rule in &ap.rules {
+            for from in &rule.from {
+                let Some(src) = &from.source else { continue };
+                for pattern in src.namespaces.iter().chain(&src.not_namespaces) {
+                    if !namespaces.iter().any(|n| namespace_matches(n, pattern)) {
+                        out.push(m::referenced_resource_not_found(r, "namespace", pattern));
+                    }
+                }
+            }
+        }
+    }
+}
 
 pub fn blocked_cidrs(_ctx: &Context<'_>, _out: &mut Vec<Message>) {}
+
+#[cfg(test)]
+mod tests {
+    use super::namespace_matches;
+
+    #[test]
+    fn namespace_patterns() {
+        assert!(namespace_matches("prod-a", "prod-*"));
+        assert!(namespace_matches("a-prod", "*-prod"));
+        assert!(namespace_matches("any", "*"));
+        assert!(!namespace_matches("dev", "prod"));
+    }
+}

@@ -171,7 +171,7 @@ pub fn analyze(resources: &[Resource], mesh: &MeshConfig) -> Vec<Message> {
 }
 
 /// Runs the analyzers whose name `select` accepts, and returns their messages sorted by
-/// origin, then code, then text (a stable order for output and tests).
+/// origin, then code, then text (a stable order for output and tests), without repeats.
 pub fn analyze_input(input: &Input<'_>, select: impl Fn(&str) -> bool) -> Vec<Message> {
     let ctx = Context::new(input);
     let mut out = Vec::new();
@@ -179,5 +179,7 @@ pub fn analyze_input(input: &Input<'_>, select: impl Fn(&str) -> bool) -> Vec<Me
         (analyzer.run)(&ctx, &mut out);
     }
     out.sort_by(|a, b| (&a.origin, a.code, &a.message).cmp(&(&b.origin, b.code, &b.message)));
+    // Istio reports a message once per object however many fields repeat the mistake.
+    out.dedup();
     out
 }
