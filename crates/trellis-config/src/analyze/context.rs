@@ -9,7 +9,8 @@ use super::Input;
 
 /// Read-only view of everything analyzed.
 pub struct Context<'a> {
-    pub resources: &'a [Resource],
+    /// The input objects followed by the defaults a mesh always has ([`default_resources`]).
+    pub resources: Vec<&'a Resource>,
     pub mesh: &'a MeshConfig,
     pub decode_errors: &'a [DecodeError],
 }
@@ -19,8 +20,8 @@ macro_rules! typed {
         impl<'a> Context<'a> {
             $(
                 /// Every object of this kind with its typed spec, in input order.
-                pub fn $fn(&self) -> impl Iterator<Item = (&'a Resource, &'a $ty)> + 'a {
-                    self.resources.iter().filter_map(|r| match &r.spec {
+                pub fn $fn(&self) -> impl Iterator<Item = (&'a Resource, &'a $ty)> + '_ {
+                    self.resources.iter().copied().filter_map(|r| match &r.spec {
                         Spec::$kind(s) => Some((r, s)),
                         _ => None,
                     })
@@ -47,9 +48,9 @@ typed! {
 }
 
 impl<'a> Context<'a> {
-    pub fn new(input: &Input<'a>) -> Self {
+    pub fn new(input: &Input<'a>, defaults: &'a [Resource]) -> Self {
         Context {
-            resources: input.resources,
+            resources: input.resources.iter().chain(defaults).collect(),
             mesh: input.mesh,
             decode_errors: input.decode_errors,
         }
@@ -59,6 +60,7 @@ impl<'a> Context<'a> {
     pub fn find(&self, kind: Kind, namespace: &str, name: &str) -> Option<&'a Resource> {
         self.resources
             .iter()
+            .copied()
             .find(|r| r.kind() == kind && r.meta.namespace == namespace && r.meta.name == name)
     }
 
@@ -66,6 +68,7 @@ impl<'a> Context<'a> {
     pub fn namespaces(&self) -> BTreeMap<&'a str, ()> {
         self.resources
             .iter()
+            .copied()
             .map(|r| {
                 if r.kind() == Kind::Namespace {
                     r.meta.name.as_str()
@@ -109,4 +112,68 @@ pub fn full_name_of(namespace: &str, name: &str) -> String {
     } else {
         format!("{namespace}/{name}")
     }
+}
+
+/// The objects `istioctl analyze` assumes in every mesh whose ingress controller is on: the
+/// default ingress gateway's pod and Service in `istio-system` (Istio adds the same two).
+pub fn default_resources(mesh: &MeshConfig) -> Vec<Resource> {
+    use trellis_api::istio::mesh::MeshConfigIngressControllerMode as Mode;
+    if mesh.ingress_controller_mode == Mode::Off {
+        return Vec::new();
+    }
+    let service = if mesh.ingress_service.is_empty() {
+        "istio-ingressgateway"
+    } else {
+        mesh.ingress_service.as_str()
+    };
+    let labels: BTreeMap<String, String> =
+        [("istio".to_string(), "ingressgateway".to_string())].into();
+    let origin = trellis_api::Origin {
+        file: "internal-ingress".into(),
+        line: 1,
+    };
+    let meta = |name: String, labels: BTreeMap<String, String>| trellis_api::ObjectMeta {
+        name,
+        namespace: "istio-system".to_string(),
+        labels,
+        ..Default::default()
+    };
+    let port = |name: &str, port: u32| kube::ServicePort {
+        name: name.to_string(),
+        port,
+        target_port: Some(kube::IntOrString::Int(port)),
+        protocol: Some("TCP".to_string()),
+        ..Default::default()
+    };
+    vec![
+        Resource {
+            api_version: "v1".to_string(),
+            meta: meta(format!("{service}-dummypod"), labels.clone()),
+            spec: Spec::Pod(kube::PodSpec {
+                containers: vec![kube::Container {
+                    name: "istio-proxy".to_string(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            pod_status: None,
+            origin: origin.clone(),
+        },
+        Resource {
+            api_version: "v1".to_string(),
+            meta: meta(service.to_string(), BTreeMap::new()),
+            spec: Spec::Service(kube::ServiceSpec {
+                selector: labels,
+                ports: vec![
+                    port("http2", 80),
+                    port("https", 443),
+                    port("tcp", 31400),
+                    port("tls", 15443),
+                ],
+                ..Default::default()
+            }),
+            pod_status: None,
+            origin,
+        },
+    ]
 }

@@ -173,7 +173,8 @@ pub fn analyze(resources: &[Resource], mesh: &MeshConfig) -> Vec<Message> {
 /// Runs the analyzers whose name `select` accepts, and returns their messages sorted by
 /// origin, then code, then text (a stable order for output and tests), without repeats.
 pub fn analyze_input(input: &Input<'_>, select: impl Fn(&str) -> bool) -> Vec<Message> {
-    let ctx = Context::new(input);
+    let defaults = context::default_resources(input.mesh);
+    let ctx = Context::new(input, &defaults);
     let mut out = Vec::new();
     for analyzer in ANALYZERS.iter().filter(|a| select(a.name)) {
         (analyzer.run)(&ctx, &mut out);

@@ -6,7 +6,7 @@ use super::{Context, Level, Message};
 use crate::validate::{self, Level as VLevel};
 
 pub fn validation(ctx: &Context<'_>, out: &mut Vec<Message>) {
-    for r in ctx.resources {
+    for r in ctx.resources.iter().copied() {
         for f in validate::validate(r) {
             let text = if f.path.is_empty() {
                 f.message.clone()
