@@ -5,36 +5,8 @@
 use trellis_api::{Kind, Resource};
 
 use super::messages as m;
-use super::sidecar::pod_in_ambient;
+use super::workload::{pod_in_ambient, pod_in_mesh};
 use super::{Context, Message, selector};
-
-/// A pod takes part in the mesh when it carries a sidecar (injected or declared), lives in
-/// a namespace labelled for injection, or is redirected by ambient mode.
-fn pod_in_mesh(ctx: &Context<'_>, pod: &Resource) -> bool {
-    let has_proxy = ctx
-        .pods()
-        .find(|(p, _)| std::ptr::eq(*p, pod))
-        .is_some_and(|(_, spec)| spec.containers.iter().any(|c| c.name == "istio-proxy"));
-    let ns_injected = ctx
-        .find(Kind::Namespace, "", &pod.meta.namespace)
-        .is_some_and(|n| {
-            n.meta
-                .labels
-                .get("istio-injection")
-                .is_some_and(|v| v == "enabled")
-                || n.meta.labels.contains_key("istio.io/rev")
-        });
-    let pod_injected = pod
-        .meta
-        .labels
-        .get("sidecar.istio.io/inject")
-        .is_some_and(|v| v == "true");
-    has_proxy
-        || ns_injected
-        || pod_injected
-        || pod.meta.annotations.contains_key("sidecar.istio.io/status")
-        || pod_in_ambient(pod)
-}
 
 fn namespace_matches(ns: &str, pattern: &str) -> bool {
     if pattern == "*" {
@@ -58,7 +30,7 @@ pub fn authorization_policies(ctx: &Context<'_>, out: &mut Vec<Message>) {
     let mesh_pods: Vec<&Resource> = ctx
         .pods()
         .map(|(p, _)| p)
-        .filter(|p| pod_in_mesh(ctx, p))
+        .filter(|p| pod_in_mesh(ctx, p) || pod_in_ambient(p))
         .collect();
     let namespaces: Vec<&str> = ctx
         .resources

@@ -22,6 +22,7 @@ mod serviceentry;
 mod sidecar;
 mod telemetry;
 mod virtualservice;
+mod workload;
 
 pub use context::Context;
 

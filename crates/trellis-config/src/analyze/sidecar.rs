@@ -8,29 +8,8 @@ use trellis_api::Resource;
 
 use super::context::full_name;
 use super::messages as m;
+use super::workload::{namespace_in_ambient, pod_in_ambient};
 use super::{Context, Message, selector};
-
-/// Pods redirected by ambient mode carry this annotation.
-pub fn pod_in_ambient(pod: &Resource) -> bool {
-    pod.meta
-        .annotations
-        .get("ambient.istio.io/redirection")
-        .is_some_and(|v| v == "enabled")
-}
-
-/// Namespaces enrolled in ambient mode carry this label; a namespace also labelled for
-/// sidecar injection keeps its sidecars.
-pub fn namespace_in_ambient(ns: Option<&Resource>) -> bool {
-    let Some(ns) = ns else {
-        return false;
-    };
-    let labels = &ns.meta.labels;
-    labels
-        .get("istio.io/dataplane-mode")
-        .is_some_and(|v| v == "ambient")
-        && !labels.contains_key("istio-injection")
-        && !labels.contains_key("istio.io/rev")
-}
 
 pub fn selectors(ctx: &Context<'_>, out: &mut Vec<Message>) {
     // (pod namespace, pod name) -> (pod, sidecars selecting it)

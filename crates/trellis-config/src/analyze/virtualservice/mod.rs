@@ -15,14 +15,34 @@ use super::{Context, Message, selector};
 /// The name of the implicit gateway of every sidecar.
 const MESH_GATEWAY: &str = "mesh";
 
+/// What a route entry without a destination stands for: a destination to the empty host,
+/// which resolves to nothing (Istio reports it as a missing host).
+static NO_DESTINATION: Destination = Destination {
+    host: String::new(),
+    subset: String::new(),
+    port: None,
+};
+
 /// Every destination of a VirtualService's routes (tcp, then tls, then http, as Istio).
 fn route_destinations(vs: &VirtualService) -> Vec<&Destination> {
-    let tcp = vs.tcp.iter().flat_map(|r| r.route.iter());
-    let tls = vs.tls.iter().flat_map(|r| r.route.iter());
-    let http = vs.http.iter().flat_map(|r| r.route.iter());
+    let tcp = vs
+        .tcp
+        .iter()
+        .flat_map(|r| r.route.iter())
+        .map(|d| d.destination.as_ref());
+    let tls = vs
+        .tls
+        .iter()
+        .flat_map(|r| r.route.iter())
+        .map(|d| d.destination.as_ref());
+    let http = vs
+        .http
+        .iter()
+        .flat_map(|r| r.route.iter())
+        .map(|d| d.destination.as_ref());
     tcp.chain(tls)
-        .filter_map(|d| d.destination.as_ref())
-        .chain(http.filter_map(|d| d.destination.as_ref()))
+        .chain(http)
+        .map(|d| d.unwrap_or(&NO_DESTINATION))
         .collect()
 }
 
@@ -165,14 +185,16 @@ pub fn gateways(ctx: &Context<'_>, out: &mut Vec<Message>) {
                 out.push(m::referenced_internal_gateway(r, &full_name(r), gw));
                 continue;
             }
-            let Some(gw_res) = ctx.find(Kind::Gateway, gw_ns, gw_name) else {
+            let gateway = match ctx.find(Kind::Gateway, gw_ns, gw_name).map(|g| &g.spec) {
+                Some(trellis_api::Spec::Gateway(g)) => Some(g),
+                _ => None,
+            };
+            if gateway.is_none() {
                 out.push(m::referenced_resource_not_found(r, "gateway", gw));
-                continue;
-            };
-            let trellis_api::Spec::Gateway(gateway) = &gw_res.spec else {
-                continue;
-            };
-            if !vs_host_in_gateway(gateway, gw_ns, &vs.hosts, ns) {
+            }
+            // A missing gateway serves no host either: Istio reports both.
+            let served = gateway.is_some_and(|g| vs_host_in_gateway(g, gw_ns, &vs.hosts, ns));
+            if !served {
                 out.push(m::host_not_in_gateway(
                     r,
                     &vs.hosts,
