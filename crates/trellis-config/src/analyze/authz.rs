@@ -1,6 +1,5 @@
 //! AuthorizationPolicies that select no workload (IST0127) or name namespaces that do not
-//! exist (IST0101); RequestAuthentications fetching JWKS without a CIDR block list
-//! (IST0175).
+//! exist (IST0101).
 
 use trellis_api::{Kind, Resource};
 
@@ -69,8 +68,6 @@ pub fn authorization_policies(ctx: &Context<'_>, out: &mut Vec<Message>) {
         }
     }
 }
-
-pub fn blocked_cidrs(_ctx: &Context<'_>, _out: &mut Vec<Message>) {}
 
 #[cfg(test)]
 mod tests {

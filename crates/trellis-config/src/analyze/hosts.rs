@@ -329,3 +329,67 @@ mod tests {
         assert_eq!(export_scopes(&[".".into(), "b".into()], "a"), ["a", "b"]);
     }
 }
+
+#[cfg(test)]
+mod registry_tests {
+    use trellis_api::istio::mesh::MeshConfig;
+
+    use super::super::{Context, Input};
+    use super::Registry;
+
+    const OBJECTS: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: bookinfo}
+spec: {ports: [{port: 9080}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: private
+  namespace: bookinfo
+  annotations: {networking.istio.io/exportTo: .}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: ext}
+spec:
+  hosts: ['*.example.com']
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+";
+
+    #[test]
+    fn lookups_follow_short_names_export_and_wildcards() {
+        let decoded = trellis_api::decode_bytes("t.yaml", OBJECTS.as_bytes(), "default");
+        assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+        let mesh = MeshConfig::default();
+        let input = Input {
+            resources: &decoded.resources,
+            mesh: &mesh,
+            decode_errors: &[],
+        };
+        let ctx = Context::new(&input, &[]);
+        let reg = Registry::new(&ctx);
+        // A short name resolves in the asking namespace only.
+        assert!(reg.lookup("bookinfo", &[], "reviews").is_some());
+        assert!(reg.lookup("other", &[], "reviews").is_none());
+        assert!(
+            reg.lookup("other", &[], "reviews.bookinfo.svc.cluster.local")
+                .is_some()
+        );
+        // exportTo "." hides a Service from other namespaces.
+        assert!(reg.lookup("bookinfo", &[], "private").is_some());
+        assert!(
+            reg.lookup("other", &[], "private.bookinfo.svc.cluster.local")
+                .is_none()
+        );
+        // A wildcard ServiceEntry host serves any host under it, with its ports.
+        let t = reg
+            .lookup("default", &[], "api.example.com")
+            .expect("wildcard");
+        assert_eq!(t.ports[0].number, 443);
+        assert!(reg.lookup("default", &[], "example.com").is_none());
+    }
+}

@@ -1,8 +1,6 @@
 //! Istio's analyzer messages: code, level and wording (from Istio's `messages.yaml`), one
 //! constructor per message so that every analyzer words the same message the same way.
 
-#![allow(dead_code)] // constructors are filled in as analyzers land
-
 use trellis_api::Resource;
 
 use super::context::origin;
@@ -500,19 +498,6 @@ pub fn unknown_destination_rule_host(r: &Resource, host: &str) -> Message {
         Level::Warning,
         format!(
             "The host {host} defined in the DestinationRule does not match any services in the mesh."
-        ),
-    )
-}
-
-pub fn jwks_uri_fetch_unrestricted(r: &Resource, count: usize, names: &str) -> Message {
-    msg(
-        r,
-        "IST0175",
-        Level::Warning,
-        format!(
-            "BLOCKED_CIDRS_IN_JWKS_URIS is not configured but {count} RequestAuthentication \
-             resource(s) exist ({names}). Consider configuring it to restrict JWKS URI fetches to \
-             trusted networks."
         ),
     )
 }

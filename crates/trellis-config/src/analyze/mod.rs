@@ -141,8 +141,6 @@ analyzers! {
         "ServiceEntries that give one host and port different protocols";
     "authz.AuthorizationPoliciesAnalyzer" => authz::authorization_policies,
         "AuthorizationPolicies that select nothing or name unknown namespaces";
-    "authn.BlockedCIDRsAnalyzer" => authz::blocked_cidrs,
-        "RequestAuthentications fetching JWKS without BLOCKED_CIDRS_IN_JWKS_URIS";
     "telemetry.SelectorAnalyzer" => telemetry::selectors,
         "Telemetries that select no workload, or the same workload as another";
     "telemetry.DefaultSelectorAnalyzer" => telemetry::default_selectors,

@@ -38,3 +38,33 @@ fn decode_error(e: &trellis_api::DecodeError) -> Message {
         message: format!("Schema validation error: {text}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use trellis_api::istio::mesh::MeshConfig;
+
+    use super::super::{Input, Level, analyze_input};
+
+    #[test]
+    fn objects_that_do_not_decode_are_schema_errors() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs, namespace: ns}\nspec: {hostz: [a]}\n";
+        let decoded = trellis_api::decode_bytes("t.yaml", yaml.as_bytes(), "default");
+        assert_eq!(decoded.errors.len(), 1);
+        let mesh = MeshConfig::default();
+        let input = Input {
+            resources: &decoded.resources,
+            mesh: &mesh,
+            decode_errors: &decoded.errors,
+        };
+        let got = analyze_input(&input, |n| n == "schema.ValidationAnalyzer");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].code, "IST0106");
+        assert_eq!(got[0].level, Level::Error);
+        assert_eq!(got[0].origin, "VirtualService ns/vs");
+        assert!(
+            got[0].message.starts_with("Schema validation error: "),
+            "{}",
+            got[0].message
+        );
+    }
+}

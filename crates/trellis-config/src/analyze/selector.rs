@@ -8,7 +8,6 @@ pub fn matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, St
 }
 
 /// Kubernetes' text form of a selector, `a=b,c=d` (keys sorted), as Istio prints it.
-#[allow(dead_code)] // used by the selector analyzers
 pub fn to_string(selector: &BTreeMap<String, String>) -> String {
     selector
         .iter()

@@ -233,3 +233,70 @@ fn prefix_overlaps(r: &Resource, http: &[HttpRoute], out: &mut Vec<Message>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use trellis_api::istio::mesh::MeshConfig;
+
+    use super::super::super::{Input, analyze_input};
+
+    fn run(yaml: &str) -> Vec<String> {
+        let decoded = trellis_api::decode_bytes("t.yaml", yaml.as_bytes(), "default");
+        assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+        let mesh = MeshConfig::default();
+        let input = Input {
+            resources: &decoded.resources,
+            mesh: &mesh,
+            decode_errors: &[],
+        };
+        analyze_input(&input, |n| n == "virtualservice.UnreachableRulesAnalyzer")
+            .into_iter()
+            .map(|m| format!("{} {}", m.code, m.message))
+            .collect()
+    }
+
+    const HEAD: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\nspec:\n  hosts: [a]\n  http:\n";
+
+    #[test]
+    fn a_catch_all_rule_shadows_every_later_rule() {
+        let got = run(&format!(
+            "{HEAD}  - route: [{{destination: {{host: a}}}}]\n  - match: [{{uri: {{exact: /x}}}}]\n    route: [{{destination: {{host: a}}}}]\n"
+        ));
+        assert_eq!(
+            got,
+            ["IST0130 VirtualService rule #1 not used (route without matches defined before)."]
+        );
+    }
+
+    #[test]
+    fn a_repeated_match_is_ineffective_and_its_rule_unreachable() {
+        let got = run(&format!(
+            "{HEAD}  - match: [{{uri: {{exact: /x}}}}]\n    route: [{{destination: {{host: a}}}}]\n  - name: again\n    match: [{{name: m, uri: {{exact: /x}}}}]\n    route: [{{destination: {{host: a}}}}]\n"
+        ));
+        assert_eq!(
+            got,
+            [
+                "IST0130 VirtualService rule \"again\" not used (all matches used by prior rules).",
+                "IST0131 VirtualService rule \"again\" match \"m\" is not used (duplicate/overlapping match in rule #0).",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shorter_prefix_first_covers_a_longer_one() {
+        let got = run(&format!(
+            "{HEAD}  - match: [{{uri: {{prefix: /a}}}}]\n    route: [{{destination: {{host: a}}}}]\n  - match: [{{uri: {{prefix: /ab}}}}]\n    route: [{{destination: {{host: a}}}}]\n"
+        ));
+        assert_eq!(
+            got,
+            [
+                "IST0131 VirtualService rule #1 match #0 of prefix /ab is not used (duplicate/overlapping match in rule #0 of prefix /a on #0)."
+            ]
+        );
+        // The longer prefix first is fine.
+        let got = run(&format!(
+            "{HEAD}  - match: [{{uri: {{prefix: /ab}}}}]\n    route: [{{destination: {{host: a}}}}]\n  - match: [{{uri: {{prefix: /a}}}}]\n    route: [{{destination: {{host: a}}}}]\n"
+        ));
+        assert!(got.is_empty(), "{got:?}");
+    }
+}
