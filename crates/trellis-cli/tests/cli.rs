@@ -112,3 +112,45 @@ fn version_help_and_completion() {
     let out = trellis(&["completion", "bash"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("complete -F"));
 }
+
+#[test]
+fn analyze_finds_the_sample_mistakes_in_istio_format() {
+    let out = trellis(&["analyze", "samples/bookstore", "samples/mistakes"]);
+    assert_eq!(out.status.code(), Some(79), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "Error [IST0101] (VirtualService bookstore/reviews-canary) Referenced host+subset in destinationrule not found: \"reviews+v4\"",
+        "Error [IST0101] (VirtualService bookstore/storefront-public) Referenced gateway not found: \"public-gateway\"",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+    assert!(
+        text.contains("Error [IST0109] (VirtualService bookstore/reviews-canary)"),
+        "{text}"
+    );
+    assert!(text.contains("Error [IST0106] (VirtualService bookstore/catalog) Schema validation error: spec.http[0].route[0].wieght"), "{text}");
+}
+
+#[test]
+fn analyze_json_output_and_clean_exit() {
+    let out = trellis(&[
+        "analyze",
+        "-o",
+        "json",
+        "samples/mistakes/broken-routing.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(79));
+    let messages: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON array");
+    let first = &messages[0];
+    for key in ["code", "level", "origin", "message"] {
+        assert!(first.get(key).is_some(), "{key} missing in {first}");
+    }
+    let out = trellis(&["analyze", "samples/bookstore"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr(&out).contains("No validation issues found"));
+}

@@ -10,7 +10,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn vs(name: &str, host: &str) -> String {
     format!(
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{hosts: [{host}]}}\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{hosts: [{host}], http: [{{route: [{{destination: {{host: {host}}}}}]}}]}}\n"
     )
 }
 

@@ -10,7 +10,7 @@ fn source(path: &str, text: &str) -> SourceFile {
 
 fn vs(name: &str, host: &str) -> String {
     format!(
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec: {{hosts: [{host}]}}\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec: {{hosts: [{host}], http: [{{route: [{{destination: {{host: {host}}}}}]}}]}}\n"
     )
 }
 
