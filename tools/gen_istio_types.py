@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Generate Trellis's Rust types for Istio's configuration API from Istio's .proto files.
 
-Usage: tools/gen_istio_types.py PROTO_DIR OUT_FILE
+Usage: tools/gen_istio_types.py PROTO_DIR OUT_FILE [SCHEMA_OUT_FILE]
+
+SCHEMA_OUT_FILE defaults to `istio_schema.rs` beside OUT_FILE: the table of CRD schema
+constraints (kubebuilder markers in the proto comments) that `trellis_api::schema` enforces.
 
 The output follows proto3 JSON mapping, which is how Istio reads YAML:
   * field names in lowerCamelCase, the original snake_case accepted as an alias;
@@ -12,6 +15,7 @@ The output follows proto3 JSON mapping, which is how Istio reads YAML:
   * unknown fields are rejected (serde `deny_unknown_fields`), unknown enum names too.
 The generated file is committed; re-run this script when the .proto files change.
 """
+import json
 import re
 import sys
 from pathlib import Path
@@ -62,16 +66,33 @@ TOKEN = re.compile(r'\s+|//[^\n]*|/\*.*?\*/|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-
 
 
 def tokenize(text):
+    """Yields (token, leading comment lines). Leading comments are those protoc attaches to
+    the next element: the `//` lines right above it, not separated from it by a blank line,
+    and not trailing the previous token on its line."""
+    leading = []
+    line_start = True  # no token yet on the current line
     for m in TOKEN.finditer(text):
         t = m.group(0)
-        if t.isspace() or t.startswith("//") or t.startswith("/*"):
+        if t.isspace():
+            if t.count("\n") >= 2:
+                leading = []
+            if "\n" in t:
+                line_start = True
             continue
-        yield t
+        if t.startswith("//") or t.startswith("/*"):
+            if line_start:
+                leading.append(t[2:].strip() if t.startswith("//") else "")
+            continue
+        yield t, leading
+        leading = []
+        line_start = False
 
 
 class Parser:
     def __init__(self, tokens):
-        self.toks = list(tokens)
+        pairs = list(tokens)
+        self.toks = [t for t, _ in pairs]
+        self.comments = [c for _, c in pairs]
         self.i = 0
 
     def peek(self):
@@ -129,10 +150,12 @@ class Parser:
         return package, items
 
     def message(self):
+        rules = parse_markers(self.comments[self.i])
         self.expect("message")
         name = self.next()
         self.expect("{")
-        msg = {"kind": "message", "name": name, "fields": [], "nested": [], "oneofs": []}
+        msg = {"kind": "message", "name": name, "fields": [], "nested": [], "oneofs": [],
+               "rules": rules}
         while self.peek() != "}":
             t = self.peek()
             if t == "message":
@@ -164,6 +187,7 @@ class Parser:
         return msg
 
     def field(self):
+        markers = parse_markers(self.comments[self.i])
         label = None
         if self.peek() in ("repeated", "optional"):
             label = self.next()
@@ -186,7 +210,8 @@ class Parser:
             self.skip_options()
             deprecated = "deprecated" in self.toks[start:self.i]
         self.expect(";")
-        return {"label": label, "type": ftype, "name": name, "oneof": None, "deprecated": deprecated}
+        return {"label": label, "type": ftype, "name": name, "oneof": None, "deprecated": deprecated,
+                "rules": markers}
 
     def enum(self):
         self.expect("enum")
@@ -205,6 +230,55 @@ class Parser:
             values.append((vname, num))
         self.expect("}")
         return {"kind": "enum", "name": name, "values": values}
+
+
+# CRD schema markers (`+kubebuilder:validation:X=V` on the field or message itself, and
+# `+protoc-gen-crd:list-value-validation:X=V` / `map-value-validation:X=V` on the items of a
+# list or the values of a map) that the generated schema table enforces. Kubernetes applies
+# them (as OpenAPI checks) before Istio's webhook sees an object.
+RULES = ("MinLength", "MaxLength", "MinItems", "MaxItems", "MinProperties", "MaxProperties",
+         "Minimum", "Maximum", "Pattern")
+# Markers knowingly left out: CEL rules, and markers that only shape the CRD's types.
+IGNORED_MARKERS = ("XValidation", "IgnoreSubValidation", "XIntOrString")
+MARKER = re.compile(r"\+(kubebuilder:validation|protoc-gen-crd:(?:list-value-|map-value-)?validation)"
+                    r":([A-Za-z]+)(.*)")
+
+
+def marker_value(name, raw):
+    """The value of `=V`: an integer, a number, or (for Pattern) a string that is
+    double-quoted (Go escapes), back-quoted (raw) or bare (the rest of the line)."""
+    if not raw.startswith("="):
+        raise SystemExit(f"marker {name} without a value: {raw!r}")
+    raw = raw[1:].strip()
+    if name == "Pattern":
+        if raw.startswith("`") and raw.endswith("`") and len(raw) >= 2:
+            return raw[1:-1]
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            return json.loads(raw)
+        return raw
+    if name in ("Minimum", "Maximum"):
+        value = float(raw)
+        return int(value) if value.is_integer() else value
+    return int(raw)
+
+
+def parse_markers(comments):
+    """The schema rules in a comment block: {"self": [(name, value)], "items": [...]}.
+    Fails on a validation marker it does not know, so new kinds of constraint in the
+    protos are noticed instead of silently dropped."""
+    out = {"self": [], "items": []}
+    for line in comments:
+        m = MARKER.search(line)
+        if not m:
+            continue
+        where, name, rest = m.groups()
+        if name in IGNORED_MARKERS:
+            continue
+        if name not in RULES:
+            raise SystemExit(f"unknown schema marker {m.group(0)!r}")
+        target = "items" if "-value-" in where else "self"
+        out[target].append((name, marker_value(name, rest)))
+    return out
 
 
 RENAMES = {"TLSmode": "TlsMode"}
@@ -365,8 +439,102 @@ def emit_enum(reg, full, en, out):
     out.append("")
 
 
+def rust_rule(name, value):
+    if name == "Pattern":
+        return None  # emitted by index into PATTERNS
+    if name in ("Minimum", "Maximum"):
+        return f"Rule::{name}({float(value)!r})"
+    return f"Rule::{name}({value})"
+
+
+def emit_schema(reg):
+    """The CRD schema table: for every message whose fields carry constraints (or lead to
+    messages that do), its fields by JSON name with the message they lead to and their
+    rules. Messages are sorted by full proto name, so the output is deterministic and
+    `schema::message` can binary-search it."""
+    messages = {full: it for full, (_, _, it) in reg.types.items() if it["kind"] == "message"}
+
+    def target(full, f):
+        t = f["type"]
+        name = t[2] if isinstance(t, tuple) else t
+        if name in SCALARS:
+            return None
+        resolved = reg.resolve(name, full)
+        return resolved if resolved in messages else None
+
+    def has_rules(r):
+        return bool(r["self"] or r["items"])
+
+    relevant = {full for full, m in messages.items()
+                if has_rules(m["rules"]) or any(has_rules(f["rules"]) for f in m["fields"])}
+    changed = True
+    while changed:
+        changed = False
+        for full, m in messages.items():
+            if full not in relevant and any(target(full, f) in relevant for f in m["fields"]):
+                relevant.add(full)
+                changed = True
+    order = sorted(relevant)
+    index = {full: i for i, full in enumerate(order)}
+    patterns = sorted({v for full in order for r in
+                       [messages[full]["rules"]] + [f["rules"] for f in messages[full]["fields"]]
+                       for k in ("self", "items") for n, v in r[k] if n == "Pattern"})
+
+    def rules(rs):
+        out = []
+        for name, value in rs:
+            if name == "Pattern":
+                out.append(f"Rule::Pattern({patterns.index(value)})")
+            else:
+                out.append(rust_rule(name, value))
+        return "&[" + ", ".join(out) + "]"
+
+    out = [
+        "// @generated by tools/gen_istio_types.py from Istio's API definitions (Apache-2.0).",
+        "// Do not edit by hand: change the generator and re-run it.",
+        "//",
+        "// The CRD schema constraints (kubebuilder markers) of Istio's messages, walked by",
+        "// `crate::schema`. Only messages that carry constraints, or lead to one that does, are",
+        "// listed; only such fields of theirs too.",
+        "",
+        "use crate::schema::{Field, Message, Rule, Shape};",
+        "",
+        "/// Regular expressions of `Pattern` rules, referred to by index.",
+        "pub(crate) static PATTERNS: &[&str] = &[",
+    ]
+    for pat in patterns:
+        out.append(f"    {json.dumps(pat)},")
+    out.append("];")
+    out.append("")
+    out.append("/// Messages by full proto name, sorted.")
+    out.append("pub(crate) static MESSAGES: &[Message] = &[")
+    for i, full in enumerate(order):
+        m = messages[full]
+        out.append(f"    // {i}")
+        out.append(f'    Message {{ name: "{full}", rules: {rules(m["rules"]["self"])}, fields: &[')
+        for f in m["fields"]:
+            tgt = target(full, f)
+            tgt = tgt if tgt in relevant else None
+            if not has_rules(f["rules"]) and tgt is None:
+                continue
+            t = f["type"]
+            shape = "Map" if isinstance(t, tuple) else "List" if f["label"] == "repeated" else "Single"
+            msg = f"Some({index[tgt]})" if tgt else "None"
+            out.append(
+                f'        Field {{ json: "{json_name(f["name"])}", proto: "{f["name"]}", '
+                f"shape: Shape::{shape}, message: {msg}, "
+                f'rules: {rules(f["rules"]["self"])}, items: {rules(f["rules"]["items"])} }},')
+        out.append("    ] },")
+    out.append("];")
+    out.append("")
+    return "\n".join(out)
+
+
 def main():
+    if len(sys.argv) not in (3, 4):
+        raise SystemExit("usage: gen_istio_types.py PROTO_DIR OUT_FILE [SCHEMA_OUT_FILE]")
     proto_dir, out_file = Path(sys.argv[1]), Path(sys.argv[2])
+    schema_file = Path(sys.argv[3]) if len(sys.argv) == 4 else out_file.with_name("istio_schema.rs")
     reg = Registry()
     for p in sorted(proto_dir.glob("*.proto")):
         package, items = Parser(tokenize(p.read_text())).file()
@@ -402,6 +570,7 @@ def main():
         out.append("}")
         out.append("")
     out_file.write_text("\n".join(out))
+    schema_file.write_text(emit_schema(reg))
 
 
 if __name__ == "__main__":

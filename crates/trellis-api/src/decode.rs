@@ -307,7 +307,21 @@ impl ObjectReader<'_> {
         } else {
             "spec"
         };
+        // The CRD schema's constraints, which the API server checks before anything else
+        // and which typed decoding cannot see (proto3 reads `""` and `{}` as unset). Every
+        // violation is listed, then the typed decoding's own complaint if it has one.
+        let violations = crate::schema::check(kind, &spec_value);
+        let rejected = !violations.is_empty();
+        for (path, message) in violations {
+            self.out.errors.push(DecodeError {
+                origin: origin.clone(),
+                object: Some(object(&meta)),
+                path: Some(path),
+                message,
+            });
+        }
         let spec = match Spec::decode(kind, spec_value) {
+            Ok(_) if rejected => return,
             Ok(spec) => spec,
             Err(e) => {
                 let (path, message) = describe_serde_error(spec_root, &e);

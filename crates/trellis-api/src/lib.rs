@@ -10,9 +10,13 @@ pub mod decode;
 mod duration;
 #[allow(clippy::all)]
 pub mod istio;
+#[allow(clippy::all)]
+#[rustfmt::skip]
+mod istio_schema;
 pub mod kube;
 pub mod meta;
 pub mod resource;
+pub mod schema;
 pub mod serde_util;
 
 pub use decode::{DecodeError, Decoded, Origin, Skipped, decode_bytes, decode_mesh_config};

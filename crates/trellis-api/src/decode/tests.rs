@@ -171,3 +171,49 @@ fn far_from_any_field_lists_the_camel_case_names_only() {
         "{message}"
     );
 }
+
+#[test]
+fn crd_schema_violations_reject_the_object_with_the_api_server_s_words() {
+    let text = "\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: empty-port-level
+spec:
+  selector:
+    matchLabels:
+      foo: bar
+  portLevelMtls: {}
+---
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata:
+  name: wasm
+spec:
+  url: oci://example/plugin
+  pluginName: \"\"
+  imagePullSecret: \"\"
+  nosuch: 1
+";
+    let out = decode(text);
+    assert!(out.resources.is_empty(), "{:?}", out.resources);
+    let shown: Vec<String> = out.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 4, "{shown:#?}");
+    assert_eq!(
+        shown[..3],
+        [
+            "test.yaml:9: PeerAuthentication default/empty-port-level: spec.portLevelMtls: \
+             Invalid value: 0: spec.portLevelMtls in body should have at least 1 properties",
+            "test.yaml:18: WasmPlugin default/wasm: spec.imagePullSecret: \
+             Invalid value: \"\": spec.imagePullSecret in body should be at least 1 chars long",
+            "test.yaml:17: WasmPlugin default/wasm: spec.pluginName: \
+             Invalid value: \"\": spec.pluginName in body should be at least 1 chars long",
+        ]
+    );
+    // The typed decoding's own complaint comes after the schema's.
+    assert!(
+        shown[3].starts_with("test.yaml:19: WasmPlugin default/wasm: spec.nosuch: unknown field"),
+        "{}",
+        shown[3]
+    );
+}
