@@ -8,6 +8,7 @@
 
 pub mod decode;
 mod duration;
+pub mod host;
 #[allow(clippy::all)]
 pub mod istio;
 #[allow(clippy::all)]

@@ -29,31 +29,7 @@ pub fn to_fqdn(namespace: &str, host: &str) -> String {
     }
 }
 
-/// Whether two hosts, either possibly a wildcard, can name the same service.
-pub fn matches(a: &str, b: &str) -> bool {
-    match (a.strip_prefix('*'), b.strip_prefix('*')) {
-        (Some(sa), Some(sb)) => {
-            if sa.len() < sb.len() {
-                sb.ends_with(sa)
-            } else {
-                sa.ends_with(sb)
-            }
-        }
-        (Some(sa), None) => b.ends_with(sa),
-        (None, Some(sb)) => a.ends_with(sb),
-        (None, None) => a == b,
-    }
-}
-
-/// Whether every host `inner` may name is also named by `outer` (`*.com` covers `a.com`).
-pub fn covers(outer: &str, inner: &str) -> bool {
-    match (outer.strip_prefix('*'), inner.strip_prefix('*')) {
-        (Some(so), Some(si)) => si.ends_with(so),
-        (Some(so), None) => inner.ends_with(so),
-        (None, Some(_)) => false,
-        (None, None) => outer == inner,
-    }
-}
+pub use trellis_api::host::{covers, overlaps as matches};
 
 /// `(name, namespace)` of a cluster-local FQDN (`a.ns.svc.cluster.local`), else `None`.
 pub fn service_of_fqdn(fqdn: &str) -> Option<(&str, &str)> {

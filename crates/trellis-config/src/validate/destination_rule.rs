@@ -401,29 +401,15 @@ pub(crate) fn validate_locality_lb(
         r.check(path, validate_localities(&dests));
     }
     r.check(path, validate_localities(&sources));
-    if (!lb.failover.is_empty() || !lb.failover_priority.is_empty()) && !has_outlier {
-        r.warn(
-            path,
-            "outlier detection policy must be provided for failover",
-        );
-    }
-    for f in &lb.failover {
-        if f.from == f.to {
-            r.error(
-                path,
-                "locality lb failover settings must specify different regions",
-            );
-        }
-        if f.from.contains('/') || f.to.contains('/') {
-            r.error(path, "locality lb failover only specify region");
-        }
-        if f.from.contains('*') || f.to.contains('*') {
-            r.error(
-                path,
-                "locality lb failover region should not contain '*' wildcard",
-            );
-        }
-    }
+    let pairs = lb.failover.iter().map(|f| (f.from.as_str(), f.to.as_str()));
+    check_failover(
+        r,
+        path,
+        Failover::Locality,
+        pairs,
+        !lb.failover_priority.is_empty(),
+        has_outlier,
+    );
 }
 
 fn validate_zone_aware_lb(
@@ -442,29 +428,62 @@ fn validate_zone_aware_lb(
             );
         }
     }
-    if (!lb.failover.is_empty() || !lb.failover_priority.is_empty()) && !has_outlier {
+    let pairs = lb.failover.iter().map(|f| (f.from.as_str(), f.to.as_str()));
+    check_failover(
+        r,
+        path,
+        Failover::ZoneAware,
+        pairs,
+        !lb.failover_priority.is_empty(),
+        has_outlier,
+    );
+}
+
+/// The two load balancer settings that fail over between regions, whose messages differ.
+#[derive(Clone, Copy)]
+enum Failover {
+    Locality,
+    ZoneAware,
+}
+
+/// Failover needs outlier detection, and each `from → to` pair names two different
+/// regions without zones or wildcards.
+fn check_failover<'a>(
+    r: &mut Report,
+    path: &str,
+    kind: Failover,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    has_priority: bool,
+    has_outlier: bool,
+) {
+    let (what, region_only) = match kind {
+        Failover::Locality => ("locality lb", "locality lb failover only specify region"),
+        Failover::ZoneAware => (
+            "zone aware lb",
+            "zone aware lb failover only specifies region; zone and subzone failover are handled automatically",
+        ),
+    };
+    let pairs: Vec<(&str, &str)> = pairs.collect();
+    if (!pairs.is_empty() || has_priority) && !has_outlier {
         r.warn(
             path,
             "outlier detection policy must be provided for failover",
         );
     }
-    for f in &lb.failover {
-        if f.from == f.to {
+    for (from, to) in pairs {
+        if from == to {
             r.error(
                 path,
-                "zone aware lb failover settings must specify different regions",
+                format!("{what} failover settings must specify different regions"),
             );
         }
-        if f.from.contains('/') || f.to.contains('/') {
-            r.error(
-                path,
-                "zone aware lb failover only specifies region; zone and subzone failover are handled automatically",
-            );
+        if from.contains('/') || to.contains('/') {
+            r.error(path, region_only);
         }
-        if f.from.contains('*') || f.to.contains('*') {
+        if from.contains('*') || to.contains('*') {
             r.error(
                 path,
-                "zone aware lb failover region should not contain '*' wildcard",
+                format!("{what} failover region should not contain '*' wildcard"),
             );
         }
     }

@@ -20,18 +20,10 @@ pub(crate) fn validate_envoy_filter(r: &mut Report, ef: &EnvoyFilter) {
         "spec",
         "EnvoyFilter exposes internal implementation details that may change at any time. Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.",
     );
-    if let Some(sel) = &ef.workload_selector {
-        let before = r.error_count();
-        common::check_label_selector(r, "spec.workloadSelector.labels", &sel.labels);
-        if r.error_count() > before {
-            return;
-        }
-        if sel.labels.is_empty() {
-            r.warn(
-                "spec.workloadSelector",
-                "Envoy filter: workload selector specified without labels, will be applied to all services in namespace",
-            );
-        }
+    if let Some(sel) = &ef.workload_selector
+        && !common::check_selector_labels(r, &sel.labels, "Envoy filter")
+    {
+        return;
     }
     if ef.workload_selector.is_some() && !ef.target_refs.is_empty() {
         r.error(

@@ -18,16 +18,8 @@ use super::report::{at, idx, key};
 
 pub(crate) fn validate_service_entry(r: &mut Report, meta: &ObjectMeta, se: &ServiceEntry) {
     if let Some(sel) = &se.workload_selector {
-        let before = r.error_count();
-        common::check_label_selector(r, "spec.workloadSelector.labels", &sel.labels);
-        if r.error_count() > before {
+        if !common::check_selector_labels(r, &sel.labels, "service entry") {
             return;
-        }
-        if sel.labels.is_empty() {
-            r.warn(
-                "spec.workloadSelector",
-                "service entry: workload selector specified without labels, will be applied to all services in namespace",
-            );
         }
         if !se.endpoints.is_empty() {
             r.error(

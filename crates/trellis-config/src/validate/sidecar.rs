@@ -17,18 +17,10 @@ use super::report::{at, idx};
 use super::virtual_service::validate_destination;
 
 pub(crate) fn validate_sidecar(r: &mut Report, namespace: &str, sc: &Sidecar) {
-    if let Some(sel) = &sc.workload_selector {
-        let before = r.error_count();
-        common::check_label_selector(r, "spec.workloadSelector.labels", &sel.labels);
-        if r.error_count() > before {
-            return;
-        }
-        if sel.labels.is_empty() {
-            r.warn(
-                "spec.workloadSelector",
-                "sidecar: workload selector specified without labels, will be applied to all services in namespace",
-            );
-        }
+    if let Some(sel) = &sc.workload_selector
+        && !common::check_selector_labels(r, &sel.labels, "sidecar")
+    {
+        return;
     }
     if sc.egress.is_empty()
         && sc.ingress.is_empty()

@@ -112,7 +112,7 @@ pub(crate) fn validate_virtual_service(r: &mut Report, meta: &ObjectMeta, vs: &V
     if all_hosts_valid {
         for i in 0..vs.hosts.len() {
             for j in i + 1..vs.hosts.len() {
-                if common::hosts_match(&vs.hosts[i], &vs.hosts[j]) {
+                if trellis_api::host::overlaps(&vs.hosts[i], &vs.hosts[j]) {
                     r.error(
                         "spec.hosts",
                         format!(
@@ -280,47 +280,7 @@ fn check_route_conflicts(r: &mut Report, path: &str, http: &HttpRoute, kind: Rou
     if kind == RouteKind::Delegate && http.delegate.is_some() {
         r.error(path, "delegate HTTP route cannot contain delegate");
     }
-    if http.redirect.is_some() {
-        if !http.route.is_empty() {
-            r.error(path, "HTTP route cannot contain both route and redirect");
-        }
-        if http.fault.is_some() {
-            r.error(path, "HTTP route cannot contain both fault and redirect");
-        }
-        if http.rewrite.is_some() {
-            r.error(
-                path,
-                "HTTP route rule cannot contain both rewrite and redirect",
-            );
-        }
-        if http.direct_response.is_some() {
-            r.error(
-                path,
-                "HTTP route rule cannot contain both direct_response and redirect",
-            );
-        }
-    } else if http.direct_response.is_some() {
-        if !http.route.is_empty() {
-            r.error(
-                path,
-                "HTTP route cannot contain both route and direct_response",
-            );
-        }
-        if http.fault.is_some() {
-            r.error(
-                path,
-                "HTTP route cannot contain both fault and direct_response",
-            );
-        }
-        if http.rewrite.is_some() {
-            r.error(
-                path,
-                "HTTP route rule cannot contain both rewrite and direct_response",
-            );
-        }
-    } else if http.route.is_empty() {
-        r.error(path, "HTTP route, redirect or direct_response is required");
-    }
+    check_exclusive_actions(r, path, http);
     if http.mirror.is_some() && !http.mirrors.is_empty() {
         r.error(path, "HTTP route cannot contain both mirror and mirrors");
     }
@@ -978,7 +938,7 @@ fn validate_sni_host(r: &mut Report, path: &str, sni: &str, vs: &VirtualService)
         }
         return;
     }
-    if vs.hosts.iter().any(|h| common::host_subset_of(sni, h)) {
+    if vs.hosts.iter().any(|h| trellis_api::host::covers(h, sni)) {
         return;
     }
     r.error(
@@ -1131,6 +1091,39 @@ fn route_name(name: &str, i: usize) -> String {
         format!("#{i}")
     } else {
         format!("{name:?}")
+    }
+}
+
+/// A redirect or a direct response answers the request itself, so it excludes forwarding
+/// (`route`) and what only applies to forwarded requests; without either, `route` is needed.
+fn check_exclusive_actions(r: &mut Report, path: &str, http: &HttpRoute) {
+    let action = if http.redirect.is_some() {
+        "redirect"
+    } else if http.direct_response.is_some() {
+        "direct_response"
+    } else {
+        if http.route.is_empty() {
+            r.error(path, "HTTP route, redirect or direct_response is required");
+        }
+        return;
+    };
+    let conflicts = [
+        (!http.route.is_empty(), "HTTP route", "route"),
+        (http.fault.is_some(), "HTTP route", "fault"),
+        (http.rewrite.is_some(), "HTTP route rule", "rewrite"),
+        (
+            action == "redirect" && http.direct_response.is_some(),
+            "HTTP route rule",
+            "direct_response",
+        ),
+    ];
+    for (set, subject, field) in conflicts {
+        if set {
+            r.error(
+                path,
+                format!("{subject} cannot contain both {field} and {action}"),
+            );
+        }
     }
 }
 
