@@ -1,0 +1,1 @@
+//! Route translation through the whole pipeline (snapshot → route configurations).
