@@ -520,3 +520,37 @@ pub fn conflicting_service_entry_protocol(
         ),
     )
 }
+
+pub fn invalid_application_uid(r: &Resource) -> Message {
+    msg(
+        r,
+        "IST0144",
+        Level::Warning,
+        "User ID (UID) 1337 is reserved for the sidecar proxy.".to_string(),
+    )
+}
+
+/// IST0175; at most five names are listed, then how many more there are.
+pub fn jwks_uri_fetch_unrestricted(r: &Resource, names: &[String]) -> Message {
+    const SHOWN: usize = 5;
+    let listed = if names.len() <= SHOWN {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, and {} more",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        )
+    };
+    msg(
+        r,
+        "IST0175",
+        Level::Warning,
+        format!(
+            "BLOCKED_CIDRS_IN_JWKS_URIS is not configured but {} RequestAuthentication \
+             resource(s) exist ({listed}). Consider configuring it to restrict JWKS URI \
+             fetches to trusted networks.",
+            names.len()
+        ),
+    )
+}

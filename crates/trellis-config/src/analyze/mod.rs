@@ -7,6 +7,7 @@
 //! `istioctl analyze` and Istio's own test table do. Host matching, short-name resolution
 //! and exportTo visibility live in one place, [`hosts`], shared by every analyzer.
 
+mod authn;
 mod authz;
 mod context;
 mod deployment;
@@ -155,6 +156,10 @@ analyzers! {
         "Deployments that several Services expose with conflicting ports or protocols";
     "deprecation.FieldAnalyzer" => deployment::deprecated_fields,
         "Use of deprecated Istio fields";
+    "deployment.ApplicationUIDAnalyzer" => deployment::application_uid,
+        "Pods and Deployments whose application runs as the proxy's user ID 1337";
+    "authn.BlockedCIDRsAnalyzer" => authn::blocked_cidrs,
+        "RequestAuthentications while istiod does not restrict the addresses of JWKS fetches";
 }
 
 /// Runs every analyzer over a set of objects.
