@@ -554,3 +554,54 @@ pub fn jwks_uri_fetch_unrestricted(r: &Resource, names: &[String]) -> Message {
         ),
     )
 }
+
+pub fn misplaced_annotation(r: &Resource, annotation: &str, kinds: &str) -> Message {
+    msg(
+        r,
+        "IST0107",
+        Level::Warning,
+        format!("Misplaced annotation: {annotation} can only be applied to {kinds}"),
+    )
+}
+
+pub fn unknown_annotation(r: &Resource, annotation: &str) -> Message {
+    msg(
+        r,
+        "IST0108",
+        Level::Warning,
+        format!("Unknown annotation: {annotation}"),
+    )
+}
+
+pub fn invalid_annotation(r: &Resource, annotation: &str, problem: &str) -> Message {
+    msg(
+        r,
+        "IST0125",
+        Level::Warning,
+        format!("Invalid annotation {annotation}: {problem}"),
+    )
+}
+
+pub fn deprecated_annotation(r: &Resource, annotation: &str, extra: &str) -> Message {
+    msg(
+        r,
+        "IST0135",
+        Level::Info,
+        format!(
+            "Annotation {} has been deprecated{extra} and may not work in future Istio versions.",
+            quote(annotation)
+        ),
+    )
+}
+
+pub fn alpha_annotation(r: &Resource, annotation: &str) -> Message {
+    msg(
+        r,
+        "IST0136",
+        Level::Info,
+        format!(
+            "Annotation {} is part of an alpha-phase feature and may be incompletely supported.",
+            quote(annotation)
+        ),
+    )
+}
