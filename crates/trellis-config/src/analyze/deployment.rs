@@ -1,9 +1,11 @@
 //! Deployments exposed by several Services with one port under different protocols
-//! (IST0116) or one targetPort under different ports (IST0137); deprecated fields (IST0002).
+//! (IST0116) or one targetPort under different ports (IST0137); deprecated fields (IST0002);
+//! applications running as the proxy's user ID (IST0144).
 
 use std::collections::BTreeMap;
 
-use trellis_api::kube::IntOrString;
+use trellis_api::Resource;
+use trellis_api::kube::{IntOrString, PodSpec, SecurityContext};
 
 use super::context::full_name;
 use super::messages as m;
@@ -109,3 +111,35 @@ pub fn deprecated_fields(ctx: &Context<'_>, out: &mut Vec<Message>) {
         }
     }
 }
+
+/// UID 1337 is the sidecar's: traffic capture lets its packets through, so an application
+/// running as 1337 bypasses the mesh (IST0144). Istio's own control-plane workloads (label
+/// `istio`, or `release: istio`) and the proxy's containers are exempt.
+pub fn application_uid(ctx: &Context<'_>, out: &mut Vec<Message>) {
+    let runs_as_proxy_uid = |spec: &PodSpec| {
+        let uid = |sc: &Option<SecurityContext>| sc.as_ref().and_then(|s| s.run_as_user);
+        uid(&spec.security_context) == Some(PROXY_UID)
+            || spec
+                .containers
+                .iter()
+                .filter(|c| c.name != "istio-proxy" && c.name != "istio-operator")
+                .any(|c| uid(&c.security_context) == Some(PROXY_UID))
+    };
+    let control_plane = |r: &Resource| {
+        r.meta.labels.contains_key("istio")
+            || r.meta.labels.get("release").is_some_and(|v| v == "istio")
+    };
+    for (r, pod) in ctx.pods() {
+        if !control_plane(r) && runs_as_proxy_uid(pod) {
+            out.push(m::invalid_application_uid(r));
+        }
+    }
+    for (r, d) in ctx.deployments() {
+        if !control_plane(r) && runs_as_proxy_uid(&d.template.spec) {
+            out.push(m::invalid_application_uid(r));
+        }
+    }
+}
+
+/// The user ID the sidecar proxy runs as.
+const PROXY_UID: i64 = 1337;

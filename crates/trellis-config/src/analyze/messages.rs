@@ -520,3 +520,88 @@ pub fn conflicting_service_entry_protocol(
         ),
     )
 }
+
+pub fn invalid_application_uid(r: &Resource) -> Message {
+    msg(
+        r,
+        "IST0144",
+        Level::Warning,
+        "User ID (UID) 1337 is reserved for the sidecar proxy.".to_string(),
+    )
+}
+
+/// IST0175; at most five names are listed, then how many more there are.
+pub fn jwks_uri_fetch_unrestricted(r: &Resource, names: &[String]) -> Message {
+    const SHOWN: usize = 5;
+    let listed = if names.len() <= SHOWN {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, and {} more",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        )
+    };
+    msg(
+        r,
+        "IST0175",
+        Level::Warning,
+        format!(
+            "BLOCKED_CIDRS_IN_JWKS_URIS is not configured but {} RequestAuthentication \
+             resource(s) exist ({listed}). Consider configuring it to restrict JWKS URI \
+             fetches to trusted networks.",
+            names.len()
+        ),
+    )
+}
+
+pub fn misplaced_annotation(r: &Resource, annotation: &str, kinds: &str) -> Message {
+    msg(
+        r,
+        "IST0107",
+        Level::Warning,
+        format!("Misplaced annotation: {annotation} can only be applied to {kinds}"),
+    )
+}
+
+pub fn unknown_annotation(r: &Resource, annotation: &str) -> Message {
+    msg(
+        r,
+        "IST0108",
+        Level::Warning,
+        format!("Unknown annotation: {annotation}"),
+    )
+}
+
+pub fn invalid_annotation(r: &Resource, annotation: &str, problem: &str) -> Message {
+    msg(
+        r,
+        "IST0125",
+        Level::Warning,
+        format!("Invalid annotation {annotation}: {problem}"),
+    )
+}
+
+pub fn deprecated_annotation(r: &Resource, annotation: &str, extra: &str) -> Message {
+    msg(
+        r,
+        "IST0135",
+        Level::Info,
+        format!(
+            "Annotation {} has been deprecated{extra} and may not work in future Istio versions.",
+            quote(annotation)
+        ),
+    )
+}
+
+pub fn alpha_annotation(r: &Resource, annotation: &str) -> Message {
+    msg(
+        r,
+        "IST0136",
+        Level::Info,
+        format!(
+            "Annotation {} is part of an alpha-phase feature and may be incompletely supported.",
+            quote(annotation)
+        ),
+    )
+}

@@ -7,6 +7,8 @@
 //! `istioctl analyze` and Istio's own test table do. Host matching, short-name resolution
 //! and exportTo visibility live in one place, [`hosts`], shared by every analyzer.
 
+mod annotations;
+mod authn;
 mod authz;
 mod context;
 mod deployment;
@@ -155,9 +157,26 @@ analyzers! {
         "Deployments that several Services expose with conflicting ports or protocols";
     "deprecation.FieldAnalyzer" => deployment::deprecated_fields,
         "Use of deprecated Istio fields";
+    "deployment.ApplicationUIDAnalyzer" => deployment::application_uid,
+        "Pods and Deployments whose application runs as the proxy's user ID 1337";
+    "annotations.K8sAnalyzer" => annotations::kubernetes,
+        "Istio annotations that are unknown, misplaced, deprecated or invalid";
+    "maturity.AlphaAnalyzer" => annotations::alpha,
+        "Istio annotations of alpha-phase features";
+    "authn.BlockedCIDRsAnalyzer" => authn::blocked_cidrs,
+        "RequestAuthentications while istiod does not restrict the addresses of JWKS fetches";
 }
 
-/// Runs every analyzer over a set of objects.
+/// Analyzers that run only when asked for by name: Istio leaves them out of `istioctl
+/// analyze`'s default set (the alpha analyzer flags annotations that are set by default).
+pub const OPT_IN: &[&str] = &["maturity.AlphaAnalyzer"];
+
+/// Whether an analyzer runs when none is named: every analyzer but the [`OPT_IN`] ones.
+pub fn by_default(name: &str) -> bool {
+    !OPT_IN.contains(&name)
+}
+
+/// Runs the default analyzers ([`by_default`]) over a set of objects.
 pub fn analyze(resources: &[Resource], mesh: &MeshConfig) -> Vec<Message> {
     analyze_input(
         &Input {
@@ -165,7 +184,7 @@ pub fn analyze(resources: &[Resource], mesh: &MeshConfig) -> Vec<Message> {
             mesh,
             decode_errors: &[],
         },
-        |_| true,
+        by_default,
     )
 }
 

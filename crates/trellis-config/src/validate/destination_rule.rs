@@ -412,7 +412,7 @@ pub(crate) fn validate_locality_lb(
     );
 }
 
-fn validate_zone_aware_lb(
+pub(crate) fn validate_zone_aware_lb(
     r: &mut Report,
     path: &str,
     lb: &ZoneAwareLoadBalancerSetting,
@@ -490,7 +490,7 @@ fn check_failover<'a>(
 }
 
 /// Localities may not overlap: `us-east`, then `us-east/zone1` is an overlap.
-fn validate_localities(localities: &[String]) -> Result<(), String> {
+pub(crate) fn validate_localities(localities: &[String]) -> Result<(), String> {
     let mut seen: Vec<Vec<String>> = Vec::new();
     for locality in localities {
         let stars = locality.matches('*').count();

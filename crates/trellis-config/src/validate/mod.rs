@@ -26,7 +26,12 @@ mod virtual_service;
 use trellis_api::{Resource, Spec};
 
 pub use fragment::{FRAGMENT_KINDS, validate_fragment};
-pub use mesh::validate_mesh_config;
+pub use mesh::{
+    MESH_FRAGMENT_KINDS, MeshNetworks, proxy_config_with_defaults, validate_connect_timeout,
+    validate_control_plane_auth_policy, validate_extension_provider_service, validate_mesh_config,
+    validate_mesh_fragment, validate_mesh_networks, validate_proxy_address, validate_proxy_config,
+    validate_trust_domain,
+};
 pub(crate) use report::Report;
 
 /// How serious a finding is: an error rejects the object, a warning accepts it.
