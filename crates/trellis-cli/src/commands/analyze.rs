@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 use trellis_api::decode_mesh_config;
 use trellis_api::istio::mesh::MeshConfig;
-use trellis_config::analyze::{Input, Level, Message, analyze_input};
+use trellis_config::analyze::{Input, Level, Message, analyze_input, by_default};
 use trellis_config::store::read_sources;
 
 /// istioctl's exit code when analysis finds errors.
@@ -82,7 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         mesh: &mesh,
         decode_errors: &decode_errors,
     };
-    let mut messages = analyze_input(&input, |_| true);
+    let mut messages = analyze_input(&input, by_default);
     messages.sort_by(|a, b| (a.level, &a.origin, a.code).cmp(&(b.level, &b.origin, b.code)));
     let shown: Vec<&Message> = messages
         .iter()
