@@ -57,6 +57,7 @@ fn clusters_use_istio_names_and_subsets() {
         names,
         [
             "BlackHoleCluster",
+            "InboundPassthroughCluster",
             "PassthroughCluster",
             "outbound|9080|v1|reviews.default.svc.cluster.local",
             "outbound|9080|v2|reviews.default.svc.cluster.local",
