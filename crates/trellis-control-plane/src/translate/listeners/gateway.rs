@@ -147,6 +147,8 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
     by_port
         .into_iter()
         .map(|(port, servers)| port_listener(mesh, proxy, port, &servers))
+        // Envoy rejects a listener without filter chains (nothing bound to the port yet).
+        .filter(|l| !l.filter_chains.is_empty())
         .collect()
 }
 
