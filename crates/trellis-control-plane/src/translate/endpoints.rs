@@ -1,5 +1,7 @@
 //! EDS: the endpoints of every EDS cluster, filtered by subset labels.
 
+use std::collections::BTreeMap;
+
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
@@ -31,7 +33,7 @@ pub fn load_assignment(mesh: &MeshSnapshot, cluster: &str) -> ClusterLoadAssignm
     let endpoints = names::parse_outbound_cluster(cluster)
         .map(|(port, subset, host)| endpoints_of(mesh, host, port, subset))
         .unwrap_or_default();
-    let lb_endpoints: Vec<LbEndpoint> = endpoints.iter().map(lb_endpoint).collect();
+    let lb_endpoints: Vec<LbEndpoint> = endpoints.into_iter().map(lb_endpoint).collect();
     ClusterLoadAssignment {
         cluster_name: cluster.to_string(),
         endpoints: if lb_endpoints.is_empty() {
@@ -44,6 +46,30 @@ pub fn load_assignment(mesh: &MeshSnapshot, cluster: &str) -> ClusterLoadAssignm
         },
         ..Default::default()
     }
+}
+
+/// The endpoints of a service port whose labels a subset selects (all without a subset),
+/// as one locality group (empty when there are none).
+pub fn locality_endpoints(
+    mesh: &MeshSnapshot,
+    host: &str,
+    port: u32,
+    subset_labels: Option<&BTreeMap<String, String>>,
+) -> Vec<LocalityLbEndpoints> {
+    let lb_endpoints: Vec<LbEndpoint> = mesh
+        .registry
+        .endpoints(host, port)
+        .iter()
+        .filter(|e| subset_labels.is_none_or(|l| selects(l, &e.labels)))
+        .map(lb_endpoint)
+        .collect();
+    if lb_endpoints.is_empty() {
+        return Vec::new();
+    }
+    vec![LocalityLbEndpoints {
+        lb_endpoints,
+        ..Default::default()
+    }]
 }
 
 fn endpoints_of<'a>(
@@ -67,7 +93,7 @@ fn endpoints_of<'a>(
         .collect()
 }
 
-fn lb_endpoint(endpoint: &&Endpoint) -> LbEndpoint {
+fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(HostIdentifier::Endpoint(EnvoyEndpoint {
             address: Some(socket_address(&endpoint.address, endpoint.port)),

@@ -57,6 +57,7 @@ fn clusters_use_istio_names_and_subsets() {
         names,
         [
             "BlackHoleCluster",
+            "InboundPassthroughCluster",
             "PassthroughCluster",
             "outbound|9080|v1|reviews.default.svc.cluster.local",
             "outbound|9080|v2|reviews.default.svc.cluster.local",
@@ -93,7 +94,15 @@ fn subset_endpoints_follow_labels() {
 fn listeners_include_capture_and_explicit_egress() {
     let out = translate(&mesh(), &proxy());
     let names: Vec<&str> = out.listeners.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["0.0.0.0_9080", "127.0.0.2_9080", "virtualOutbound"]);
+    assert_eq!(
+        names,
+        [
+            "0.0.0.0_9080",
+            "127.0.0.2_9080",
+            "virtualInbound",
+            "virtualOutbound"
+        ]
+    );
     let routes: Vec<&str> = out.routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(routes, ["9080"]);
     let domains = &out.routes[0].virtual_hosts[0].domains;

@@ -1,0 +1,97 @@
+//! A sidecar's inbound side: `virtualInbound` (15006) restores each captured connection's
+//! original destination and picks a filter chain by destination port — an HCM (HTTP) or
+//! `tcp_proxy` (TCP) to the port's `inbound|port||` cluster, both for an undeclared
+//! protocol (sniffed by `http_inspector`) — and sends ports the workload does not declare
+//! to `InboundPassthroughCluster`. Sidecar ingress listeners with `captureMode: NONE` get
+//! their own listener bound to a real address.
+
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use envoy_types::pb::google::protobuf::UInt32Value;
+
+use super::http::{self, HTTP_ALPNS};
+use super::{HTTP_INSPECTOR, ORIGINAL_DST, TLS_INSPECTOR, listener, listener_filter, tcp};
+use crate::mesh::MeshSnapshot;
+use crate::protocol::Protocol;
+use crate::proxy::ProxyNode;
+use crate::translate::clusters::inbound::{InboundPort, inbound_ports};
+use crate::translate::names;
+use crate::translate::scope::Scope;
+
+/// `virtualInbound` and any explicitly bound ingress listeners.
+pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> Vec<Listener> {
+    let ports = inbound_ports(mesh, proxy, scope);
+    let mut chains = vec![tcp::chain_to(
+        names::BLACKHOLE_CLUSTER,
+        Some(on_port(names::INBOUND_CAPTURE_PORT, &[])),
+    )];
+    let mut out = Vec::new();
+    for port in &ports {
+        match &port.bind {
+            None => chains.extend(port_chains(port, true)),
+            Some(bind) => {
+                let mut l = listener(
+                    bind,
+                    port.port,
+                    true,
+                    TrafficDirection::Inbound,
+                    port_chains(port, false),
+                );
+                if port.protocol == Protocol::Unknown {
+                    l.listener_filters = vec![listener_filter(HTTP_INSPECTOR)];
+                }
+                out.push(l);
+            }
+        }
+    }
+    let mut virtual_inbound = listener(
+        "0.0.0.0",
+        names::INBOUND_CAPTURE_PORT,
+        true,
+        TrafficDirection::Inbound,
+        chains,
+    );
+    virtual_inbound.name = names::VIRTUAL_INBOUND.to_string();
+    virtual_inbound.listener_filters = vec![
+        listener_filter(ORIGINAL_DST),
+        listener_filter(TLS_INSPECTOR),
+        listener_filter(HTTP_INSPECTOR),
+    ];
+    virtual_inbound.default_filter_chain =
+        Some(tcp::chain_to(names::INBOUND_PASSTHROUGH_CLUSTER, None));
+    out.push(virtual_inbound);
+    out
+}
+
+fn on_port(port: u32, alpns: &[&str]) -> FilterChainMatch {
+    FilterChainMatch {
+        destination_port: Some(UInt32Value { value: port }),
+        application_protocols: alpns.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// The chains serving one workload port; `by_port` adds the destination-port match that
+/// `virtualInbound` needs.
+fn port_chains(port: &InboundPort, by_port: bool) -> Vec<FilterChain> {
+    let cluster = names::inbound_cluster(port.port);
+    let matching = |alpns: &[&str]| {
+        if by_port {
+            Some(on_port(port.port, alpns))
+        } else {
+            (!alpns.is_empty()).then(|| FilterChainMatch {
+                application_protocols: alpns.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+        }
+    };
+    let http_chain = |m| tcp::chain(http::inbound(port.port, &cluster), m);
+    match port.protocol {
+        p if p.is_http() => vec![http_chain(matching(&[]))],
+        Protocol::Unknown => vec![
+            http_chain(matching(&HTTP_ALPNS)),
+            tcp::chain_to(&cluster, matching(&[])),
+        ],
+        _ => vec![tcp::chain_to(&cluster, matching(&[]))],
+    }
+}
