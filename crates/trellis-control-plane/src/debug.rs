@@ -1,0 +1,141 @@
+//! The debug HTTP server (port 15014): `/ready`, `/metrics` (Prometheus text),
+//! `/debug/syncz` (what each proxy was sent and accepted) and `/debug/configz` (the objects
+//! in force and the current problems). Read-only; it never blocks the ADS server.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::xds::MeshUpdate;
+use crate::xds::status::SyncStatus;
+
+/// What the debug endpoints read.
+#[derive(Debug)]
+pub struct DebugState {
+    pub mesh: watch::Receiver<Arc<MeshUpdate>>,
+    pub status: SyncStatus,
+    pub registry: Registry,
+}
+
+/// Serves until `shutdown` becomes true.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<DebugState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = crate::xds::ads::stopping(&mut shutdown) => return,
+        };
+        let (socket, _) = match accepted {
+            Ok(a) => a,
+            Err(error) => {
+                tracing::warn!(%error, "debug server: accept failed");
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, &req)) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(socket), service)
+                .await
+            {
+                tracing::debug!(%error, "debug server: connection error");
+            }
+        });
+    }
+}
+
+/// Answers one request.
+pub fn handle(state: &DebugState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/ready" => text(StatusCode::OK, "ready\n".into()),
+        "/metrics" => {
+            let mut out = String::new();
+            match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
+                Ok(()) => response(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    out,
+                ),
+                Err(_) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding failed\n".into(),
+                ),
+            }
+        }
+        "/debug/syncz" => json_response(&serde_json::to_value(state.status.snapshot())),
+        "/debug/configz" => json_response(&Ok(configz(&state.mesh.borrow()))),
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+/// The objects in force, the registered workloads and the problems, as JSON.
+pub fn configz(update: &MeshUpdate) -> serde_json::Value {
+    let objects: Vec<serde_json::Value> = update
+        .mesh
+        .config
+        .objects
+        .iter()
+        .map(|(key, resource)| {
+            json!({
+                "kind": key.kind.to_string(),
+                "namespace": key.namespace,
+                "name": key.name,
+                "spec": serde_json::to_value(&resource.spec).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let problems: Vec<String> = update.problems.iter().map(|p| p.to_string()).collect();
+    let services: Vec<&String> = update.mesh.registry.services.keys().collect();
+    json!({
+        "generation": update.generation,
+        "revision": update.mesh.config.revision,
+        "objects": objects,
+        "services": services,
+        "problems": problems,
+    })
+}
+
+fn json_response(value: &Result<serde_json::Value, serde_json::Error>) -> Response<Full<Bytes>> {
+    match value.as_ref().map(serde_json::to_string_pretty) {
+        Ok(Ok(body)) => response(StatusCode::OK, "application/json", body + "\n"),
+        _ => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding failed\n".into(),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    response(status, "text/plain; charset=utf-8", body)
+}
+
+fn response(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}

@@ -1,0 +1,196 @@
+//! The `trellis control-plane` process: the file store publishes configuration, connected
+//! sidecars publish their registrations, a debouncer turns bursts of both into one new
+//! [`MeshUpdate`], and the ADS and debug servers read the latest one.
+//!
+//! ```text
+//! FileStore ──Update──► config watch ─┐
+//!                                      ├─poke─► debounce ─► MeshSnapshot::new ─► mesh watch ─► ADS streams
+//! ADS streams ──register──► workloads ┘                                                  └──► /debug
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::wrappers::TcpListenerStream;
+use trellis_api::istio::mesh::MeshConfig;
+use trellis_config::store::{FileStore, Problem, Snapshot, StoreError};
+
+use crate::debug::{self, DebugState};
+use crate::mesh::MeshSnapshot;
+use crate::metrics::Metrics;
+use crate::registry::Workload;
+use crate::xds::debounce::Debounce;
+use crate::xds::registration::{self, Registrations};
+use crate::xds::status::SyncStatus;
+use crate::xds::{Ads, AdsContext, MeshUpdate};
+
+/// How long streams get to end on shutdown before the server stops waiting.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How the control plane runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config_dir: PathBuf,
+    pub xds_address: SocketAddr,
+    pub debug_address: SocketAddr,
+    /// The namespace of objects that name none.
+    pub namespace: String,
+    pub mesh_config: Arc<MeshConfig>,
+    pub debounce: Debounce,
+    /// How long an auto-registered workload outlives its proxy's connection.
+    pub registration_grace: Duration,
+}
+
+impl Options {
+    /// Istio's defaults: xDS on 15010, debug on 15014, loopback only.
+    pub fn new(config_dir: PathBuf) -> Self {
+        Options {
+            config_dir,
+            xds_address: SocketAddr::from(([127, 0, 0, 1], 15010)),
+            debug_address: SocketAddr::from(([127, 0, 0, 1], 15014)),
+            namespace: "default".to_string(),
+            mesh_config: Arc::new(MeshConfig::default()),
+            debounce: Debounce::default(),
+            registration_grace: registration::DEFAULT_GRACE,
+        }
+    }
+}
+
+/// Why the control plane could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("xDS server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The configuration in force and its problems, as the store last published them.
+type ConfigState = (Arc<Snapshot>, Arc<Vec<Problem>>);
+
+/// Runs the control plane until `shutdown` completes.
+pub async fn run(
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RuntimeError> {
+    let xds_listener = bind(options.xds_address).await?;
+    let debug_listener = bind(options.debug_address).await?;
+
+    let (poke_tx, mut poke_rx) = mpsc::channel::<()>(1);
+    let store = FileStore::open(vec![options.config_dir.clone()], &options.namespace);
+    let (config_tx, config_rx) =
+        watch::channel::<ConfigState>((store.snapshot(), Arc::new(store.problems().to_vec())));
+    let poke = poke_tx.clone();
+    let _watch = store.watch(move |update| {
+        config_tx.send_replace((update.snapshot, Arc::new(update.problems)));
+        // A full channel already holds a pending change.
+        let _ = poke.try_send(());
+    })?;
+
+    let registrations = Registrations::new(options.registration_grace);
+    let mut workloads_rx = registrations.subscribe();
+    let poke = poke_tx;
+    tokio::spawn(async move {
+        while workloads_rx.changed().await.is_ok() {
+            let _ = poke.try_send(());
+        }
+    });
+
+    let mut prometheus = Registry::default();
+    let metrics = Metrics::new(&mut prometheus);
+    let build = {
+        let mesh_config = options.mesh_config.clone();
+        let registrations = registrations.clone();
+        let config_rx = config_rx.clone();
+        move |generation: u64, changed_at: Instant| {
+            let (snapshot, problems) = config_rx.borrow().clone();
+            let workloads: Arc<Vec<Workload>> = registrations.current();
+            Arc::new(MeshUpdate {
+                mesh: Arc::new(MeshSnapshot::new(snapshot, &workloads, mesh_config.clone())),
+                generation,
+                changed_at,
+                problems,
+            })
+        }
+    };
+    let (mesh_tx, mesh_rx) = watch::channel(build(1, Instant::now()));
+    metrics.mesh_updates.inc();
+    let debounce = options.debounce;
+    let update_metrics = metrics.clone();
+    tokio::spawn(async move {
+        let mut generation = 1;
+        while let Some(first) = debounce.next_burst(&mut poke_rx).await {
+            generation += 1;
+            let update = build(generation, first);
+            tracing::info!(
+                generation,
+                revision = update.mesh.config.revision,
+                services = update.mesh.registry.services.len(),
+                "mesh updated"
+            );
+            update_metrics.mesh_updates.inc();
+            if mesh_tx.send(update).is_err() {
+                return;
+            }
+        }
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let status = SyncStatus::default();
+    let ads = Ads::new(AdsContext {
+        mesh: mesh_rx.clone(),
+        registrations,
+        status: status.clone(),
+        metrics,
+        shutdown: stop_rx.clone(),
+    });
+    let debug_state = Arc::new(DebugState {
+        mesh: mesh_rx,
+        status,
+        registry: prometheus,
+    });
+    let debug_task = tokio::spawn(debug::serve(debug_listener, debug_state, stop_rx.clone()));
+
+    tracing::info!(xds = %options.xds_address, debug = %options.debug_address, config = %options.config_dir.display(), "control plane serving");
+    let mut stopped = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(AggregatedDiscoveryServiceServer::new(ads))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        () = shutdown => {
+            tracing::info!("shutting down");
+            stop_tx.send_replace(true);
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+                tracing::warn!("streams did not end in time; stopping anyway");
+            }
+        }
+    }
+    stop_tx.send_replace(true);
+    let _ = debug_task.await;
+    Ok(())
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, RuntimeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| RuntimeError::Bind { address, source })
+}

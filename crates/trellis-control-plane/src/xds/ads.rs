@@ -1,0 +1,305 @@
+//! The tonic `AggregatedDiscoveryService`. Each stream runs in its own task with a bounded
+//! outgoing channel: a proxy that reads slowly, sends garbage or never ACKs blocks only its
+//! own task. A stream ends with an error status, never a panic, on bad input.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::resources::{ProxyResources, XdsType};
+use super::state::{Delta, Event, Outcome, Sotw, TypeStatus};
+use super::status::SyncStatus;
+use super::{MeshUpdate, node, registration::Registrations};
+use crate::metrics::Metrics;
+use crate::proxy::ProxyNode;
+use crate::translate::translate;
+
+/// Responses queued per stream before the stream's task waits for the proxy to read.
+const OUTBOUND_QUEUE: usize = 16;
+
+/// What every stream shares.
+#[derive(Debug, Clone)]
+pub struct AdsContext {
+    pub mesh: watch::Receiver<Arc<MeshUpdate>>,
+    pub registrations: Registrations,
+    pub status: SyncStatus,
+    pub metrics: Metrics,
+    /// Becomes true when the server shuts down; streams then end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The ADS service.
+#[derive(Debug)]
+pub struct Ads {
+    ctx: AdsContext,
+    connections: AtomicU64,
+}
+
+impl Ads {
+    pub fn new(ctx: AdsContext) -> Self {
+        Ads {
+            ctx,
+            connections: AtomicU64::new(0),
+        }
+    }
+
+    fn spawn<V: Variant>(
+        &self,
+        stream: Streaming<V::Request>,
+    ) -> ReceiverStream<Result<V::Response, Status>> {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let ctx = self.ctx.clone();
+        let id = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::spawn(async move {
+            if let Err(status) = serve::<V>(ctx, id, stream, &tx).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Ads {
+    type StreamAggregatedResourcesStream = BoxStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = BoxStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        Ok(Response::new(Box::pin(
+            self.spawn::<Sotw>(request.into_inner()),
+        )))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Ok(Response::new(Box::pin(
+            self.spawn::<Delta>(request.into_inner()),
+        )))
+    }
+}
+
+/// The two variants of the protocol, as the stream loop sees them.
+trait Variant: Send + Sync + 'static {
+    type Request: Send + Sync + 'static;
+    type Response: Send + 'static;
+    const NAME: &'static str;
+    fn new(resources: Arc<ProxyResources>) -> Self;
+    fn node(request: &Self::Request) -> Option<&Node>;
+    fn on_request(&mut self, request: &Self::Request) -> Outcome<Self::Response>;
+    fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Self::Response)>;
+    fn status(&self) -> BTreeMap<XdsType, TypeStatus>;
+}
+
+impl Variant for Sotw {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    const NAME: &'static str = "sotw";
+    fn new(resources: Arc<ProxyResources>) -> Self {
+        Sotw::new(resources)
+    }
+    fn node(request: &DiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+    fn on_request(&mut self, request: &DiscoveryRequest) -> Outcome<DiscoveryResponse> {
+        Sotw::on_request(self, request)
+    }
+    fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, DiscoveryResponse)> {
+        Sotw::on_push(self, resources)
+    }
+    fn status(&self) -> BTreeMap<XdsType, TypeStatus> {
+        Sotw::status(self)
+    }
+}
+
+impl Variant for Delta {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    const NAME: &'static str = "delta";
+    fn new(resources: Arc<ProxyResources>) -> Self {
+        Delta::new(resources)
+    }
+    fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+    fn on_request(&mut self, request: &DeltaDiscoveryRequest) -> Outcome<DeltaDiscoveryResponse> {
+        Delta::on_request(self, request)
+    }
+    fn on_push(
+        &mut self,
+        resources: Arc<ProxyResources>,
+    ) -> Vec<(XdsType, DeltaDiscoveryResponse)> {
+        Delta::on_push(self, resources)
+    }
+    fn status(&self) -> BTreeMap<XdsType, TypeStatus> {
+        Delta::status(self)
+    }
+}
+
+/// Removes a connection from the gauge and the sync status however its task ends.
+struct Connected {
+    ctx: AdsContext,
+    id: u64,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.ctx.metrics.connected.dec();
+        self.ctx.status.remove(self.id);
+    }
+}
+
+/// One stream: identify the proxy, answer its requests, push on mesh updates.
+async fn serve<V: Variant>(
+    ctx: AdsContext,
+    id: u64,
+    mut stream: Streaming<V::Request>,
+    tx: &mpsc::Sender<Result<V::Response, Status>>,
+) -> Result<(), Status> {
+    let first = stream
+        .message()
+        .await?
+        .ok_or_else(|| Status::invalid_argument("stream ended before its first request"))?;
+    let node = V::node(&first)
+        .ok_or_else(|| Status::invalid_argument("the first request must carry a node"))?;
+    let (proxy, workload) =
+        node::parse(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    tracing::info!(proxy = %proxy.id, variant = V::NAME, connection = id, "proxy connected");
+    let _registration = workload.map(|w| ctx.registrations.register(w));
+    ctx.metrics.connected.inc();
+    let _connected = Connected {
+        ctx: ctx.clone(),
+        id,
+    };
+    let mut mesh_rx = ctx.mesh.clone();
+    let mut shutdown = ctx.shutdown.clone();
+    let mut current = mesh_rx.borrow_and_update().clone();
+    let mut state = V::new(resources_for(&current, &proxy));
+    let mut conn = Conn {
+        ctx: &ctx,
+        id,
+        proxy: &proxy,
+        tx,
+    };
+    conn.answer(&mut state, &first, current.generation).await?;
+    loop {
+        tokio::select! {
+            message = stream.message() => match message {
+                Ok(Some(request)) => conn.answer(&mut state, &request, current.generation).await?,
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::debug!(proxy = %proxy.id, %status, "stream error");
+                    break;
+                }
+            },
+            changed = mesh_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                current = mesh_rx.borrow_and_update().clone();
+                conn.push(&mut state, &current).await?;
+            },
+            () = stopping(&mut shutdown) => break,
+        }
+    }
+    tracing::info!(proxy = %proxy.id, connection = id, "proxy disconnected");
+    Ok(())
+}
+
+/// Completes when the server starts shutting down (or is gone).
+pub(crate) async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResources> {
+    Arc::new(translate(&update.mesh, proxy).into())
+}
+
+struct Conn<'a, R> {
+    ctx: &'a AdsContext,
+    id: u64,
+    proxy: &'a ProxyNode,
+    tx: &'a mpsc::Sender<Result<R, Status>>,
+}
+
+impl<R: Send + 'static> Conn<'_, R> {
+    async fn answer<V: Variant<Response = R>>(
+        &mut self,
+        state: &mut V,
+        request: &V::Request,
+        generation: u64,
+    ) -> Result<(), Status> {
+        let outcome = state.on_request(request);
+        match &outcome.event {
+            Event::Nack(t, nack) => {
+                tracing::warn!(proxy = %self.proxy.id, r#type = t.short(), version = %nack.version, detail = %nack.detail, "proxy rejected config (NACK)");
+                self.ctx.metrics.reject(t.short());
+            }
+            Event::UnknownType(url) => {
+                tracing::debug!(proxy = %self.proxy.id, type_url = %url, "request for a type this server does not serve");
+            }
+            Event::Stale(t) => {
+                tracing::trace!(proxy = %self.proxy.id, r#type = t.short(), "stale request ignored");
+            }
+            Event::Subscribed(_) | Event::Ack(..) => {}
+        }
+        self.send(outcome.responses).await?;
+        self.record(state, generation);
+        Ok(())
+    }
+
+    async fn push<V: Variant<Response = R>>(
+        &mut self,
+        state: &mut V,
+        update: &MeshUpdate,
+    ) -> Result<(), Status> {
+        let started = std::time::Instant::now();
+        let responses = state.on_push(resources_for(update, self.proxy));
+        let pushed = !responses.is_empty();
+        self.send(responses).await?;
+        if pushed {
+            self.ctx
+                .metrics
+                .push_time
+                .observe(started.elapsed().as_secs_f64());
+            self.ctx
+                .metrics
+                .convergence_time
+                .observe(update.changed_at.elapsed().as_secs_f64());
+        }
+        self.record(state, update.generation);
+        Ok(())
+    }
+
+    async fn send(&mut self, responses: Vec<(XdsType, R)>) -> Result<(), Status> {
+        for (t, response) in responses {
+            self.ctx.metrics.push(t.short());
+            if self.tx.send(Ok(response)).await.is_err() {
+                return Err(Status::cancelled("proxy went away"));
+            }
+        }
+        Ok(())
+    }
+
+    fn record<V: Variant>(&self, state: &V, generation: u64) {
+        self.ctx
+            .status
+            .update(self.id, &self.proxy.id, V::NAME, generation, state.status());
+    }
+}

@@ -1,0 +1,40 @@
+//! The ADS server: Envoy's aggregated discovery service, state of the world and delta.
+//!
+//! - [`resources`]: type URLs in push order; a proxy's resources by type and name.
+//! - [`state`]: the protocol state of one stream (versions, nonces, ACK/NACK, what to send),
+//!   pure and tested without sockets.
+//! - [`ads`]: the tonic service; one task per stream moves messages between the proxy and
+//!   its state, and re-translates when a new [`MeshUpdate`] is published.
+//! - [`node`]: a proxy's identity and registered workload from its xDS node.
+//! - [`registration`]: connected sidecars as registry workloads, with a grace period.
+//! - [`debounce`]: bursts of changes become one push.
+//! - [`status`]: what each proxy was sent and accepted, for `/debug/syncz`.
+
+pub mod ads;
+pub mod debounce;
+pub mod node;
+pub mod registration;
+pub mod resources;
+pub mod state;
+pub mod status;
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use trellis_config::store::Problem;
+
+use crate::mesh::MeshSnapshot;
+
+/// One published state of the mesh, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct MeshUpdate {
+    pub mesh: Arc<MeshSnapshot>,
+    /// Grows by one with every update.
+    pub generation: u64,
+    /// When the first change that led to this update happened.
+    pub changed_at: Instant,
+    /// Configuration that is not in force, and why.
+    pub problems: Arc<Vec<Problem>>,
+}
+
+pub use ads::{Ads, AdsContext};
