@@ -5,8 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/trellis-target}"
-cargo build --release --quiet -p trellis-cli || exit 1
-trellis="$CARGO_TARGET_DIR/release/trellis"
+cargo build --quiet -p trellis-cli || exit 1
+trellis="$CARGO_TARGET_DIR/debug/trellis"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; echo "(exit $?)"; }
 

