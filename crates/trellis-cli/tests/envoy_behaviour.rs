@@ -89,6 +89,26 @@ fn registry_only_mesh_config() {
     run("registry_only_mesh_config");
 }
 
+#[test]
+fn reviews_90_10_weights() {
+    run("reviews_90_10_weights");
+}
+
+#[test]
+fn fault_abort_half() {
+    run("fault_abort_half");
+}
+
+#[test]
+fn header_manipulation() {
+    run("header_manipulation");
+}
+
+#[test]
+fn consistent_hash_by_header() {
+    run("consistent_hash_by_header");
+}
+
 /// Every scenario of the catalog has its test here.
 #[test]
 fn every_scenario_has_a_test() {

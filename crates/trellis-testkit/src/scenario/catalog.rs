@@ -23,15 +23,19 @@ pub fn all() -> Vec<Scenario> {
         all_v1(),
         reviews_v2_v3_weights(),
         reviews_80_20_weights(),
+        reviews_90_10_weights(),
         header_match_jason(),
         fault_delay(),
         fault_abort(),
+        fault_abort_half(),
         request_timeout(),
         retries_recover(),
         default_retry_policy(),
         circuit_breaker(),
         mirroring(),
         redirect_and_direct_response(),
+        header_manipulation(),
+        consistent_hash_by_header(),
         registry_only_sidecar(),
         registry_only_mesh_config(),
     ]
@@ -126,6 +130,15 @@ pub fn reviews_80_20_weights() -> Scenario {
     )
 }
 
+pub fn reviews_90_10_weights() -> Scenario {
+    weighted(
+        "reviews_90_10_weights",
+        "virtual-service-reviews-90-10: 90% to v1, 10% to v2, none to v3",
+        "virtual-service-reviews-90-10.yaml",
+        &[("reviews-v1", 90), ("reviews-v2", 10)],
+    )
+}
+
 pub fn header_match_jason() -> Scenario {
     let mut s = base(
         "header_match_jason",
@@ -190,6 +203,50 @@ pub fn fault_abort() -> Scenario {
             .expect(Expect::hits("ratings-v1", 0))
             .expect(Expect::stat(&["fault", "aborts_injected"], 10)),
         Check::new("anonymous", get(), 10).expect(Expect::backend("ratings-v1")),
+    ];
+    s
+}
+
+/// A VirtualService of our own: half of the requests to ratings are aborted with 503.
+const RATINGS_ABORT_HALF: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - fault:
+      abort:
+        percentage:
+          value: 50
+        httpStatus: 503
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+";
+
+pub fn fault_abort_half() -> Scenario {
+    let mut s = base(
+        "fault_abort_half",
+        "`fault.abort` at `percentage: 50`: half the requests get 503 (±4σ), the rest reach v1",
+    );
+    s.config
+        .push(file("virtual-service.yaml", RATINGS_ABORT_HALF.to_string()));
+    s.services = vec![ratings()];
+    s.checks = vec![
+        Check::new(
+            "half aborted",
+            Request::get("ratings", 9080, "/"),
+            WEIGHTED_REQUESTS,
+        )
+        .expect(Expect::OnlyStatuses(vec![200, 503]))
+        .expect(Expect::StatusShare {
+            status: 503,
+            share: 0.5,
+            sigmas: SIGMAS,
+        }),
     ];
     s
 }
@@ -397,6 +454,79 @@ pub fn redirect_and_direct_response() -> Scenario {
         .expect(Expect::hits("reviews-v1", 0)),
         Check::new("the rest", Request::get("reviews", 9080, "/"), 5)
             .expect(Expect::backend("reviews-v1")),
+    ];
+    s
+}
+
+/// A VirtualService of our own: headers set at the route and added at the destination.
+const REVIEWS_HEADERS: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - headers:
+      response:
+        set:
+          x-route: reviews
+    route:
+    - destination:
+        host: reviews
+        subset: v2
+      headers:
+        response:
+          add:
+            x-destination: v2
+";
+
+pub fn header_manipulation() -> Scenario {
+    let mut s = base(
+        "header_manipulation",
+        "response headers set on the route and added on the destination reach the client",
+    );
+    s.config
+        .push(file("virtual-service.yaml", REVIEWS_HEADERS.to_string()));
+    s.services = vec![reviews()];
+    s.checks = vec![
+        Check::new("v2 with headers", Request::get("reviews", 9080, "/"), 5)
+            .expect(Expect::backend("reviews-v2"))
+            .expect(Expect::header("x-route", "reviews"))
+            .expect(Expect::header("x-destination", "v2")),
+    ];
+    s
+}
+
+/// A DestinationRule of our own: a ring hash on the `x-user` header.
+const REVIEWS_CONSISTENT_HASH: &str = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpHeaderName: x-user
+";
+
+pub fn consistent_hash_by_header() -> Scenario {
+    let mut s = base(
+        "consistent_hash_by_header",
+        "consistentHash on `x-user`: one user's requests all reach one workload",
+    );
+    s.config = vec![file(
+        "destination-rule.yaml",
+        REVIEWS_CONSISTENT_HASH.to_string(),
+    )];
+    s.services = vec![reviews()];
+    let user = |name| Request::get("reviews", 9080, "/").header("x-user", name);
+    // Round robin over three workloads would hit one of them 30 times in a row with
+    // probability 3·3⁻³⁰.
+    s.checks = vec![
+        Check::new("alice", user("alice"), 30).expect(Expect::OneBackend),
+        Check::new("bob", user("bob"), 30).expect(Expect::OneBackend),
     ];
     s
 }

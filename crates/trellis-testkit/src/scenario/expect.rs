@@ -26,6 +26,15 @@ pub enum Expect {
         shares: Vec<(String, u32)>,
         sigmas: f64,
     },
+    /// This status makes up `share` of the responses, within `sigmas` binomial standard
+    /// deviations (a fault at a percentage).
+    StatusShare {
+        status: u16,
+        share: f64,
+        sigmas: f64,
+    },
+    /// Every response is a 200, all from the same workload (consistent hashing).
+    OneBackend,
     /// At least `at_least` responses have this status.
     SomeStatus { status: u16, at_least: usize },
     /// Every response has one of these statuses.
@@ -164,6 +173,32 @@ pub fn judge(
             o.status == Some(200) && o.backend() == Some(w.as_str())
         }),
         Expect::Weights { shares, sigmas } => weights(outcomes, shares, *sigmas),
+        Expect::StatusShare {
+            status,
+            share,
+            sigmas,
+        } => {
+            let n = outcomes
+                .iter()
+                .filter(|o| o.status == Some(*status))
+                .count();
+            let (lo, hi) = binomial_bounds(outcomes.len(), *share, *sigmas);
+            ((n as f64) >= lo && (n as f64) <= hi)
+                .then_some(None)
+                .ok_or_else(|| {
+                    format!(
+                        "{n} of {} with status {status}, wanted [{lo:.1}, {hi:.1}]: {}",
+                        outcomes.len(),
+                        tally(outcomes)
+                    )
+                })
+        }
+        Expect::OneBackend => {
+            let first = outcomes.first().and_then(Outcome::backend);
+            every(&format!("200 from {first:?} like the first"), &|o| {
+                o.status == Some(200) && o.backend().is_some() && o.backend() == first
+            })
+        }
         Expect::SomeStatus { status, at_least } => {
             let n = outcomes
                 .iter()
