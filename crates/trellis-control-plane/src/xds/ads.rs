@@ -189,6 +189,7 @@ async fn serve<V: Variant>(
         .ok_or_else(|| Status::invalid_argument("the first request must carry a node"))?;
     let (proxy, workload) =
         node::parse(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let proxy = Arc::new(proxy);
     tracing::info!(proxy = %proxy.id, variant = V::NAME, connection = id, "proxy connected");
     let _registration = workload.map(|w| ctx.registrations.register(w));
     ctx.metrics.connected.inc();
@@ -253,7 +254,7 @@ fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResources> 
 struct Conn<'a, R> {
     ctx: &'a AdsContext,
     id: u64,
-    proxy: &'a ProxyNode,
+    proxy: &'a Arc<ProxyNode>,
     tx: &'a mpsc::Sender<Result<R, Status>>,
     /// The proxy's resources for the update last handled.
     resources: Arc<ProxyResources>,
@@ -336,6 +337,6 @@ impl<R: Send + 'static> Conn<'_, R> {
     fn record<V: Variant>(&self, state: &V, generation: u64) {
         self.ctx
             .status
-            .update(self.id, &self.proxy.id, V::NAME, generation, state.status());
+            .update(self.id, self.proxy, V::NAME, generation, state.status());
     }
 }

@@ -8,11 +8,14 @@
 //! - [`node`]: a proxy's identity and registered workload from its xDS node.
 //! - [`registration`]: connected sidecars as registry workloads, with a grace period.
 //! - [`push`]: what an update changed, and how little a proxy needs recomputed for it.
+//! - [`dump`]: a proxy's resources summarised for `/debug/config_dump` and
+//!   `trellis proxy-config`, from translation or from Envoy's own config dump.
 //! - [`debounce`]: bursts of changes become one push.
 //! - [`status`]: what each proxy was sent and accepted, for `/debug/syncz`.
 
 pub mod ads;
 pub mod debounce;
+pub mod dump;
 pub mod node;
 pub mod push;
 pub mod registration;
