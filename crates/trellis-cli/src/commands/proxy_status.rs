@@ -160,10 +160,17 @@ pub fn compare(ours: &ConfigDump, theirs: &ConfigDump) -> String {
         v
     }
     // Envoy's own bootstrap clusters are not the control plane's to send.
+    let bootstrap = |name: &str| name == "xds-grpc" || name == "prometheus_stats";
     let envoy_clusters: Vec<_> = theirs
         .clusters
         .iter()
-        .filter(|c| c.name != "xds-grpc" && c.name != "prometheus_stats")
+        .filter(|c| !bootstrap(&c.name))
+        .cloned()
+        .collect();
+    let envoy_endpoints: Vec<_> = theirs
+        .endpoints
+        .iter()
+        .filter(|e| !bootstrap(&e.cluster))
         .cloned()
         .collect();
     let sections = [
@@ -185,7 +192,7 @@ pub fn compare(ours: &ConfigDump, theirs: &ConfigDump) -> String {
         (
             "Endpoints",
             names(&ours.endpoints, |e| format!("{} {}", e.cluster, e.endpoint)),
-            names(&theirs.endpoints, |e| {
+            names(&envoy_endpoints, |e| {
                 format!("{} {}", e.cluster, e.endpoint)
             }),
         ),
