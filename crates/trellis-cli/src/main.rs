@@ -24,6 +24,12 @@ enum Command {
     Analyze(commands::analyze::Args),
     /// Run the control plane: watch a config directory and serve Envoy xDS (ADS).
     ControlPlane(commands::control_plane::Args),
+    /// Show which proxies are connected and whether each is in sync with the control
+    /// plane (istioctl's proxy-status).
+    ProxyStatus(commands::proxy_status::Args),
+    /// Show a proxy's clusters, listeners, routes or endpoints, from the control plane or
+    /// from Envoy's admin (istioctl's proxy-config).
+    ProxyConfig(commands::proxy_config::Args),
     /// Print proxy bootstrap configuration (`trellis bootstrap envoy ...`).
     #[command(subcommand)]
     Bootstrap(commands::bootstrap::Command),
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Analyze(args) => commands::analyze::run(&args),
         Command::ControlPlane(args) => commands::control_plane::run(&args),
+        Command::ProxyStatus(args) => commands::proxy_status::run(&args),
+        Command::ProxyConfig(args) => commands::proxy_config::run(&args),
         Command::Bootstrap(command) => commands::bootstrap::run(&command),
         Command::Completion { shell } => {
             clap_complete::generate(

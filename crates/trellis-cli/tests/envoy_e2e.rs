@@ -370,3 +370,122 @@ fn envoy_follows_bookinfo_virtual_services() {
     mesh.converge(&[], &["v3"], 20);
     assert_eq!(mesh.update_rejected(), 0, "{}", mesh.logs());
 }
+
+/// Runs `trellis ARGS`; its stdout, or a panic with its stderr.
+fn trellis(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(TRELLIS).args(args).output().expect("trellis");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "trellis {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The debugging commands against a real control plane and Envoy: the proxy is SYNCED on
+/// every type, and both views (control plane, Envoy admin) show the same clusters.
+#[test]
+fn proxy_status_and_proxy_config_show_a_synced_envoy() {
+    let mesh = Mesh::start(
+        "127.0.0.4",
+        &[(
+            "destination-rule-all.yaml",
+            bookinfo("destination-rule-all.yaml"),
+        )],
+    );
+    mesh.converge(&[], &["v1", "v2", "v3"], 30);
+    let cp = mesh.debug.to_string();
+    let admin = mesh.admin.to_string();
+
+    let status = wait_until("proxy-status: SYNCED on every type", CONVERGE, || {
+        let out = trellis(&["proxy-status", "--control-plane", &cp])?;
+        let row = out
+            .lines()
+            .find(|l| l.contains("productpage-v1.default"))
+            .ok_or_else(|| out.clone())?;
+        (row.matches("SYNCED").count() == 4)
+            .then(|| out.clone())
+            .ok_or(out)
+    });
+    assert!(status.starts_with("NAME "), "{status}");
+    assert!(!status.contains("NACK"), "{status}");
+
+    let clusters = trellis(&[
+        "proxy-config",
+        "cluster",
+        "productpage-v1.default",
+        "--control-plane",
+        &cp,
+    ])
+    .unwrap();
+    let v1 = clusters
+        .lines()
+        .find(|l| l.starts_with("reviews.default.svc.cluster.local") && l.contains(" v1 "))
+        .unwrap_or_else(|| panic!("{clusters}"));
+    for word in ["9080", "outbound", "EDS", "reviews.default"] {
+        assert!(v1.contains(word), "{v1}");
+    }
+    let from_envoy = trellis(&[
+        "proxy-config",
+        "cluster",
+        "productpage-v1",
+        "--from-envoy",
+        &admin,
+    ])
+    .unwrap();
+    assert!(
+        from_envoy
+            .lines()
+            .any(|l| l.starts_with("reviews.default.svc.cluster.local") && l.contains(" v3 ")),
+        "{from_envoy}"
+    );
+
+    let endpoints = trellis(&[
+        "proxy-config",
+        "endpoint",
+        "productpage-v1",
+        "--control-plane",
+        &cp,
+        "-o",
+        "json",
+    ])
+    .unwrap();
+    let endpoints: serde_json::Value = serde_json::from_str(&endpoints).unwrap();
+    let addresses: Vec<&str> = endpoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cluster"] == "outbound|9080||reviews.default.svc.cluster.local")
+        .filter_map(|e| e["endpoint"].as_str())
+        .collect();
+    assert_eq!(addresses.len(), 3, "{endpoints}");
+
+    let compared = trellis(&[
+        "proxy-status",
+        "productpage-v1.default",
+        "--control-plane",
+        &cp,
+        "--from-envoy",
+        &admin,
+    ])
+    .unwrap();
+    println!("{status}\n{clusters}\n{from_envoy}\n{compared}");
+    for section in [
+        "Clusters Match",
+        "Listeners Match",
+        "Routes Match",
+        "Endpoints Match",
+    ] {
+        assert!(compared.contains(section), "{compared}");
+    }
+    let metrics = get(mesh.debug, "/metrics", &[], Duration::from_secs(5)).expect("metrics");
+    assert!(
+        metrics
+            .body
+            .contains("trellis_xds_resources_sent_total{type=\"cds\"}"),
+        "{}",
+        metrics.body
+    );
+}

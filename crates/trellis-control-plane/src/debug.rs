@@ -1,6 +1,8 @@
 //! The debug HTTP server (port 15014): `/ready`, `/metrics` (Prometheus text),
 //! `/debug/syncz` (what each proxy was sent and accepted) and `/debug/configz` (the objects
-//! in force and the current problems). Read-only; it never blocks the ADS server.
+//! in force and the current problems) and `/debug/config_dump?proxyID=ID` (what
+//! translation produces for a connected proxy now, summarised as
+//! [`crate::xds::dump::ConfigDump`]). Read-only; it never blocks the ADS server.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +18,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::translate::{names, translate};
 use crate::xds::MeshUpdate;
+use crate::xds::dump::ConfigDump;
+use crate::xds::resources::ProxyResources;
 use crate::xds::status::SyncStatus;
 
 /// What the debug endpoints read.
@@ -84,8 +89,64 @@ pub fn handle(state: &DebugState, req: &Request<Incoming>) -> Response<Full<Byte
         }
         "/debug/syncz" => json_response(&serde_json::to_value(state.status.snapshot())),
         "/debug/configz" => json_response(&Ok(configz(&state.mesh.borrow()))),
+        "/debug/config_dump" => config_dump(state, req.uri().query().unwrap_or_default()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// What translation produces now for the proxy named by `proxyID`.
+fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
+    let wanted = query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "proxyID").then(|| percent_decode(value))
+    });
+    let Some(wanted) = wanted else {
+        return text(StatusCode::BAD_REQUEST, "proxyID is required\n".into());
+    };
+    let Some(node) = state.status.find(&wanted) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("proxy {wanted:?} is not connected\n"),
+        );
+    };
+    let update = state.mesh.borrow().clone();
+    let mesh = &update.mesh;
+    let resources: ProxyResources = translate(mesh, &node).into();
+    let dump = ConfigDump::from_resources(&node.id, &resources, |cluster| {
+        let (_, _, host) = names::parse_outbound_cluster(cluster)?;
+        let service = mesh.registry.service(host)?;
+        let (rule, _) = mesh.destination_rule(host, &node.namespace, &service.namespace)?;
+        Some(format!("{}.{}", rule.meta.name, rule.meta.namespace))
+    });
+    json_response(&serde_json::to_value(dump))
+}
+
+/// Decodes `%XX` escapes and `+` (node ids carry `~`, which clients may escape).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The objects in force, the registered workloads and the problems, as JSON.
@@ -138,4 +199,16 @@ fn response(status: StatusCode, content_type: &str, body: String) -> Response<Fu
             .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            super::percent_decode("sidecar%7E127.0.0.2%7Ep.default"),
+            "sidecar~127.0.0.2~p.default"
+        );
+        assert_eq!(super::percent_decode("a%zz"), "a%zz");
+    }
 }

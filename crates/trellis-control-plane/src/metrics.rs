@@ -1,6 +1,8 @@
 //! The control plane's Prometheus metrics, under Istio's names so that dashboards carry
 //! over: `pilot_xds` (connected proxies), `pilot_xds_pushes{type}`, `pilot_xds_push_time`,
-//! `pilot_proxy_convergence_time`, `pilot_total_xds_rejects{type}`. Registered in a
+//! `pilot_proxy_convergence_time`, `pilot_total_xds_rejects{type}`; and Trellis's own
+//! push accounting: `trellis_mesh_update_scopes{scope}`, `trellis_proxy_pushes{kind}`,
+//! `trellis_xds_resources_sent{type}`. Registered in a
 //! registry passed in, never a global one.
 
 use prometheus_client::metrics::counter::Counter;
@@ -9,17 +11,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type TypeLabels = Vec<(&'static str, &'static str)>;
+type Labels = Vec<(&'static str, &'static str)>;
 
 /// Metrics shared by every connection.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pub connected: Gauge,
-    pub pushes: Family<TypeLabels, Counter>,
-    pub rejects: Family<TypeLabels, Counter>,
+    pub pushes: Family<Labels, Counter>,
+    pub rejects: Family<Labels, Counter>,
     pub push_time: Histogram,
     pub convergence_time: Histogram,
     pub mesh_updates: Counter,
+    /// Mesh updates by what they changed (`full`, `namespace`, `eds`).
+    pub update_scopes: Family<Labels, Counter>,
+    /// Per proxy and update: `full` translation, `eds` only, or `skipped`.
+    pub proxy_pushes: Family<Labels, Counter>,
+    /// Resources in responses (removals included), by type.
+    pub resources: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -31,6 +39,9 @@ impl Metrics {
             push_time: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             convergence_time: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             mesh_updates: Counter::default(),
+            update_scopes: Family::default(),
+            proxy_pushes: Family::default(),
+            resources: Family::default(),
         };
         registry.register(
             "pilot_xds",
@@ -62,7 +73,38 @@ impl Metrics {
             "Mesh snapshots built (after debouncing)",
             metrics.mesh_updates.clone(),
         );
+        registry.register(
+            "trellis_mesh_update_scopes",
+            "Mesh updates by what they changed (full, namespace, eds)",
+            metrics.update_scopes.clone(),
+        );
+        registry.register(
+            "trellis_proxy_pushes",
+            "Per proxy and mesh update: full translation, eds only, or skipped",
+            metrics.proxy_pushes.clone(),
+        );
+        registry.register(
+            "trellis_xds_resources_sent",
+            "Resources sent in xDS responses (removals included), by type",
+            metrics.resources.clone(),
+        );
         metrics
+    }
+
+    pub fn update_scope(&self, scope: &'static str) {
+        self.update_scopes
+            .get_or_create(&vec![("scope", scope)])
+            .inc();
+    }
+
+    pub fn proxy_push(&self, kind: &'static str) {
+        self.proxy_pushes.get_or_create(&vec![("kind", kind)]).inc();
+    }
+
+    pub fn resources_sent(&self, short_type: &'static str, count: usize) {
+        self.resources
+            .get_or_create(&vec![("type", short_type)])
+            .inc_by(count as u64);
     }
 
     pub fn push(&self, short_type: &'static str) {

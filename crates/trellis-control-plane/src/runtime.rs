@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
@@ -21,13 +21,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::TcpListenerStream;
 use trellis_api::istio::mesh::MeshConfig;
-use trellis_config::store::{FileStore, Problem, Snapshot, StoreError};
+use trellis_config::store::{Change, FileStore, Problem, Snapshot, StoreError};
 
 use crate::debug::{self, DebugState};
 use crate::mesh::MeshSnapshot;
 use crate::metrics::Metrics;
 use crate::registry::Workload;
 use crate::xds::debounce::Debounce;
+use crate::xds::push::{self, PushScope};
 use crate::xds::registration::{self, Registrations};
 use crate::xds::status::SyncStatus;
 use crate::xds::{Ads, AdsContext, MeshUpdate};
@@ -79,8 +80,14 @@ pub enum RuntimeError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// The configuration in force and its problems, as the store last published them.
-type ConfigState = (Arc<Snapshot>, Arc<Vec<Problem>>);
+/// The configuration in force and its problems, as the store last published them, with
+/// the changes not yet turned into a mesh update. One lock, so that a snapshot is never
+/// seen without its changes.
+struct ConfigState {
+    snapshot: Arc<Snapshot>,
+    problems: Arc<Vec<Problem>>,
+    changes: Vec<Change>,
+}
 
 /// Runs the control plane until `shutdown` completes.
 pub async fn run(
@@ -92,11 +99,19 @@ pub async fn run(
 
     let (poke_tx, mut poke_rx) = mpsc::channel::<()>(1);
     let store = FileStore::open(vec![options.config_dir.clone()], &options.namespace);
-    let (config_tx, config_rx) =
-        watch::channel::<ConfigState>((store.snapshot(), Arc::new(store.problems().to_vec())));
+    let config = Arc::new(Mutex::new(ConfigState {
+        snapshot: store.snapshot(),
+        problems: Arc::new(store.problems().to_vec()),
+        changes: Vec::new(),
+    }));
     let poke = poke_tx.clone();
+    let published = config.clone();
     let _watch = store.watch(move |update| {
-        config_tx.send_replace((update.snapshot, Arc::new(update.problems)));
+        let mut state = published.lock().unwrap_or_else(PoisonError::into_inner);
+        state.snapshot = update.snapshot;
+        state.problems = Arc::new(update.problems);
+        state.changes.extend(update.changes);
+        drop(state);
         // A full channel already holds a pending change.
         let _ = poke.try_send(());
     })?;
@@ -115,19 +130,27 @@ pub async fn run(
     let build = {
         let mesh_config = options.mesh_config.clone();
         let registrations = registrations.clone();
-        let config_rx = config_rx.clone();
-        move |generation: u64, changed_at: Instant| {
-            let (snapshot, problems) = config_rx.borrow().clone();
+        move |previous: Option<&MeshUpdate>, generation: u64, changed_at: Instant| {
+            let (snapshot, problems, changes) = {
+                let mut state = config.lock().unwrap_or_else(PoisonError::into_inner);
+                let changes = std::mem::take(&mut state.changes);
+                (state.snapshot.clone(), state.problems.clone(), changes)
+            };
             let workloads: Arc<Vec<Workload>> = registrations.current();
+            let mesh = Arc::new(MeshSnapshot::new(snapshot, &workloads, mesh_config.clone()));
+            let scope = previous.map_or(PushScope::Full, |p| {
+                push::classify(&p.mesh, &mesh, &changes)
+            });
             Arc::new(MeshUpdate {
-                mesh: Arc::new(MeshSnapshot::new(snapshot, &workloads, mesh_config.clone())),
+                mesh,
                 generation,
                 changed_at,
                 problems,
+                scope,
             })
         }
     };
-    let (mesh_tx, mesh_rx) = watch::channel(build(1, Instant::now()));
+    let (mesh_tx, mesh_rx) = watch::channel(build(None, 1, Instant::now()));
     metrics.mesh_updates.inc();
     let debounce = options.debounce;
     let update_metrics = metrics.clone();
@@ -135,14 +158,17 @@ pub async fn run(
         let mut generation = 1;
         while let Some(first) = debounce.next_burst(&mut poke_rx).await {
             generation += 1;
-            let update = build(generation, first);
+            let previous = mesh_tx.borrow().clone();
+            let update = build(Some(&previous), generation, first);
             tracing::info!(
                 generation,
                 revision = update.mesh.config.revision,
                 services = update.mesh.registry.services.len(),
+                scope = update.scope.label(),
                 "mesh updated"
             );
             update_metrics.mesh_updates.inc();
+            update_metrics.update_scope(update.scope.label());
             if mesh_tx.send(update).is_err() {
                 return;
             }

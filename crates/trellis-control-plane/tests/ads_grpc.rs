@@ -35,6 +35,7 @@ async fn server() -> Server {
         generation: 1,
         changed_at: tokio::time::Instant::now(),
         problems: Arc::new(vec![]),
+        scope: trellis_control_plane::xds::push::PushScope::Full,
     }));
     let (stop, stop_rx) = watch::channel(false);
     let status = SyncStatus::default();

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::push::{self, Plan, PushScope};
 use super::resources::{ProxyResources, XdsType};
 use super::state::{Delta, Event, Outcome, Sotw, TypeStatus};
 use super::status::SyncStatus;
@@ -105,6 +106,8 @@ trait Variant: Send + Sync + 'static {
     fn on_request(&mut self, request: &Self::Request) -> Outcome<Self::Response>;
     fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Self::Response)>;
     fn status(&self) -> BTreeMap<XdsType, TypeStatus>;
+    /// Resources carried by a response.
+    fn count(response: &Self::Response) -> usize;
 }
 
 impl Variant for Sotw {
@@ -125,6 +128,9 @@ impl Variant for Sotw {
     }
     fn status(&self) -> BTreeMap<XdsType, TypeStatus> {
         Sotw::status(self)
+    }
+    fn count(response: &DiscoveryResponse) -> usize {
+        response.resources.len()
     }
 }
 
@@ -149,6 +155,9 @@ impl Variant for Delta {
     }
     fn status(&self) -> BTreeMap<XdsType, TypeStatus> {
         Delta::status(self)
+    }
+    fn count(response: &DeltaDiscoveryResponse) -> usize {
+        response.resources.len() + response.removed_resources.len()
     }
 }
 
@@ -180,6 +189,7 @@ async fn serve<V: Variant>(
         .ok_or_else(|| Status::invalid_argument("the first request must carry a node"))?;
     let (proxy, workload) =
         node::parse(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let proxy = Arc::new(proxy);
     tracing::info!(proxy = %proxy.id, variant = V::NAME, connection = id, "proxy connected");
     let _registration = workload.map(|w| ctx.registrations.register(w));
     ctx.metrics.connected.inc();
@@ -190,12 +200,14 @@ async fn serve<V: Variant>(
     let mut mesh_rx = ctx.mesh.clone();
     let mut shutdown = ctx.shutdown.clone();
     let mut current = mesh_rx.borrow_and_update().clone();
-    let mut state = V::new(resources_for(&current, &proxy));
+    let resources = resources_for(&current, &proxy);
+    let mut state = V::new(resources.clone());
     let mut conn = Conn {
         ctx: &ctx,
         id,
         proxy: &proxy,
         tx,
+        resources,
     };
     conn.answer(&mut state, &first, current.generation).await?;
     loop {
@@ -212,8 +224,16 @@ async fn serve<V: Variant>(
                 if changed.is_err() {
                     break;
                 }
-                current = mesh_rx.borrow_and_update().clone();
-                conn.push(&mut state, &current).await?;
+                let next = mesh_rx.borrow_and_update().clone();
+                // A scope describes one step; after a skipped update only a full
+                // translation is right.
+                let scope = if next.generation == current.generation + 1 {
+                    &next.scope
+                } else {
+                    &PushScope::Full
+                };
+                conn.push(&mut state, &next, scope).await?;
+                current = next;
             },
             () = stopping(&mut shutdown) => break,
         }
@@ -234,8 +254,10 @@ fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResources> 
 struct Conn<'a, R> {
     ctx: &'a AdsContext,
     id: u64,
-    proxy: &'a ProxyNode,
+    proxy: &'a Arc<ProxyNode>,
     tx: &'a mpsc::Sender<Result<R, Status>>,
+    /// The proxy's resources for the update last handled.
+    resources: Arc<ProxyResources>,
 }
 
 impl<R: Send + 'static> Conn<'_, R> {
@@ -259,7 +281,7 @@ impl<R: Send + 'static> Conn<'_, R> {
             }
             Event::Subscribed(_) | Event::Ack(..) => {}
         }
-        self.send(outcome.responses).await?;
+        self.send::<V>(outcome.responses).await?;
         self.record(state, generation);
         Ok(())
     }
@@ -268,11 +290,20 @@ impl<R: Send + 'static> Conn<'_, R> {
         &mut self,
         state: &mut V,
         update: &MeshUpdate,
+        scope: &PushScope,
     ) -> Result<(), Status> {
         let started = std::time::Instant::now();
-        let responses = state.on_push(resources_for(update, self.proxy));
+        let plan = push::plan(&update.mesh, self.proxy, &self.resources, scope);
+        self.ctx.metrics.proxy_push(plan.label());
+        let responses = match plan {
+            Plan::Skip => Vec::new(),
+            Plan::Full(resources) | Plan::Endpoints(resources) => {
+                self.resources = resources.clone();
+                state.on_push(resources)
+            }
+        };
         let pushed = !responses.is_empty();
-        self.send(responses).await?;
+        self.send::<V>(responses).await?;
         if pushed {
             self.ctx
                 .metrics
@@ -287,9 +318,15 @@ impl<R: Send + 'static> Conn<'_, R> {
         Ok(())
     }
 
-    async fn send(&mut self, responses: Vec<(XdsType, R)>) -> Result<(), Status> {
+    async fn send<V: Variant<Response = R>>(
+        &mut self,
+        responses: Vec<(XdsType, R)>,
+    ) -> Result<(), Status> {
         for (t, response) in responses {
             self.ctx.metrics.push(t.short());
+            self.ctx
+                .metrics
+                .resources_sent(t.short(), V::count(&response));
             if self.tx.send(Ok(response)).await.is_err() {
                 return Err(Status::cancelled("proxy went away"));
             }
@@ -300,6 +337,6 @@ impl<R: Send + 'static> Conn<'_, R> {
     fn record<V: Variant>(&self, state: &V, generation: u64) {
         self.ctx
             .status
-            .update(self.id, &self.proxy.id, V::NAME, generation, state.status());
+            .update(self.id, self.proxy, V::NAME, generation, state.status());
     }
 }

@@ -7,12 +7,17 @@
 //!   its state, and re-translates when a new [`MeshUpdate`] is published.
 //! - [`node`]: a proxy's identity and registered workload from its xDS node.
 //! - [`registration`]: connected sidecars as registry workloads, with a grace period.
+//! - [`push`]: what an update changed, and how little a proxy needs recomputed for it.
+//! - [`dump`]: a proxy's resources summarised for `/debug/config_dump` and
+//!   `trellis proxy-config`, from translation or from Envoy's own config dump.
 //! - [`debounce`]: bursts of changes become one push.
 //! - [`status`]: what each proxy was sent and accepted, for `/debug/syncz`.
 
 pub mod ads;
 pub mod debounce;
+pub mod dump;
 pub mod node;
+pub mod push;
 pub mod registration;
 pub mod resources;
 pub mod state;
@@ -35,6 +40,8 @@ pub struct MeshUpdate {
     pub changed_at: Instant,
     /// Configuration that is not in force, and why.
     pub problems: Arc<Vec<Problem>>,
+    /// What changed since the update of the previous generation.
+    pub scope: push::PushScope,
 }
 
 pub use ads::{Ads, AdsContext};

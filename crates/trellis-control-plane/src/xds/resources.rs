@@ -117,13 +117,15 @@ impl XdsResource {
 /// One type's resources by name.
 pub type TypeSet = BTreeMap<String, Arc<XdsResource>>;
 
-/// A proxy's resources, by type and name.
+/// A proxy's resources, by type and name. Each type is shared, so an update that
+/// changes only endpoints shares the proxy's clusters, listeners and routes with the
+/// resources before it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProxyResources {
-    clusters: TypeSet,
-    endpoints: TypeSet,
-    listeners: TypeSet,
-    routes: TypeSet,
+    clusters: Arc<TypeSet>,
+    endpoints: Arc<TypeSet>,
+    listeners: Arc<TypeSet>,
+    routes: Arc<TypeSet>,
 }
 
 impl ProxyResources {
@@ -135,12 +137,31 @@ impl ProxyResources {
             XdsType::Route => &self.routes,
         }
     }
+
+    /// The same resources with other endpoints.
+    pub fn with_endpoints(&self, endpoints: TypeSet) -> ProxyResources {
+        ProxyResources {
+            endpoints: Arc::new(endpoints),
+            ..self.clone()
+        }
+    }
+
+    /// True when the two share the resources of type `t` (no comparison needed).
+    pub fn shares(&self, other: &ProxyResources, t: XdsType) -> bool {
+        let field = |r: &ProxyResources| match t {
+            XdsType::Cluster => Arc::as_ptr(&r.clusters),
+            XdsType::Endpoint => Arc::as_ptr(&r.endpoints),
+            XdsType::Listener => Arc::as_ptr(&r.listeners),
+            XdsType::Route => Arc::as_ptr(&r.routes),
+        };
+        field(self) == field(other)
+    }
 }
 
 impl From<Resources> for ProxyResources {
     fn from(r: Resources) -> Self {
-        fn index(items: impl Iterator<Item = XdsResource>) -> TypeSet {
-            items.map(|r| (r.name().to_string(), Arc::new(r))).collect()
+        fn index(items: impl Iterator<Item = XdsResource>) -> Arc<TypeSet> {
+            Arc::new(items.map(|r| (r.name().to_string(), Arc::new(r))).collect())
         }
         ProxyResources {
             clusters: index(r.clusters.into_iter().map(XdsResource::Cluster)),

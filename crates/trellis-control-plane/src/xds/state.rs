@@ -1,6 +1,6 @@
 //! The xDS protocol state of one connection, without sockets: what a request means (first
 //! request, ACK, NACK, stale, subscription change), what to send in answer, and what a push
-//! sends. The connection loop in [`super::server`] only moves messages in and out.
+//! sends. The connection loop in [`super::ads`] only moves messages in and out.
 //!
 //! Invariants, for both variants:
 //! - every response carries a fresh nonce; a request whose nonce is not the last one sent
@@ -176,14 +176,18 @@ impl Sotw {
     }
 
     /// Moves to new resources; returns what to send, in push order.
+    /// Types whose resources are shared with the previous ones are not even compared.
     pub fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, DiscoveryResponse)> {
-        self.resources = resources;
+        let previous = std::mem::replace(&mut self.resources, resources);
         let mut out = Vec::new();
         let mut forced = BTreeSet::new();
         for t in XdsType::ORDER {
             let Some(state) = self.types.get(&t) else {
                 continue;
             };
+            if previous.shares(&self.resources, t) && !forced.contains(&t) {
+                continue;
+            }
             let wanted = select(&self.resources, t, state.names_for(t));
             if wanted != state.sent || forced.contains(&t) {
                 if t == XdsType::Cluster {
@@ -332,16 +336,20 @@ impl Delta {
     }
 
     /// Moves to new resources; returns what to send: per type, only the resources that
-    /// changed and the names that went away.
+    /// changed and the names that went away. Types whose resources are shared with the
+    /// previous ones are not even compared.
     pub fn on_push(
         &mut self,
         resources: Arc<ProxyResources>,
     ) -> Vec<(XdsType, DeltaDiscoveryResponse)> {
-        self.resources = resources;
+        let previous = std::mem::replace(&mut self.resources, resources);
         let mut out = Vec::new();
         let mut resend = BTreeSet::new();
         for t in XdsType::ORDER {
-            if !self.types.contains_key(&t) {
+            if !self.types.contains_key(&t)
+                || previous.shares(&self.resources, t)
+                    && (t != XdsType::Endpoint || resend.is_empty())
+            {
                 continue;
             }
             let forced = if t == XdsType::Endpoint {

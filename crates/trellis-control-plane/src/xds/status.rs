@@ -8,11 +8,15 @@ use serde::Serialize;
 
 use super::resources::XdsType;
 use super::state::TypeStatus;
+use crate::proxy::ProxyNode;
 
 /// One proxy connection.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxySync {
     pub proxy: String,
+    /// Who it is, for translating on demand (`/debug/config_dump`).
+    #[serde(skip)]
+    pub node: Arc<ProxyNode>,
     /// `sotw` or `delta`.
     pub variant: &'static str,
     /// The mesh generation last translated for it.
@@ -30,13 +34,14 @@ impl SyncStatus {
     pub fn update(
         &self,
         connection: u64,
-        proxy: &str,
+        proxy: &Arc<ProxyNode>,
         variant: &'static str,
         generation: u64,
         types: BTreeMap<XdsType, TypeStatus>,
     ) {
         let entry = ProxySync {
-            proxy: proxy.to_string(),
+            proxy: proxy.id.clone(),
+            node: proxy.clone(),
             variant,
             generation,
             types: types.into_iter().map(|(t, s)| (t.short(), s)).collect(),
@@ -46,6 +51,18 @@ impl SyncStatus {
 
     pub fn remove(&self, connection: u64) {
         self.lock().remove(&connection);
+    }
+
+    /// The node of a connected proxy, by its id, `name.namespace` or name (the first
+    /// connection that matches).
+    pub fn find(&self, wanted: &str) -> Option<Arc<ProxyNode>> {
+        let all = self.lock();
+        let named = |n: &ProxyNode| {
+            n.id == wanted
+                || format!("{}.{}", n.workload_name, n.namespace) == wanted
+                || n.workload_name == wanted
+        };
+        all.values().map(|s| &s.node).find(|n| named(n)).cloned()
     }
 
     /// All connections, in connection order.
