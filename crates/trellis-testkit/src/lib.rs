@@ -22,6 +22,8 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
+pub mod corpus;
+
 /// A port that was free a moment ago on `ip`.
 pub fn free_port(ip: IpAddr) -> u16 {
     TcpListener::bind((ip, 0))
