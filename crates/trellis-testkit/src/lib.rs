@@ -24,6 +24,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
+pub mod corpus;
 pub mod scenario;
 
 /// A port that was free a moment ago on `ip`.

@@ -2,10 +2,13 @@
 //! `Sidecar` resource that applies to the proxy, its explicit egress listeners, and the
 //! outbound traffic policy.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use trellis_api::istio::mesh::MeshConfigOutboundTrafficPolicyMode;
-use trellis_api::istio::networking::{CaptureMode, OutboundTrafficPolicyMode, Sidecar};
+use trellis_api::istio::networking::{
+    CaptureMode, OutboundTrafficPolicyMode, Sidecar, VirtualService,
+};
 use trellis_api::{Kind, Resource, Spec};
 
 use crate::mesh::{MeshSnapshot, wildcard_matches};
@@ -37,6 +40,10 @@ pub struct Scope<'a> {
     pub egress_listeners: Vec<EgressListener>,
     /// ALLOW_ANY (true) sends unknown destinations through; REGISTRY_ONLY blocks them.
     pub allow_any: bool,
+    /// The Sidecar's egress `namespace/host` patterns, when a Sidecar restricts the scope.
+    egress_hosts: Option<Vec<String>>,
+    /// The namespace `.` means in egress hosts.
+    sidecar_namespace: String,
 }
 
 impl<'a> Scope<'a> {
@@ -56,13 +63,21 @@ impl<'a> Scope<'a> {
                 .flat_map(|e| e.hosts.iter().cloned())
                 .collect()
         });
+        let inferred = host_patterns
+            .as_deref()
+            .map(|patterns| virtual_service_destinations(mesh, proxy, patterns, sidecar_ns))
+            .unwrap_or_default();
+        let sidecar_namespace = sidecar_ns.to_string();
         let services = mesh
             .registry
             .services
             .values()
             .filter(|s| s.visible_from(&proxy.namespace))
             .filter(|s| match &host_patterns {
-                Some(patterns) => patterns.iter().any(|p| host_allowed(p, s, sidecar_ns)),
+                Some(patterns) => {
+                    patterns.iter().any(|p| host_allowed(p, s, sidecar_ns))
+                        || inferred.contains(&s.hostname)
+                }
                 None => true,
             })
             .collect();
@@ -71,6 +86,33 @@ impl<'a> Scope<'a> {
             sidecar,
             egress_listeners: spec.map(egress_listeners).unwrap_or_default(),
             allow_any: allow_any(mesh, spec),
+            egress_hosts: host_patterns,
+            sidecar_namespace,
+        }
+    }
+
+    /// The sidecar VirtualServices (bound to `mesh`) visible to the proxy and admitted by its
+    /// Sidecar, in precedence order.
+    pub fn virtual_services<'m>(
+        &'m self,
+        mesh: &'m MeshSnapshot,
+        proxy: &'m ProxyNode,
+    ) -> impl Iterator<Item = (&'m Resource, &'m VirtualService)> + 'm {
+        mesh.virtual_services_for(&proxy.namespace, "mesh")
+            .filter(move |(resource, vs)| self.admits_virtual_service(mesh, resource, vs))
+    }
+
+    /// True when the proxy's Sidecar egress hosts admit a VirtualService (any host of it, in
+    /// the VirtualService's namespace), or when no Sidecar restricts the proxy.
+    pub fn admits_virtual_service(
+        &self,
+        mesh: &MeshSnapshot,
+        resource: &Resource,
+        vs: &VirtualService,
+    ) -> bool {
+        match &self.egress_hosts {
+            Some(patterns) => admits(mesh, resource, vs, patterns, &self.sidecar_namespace),
+            None => true,
         }
     }
 
@@ -82,6 +124,50 @@ impl<'a> Scope<'a> {
             .filter(|s| patterns.iter().any(|p| host_allowed(p, s, sidecar_ns)))
             .collect()
     }
+}
+
+/// The destinations of the VirtualServices a Sidecar's egress hosts admit: Istio adds them to
+/// the proxy's scope, so a route to a service outside the egress hosts still has its cluster.
+fn virtual_service_destinations(
+    mesh: &MeshSnapshot,
+    proxy: &ProxyNode,
+    patterns: &[String],
+    sidecar_ns: &str,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (resource, vs) in mesh.virtual_services_for(&proxy.namespace, "mesh") {
+        if !admits(mesh, resource, vs, patterns, sidecar_ns) {
+            continue;
+        }
+        let ns = resource.meta.namespace.as_str();
+        let http = vs.http.iter().flat_map(|h| {
+            let routes = h.route.iter().filter_map(|d| d.destination.as_ref());
+            routes
+                .chain(h.mirror.as_ref())
+                .chain(h.mirrors.iter().filter_map(|m| m.destination.as_ref()))
+        });
+        let tcp = vs.tcp.iter().flat_map(|t| &t.route);
+        let tls = vs.tls.iter().flat_map(|t| &t.route);
+        let l4 = tcp.chain(tls).filter_map(|d| d.destination.as_ref());
+        out.extend(http.chain(l4).map(|d| mesh.resolve(&d.host, ns)));
+    }
+    out
+}
+
+fn admits(
+    mesh: &MeshSnapshot,
+    resource: &Resource,
+    vs: &VirtualService,
+    patterns: &[String],
+    sidecar_ns: &str,
+) -> bool {
+    let ns = resource.meta.namespace.as_str();
+    vs.hosts.iter().any(|host| {
+        let hostname = mesh.resolve(host, ns);
+        patterns
+            .iter()
+            .any(|p| pattern_admits(p, ns, &hostname, sidecar_ns))
+    })
 }
 
 fn sidecar_for<'a>(mesh: &'a MeshSnapshot, proxy: &ProxyNode) -> Option<&'a Resource> {
@@ -146,12 +232,16 @@ fn allow_any(mesh: &MeshSnapshot, sidecar: Option<&Sidecar>) -> bool {
 /// Sidecar egress host matching: `ns/host` with `*` for any namespace, `.` for the
 /// Sidecar's own, `~` for none; host `*`, a wildcard, or an exact name.
 fn host_allowed(pattern: &str, service: &Service, sidecar_ns: &str) -> bool {
+    pattern_admits(pattern, &service.namespace, &service.hostname, sidecar_ns)
+}
+
+fn pattern_admits(pattern: &str, namespace: &str, hostname: &str, sidecar_ns: &str) -> bool {
     let (ns, host) = pattern.split_once('/').unwrap_or(("*", pattern));
     let ns_ok = match ns {
         "*" => true,
-        "." => service.namespace == sidecar_ns,
+        "." => namespace == sidecar_ns,
         "~" => false,
-        other => service.namespace == other,
+        other => namespace == other,
     };
-    ns_ok && (host == "*" || host == service.hostname || wildcard_matches(host, &service.hostname))
+    ns_ok && (host == "*" || host == hostname || wildcard_matches(host, hostname))
 }

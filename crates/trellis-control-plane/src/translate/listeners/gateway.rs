@@ -183,14 +183,28 @@ fn port_listener(
                         .map(|h| mesh.resolve(h, &r.meta.namespace))
                         .any(|h| host_served(&hosts, &h))
                 };
-                let routes = tcp::tls_routes(mesh, proxy, &s.gateway, port, &bound);
+                let routes = tcp::tls_routes(
+                    mesh,
+                    proxy,
+                    &s.gateway,
+                    mesh.virtual_services_for(&proxy.namespace, &s.gateway),
+                    port,
+                    &bound,
+                );
                 chains.extend(tcp::sni_chains(
                     &routes,
                     &format!("outbound_0.0.0.0_{port}"),
                 ));
             }
             ServerKind::Tcp => {
-                if let Some(targets) = tcp::tcp_route(mesh, proxy, &s.gateway, None, port) {
+                if let Some(targets) = tcp::tcp_route(
+                    mesh,
+                    proxy,
+                    &s.gateway,
+                    mesh.virtual_services_for(&proxy.namespace, &s.gateway),
+                    None,
+                    port,
+                ) {
                     chains.push(tcp::chain(
                         tcp::tcp_proxy(&format!("outbound_0.0.0.0_{port}"), &targets),
                         None,

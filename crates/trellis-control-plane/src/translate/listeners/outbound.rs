@@ -52,9 +52,9 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
                     }
                 }
                 Protocol::Tls | Protocol::Https => {
-                    out.push(tls_listener(mesh, proxy, service, port))
+                    out.push(tls_listener(mesh, proxy, scope, service, port))
                 }
-                _ => out.push(tcp_listener(mesh, proxy, service, port)),
+                _ => out.push(tcp_listener(mesh, proxy, scope, service, port)),
             }
         }
     }
@@ -171,16 +171,24 @@ fn sniffing_listener(port: u32, vips: &[(String, String)], fallback: &str) -> Li
 fn tcp_listener(
     mesh: &MeshSnapshot,
     proxy: &ProxyNode,
+    scope: &Scope<'_>,
     service: &Service,
     port: &ServicePort,
 ) -> Listener {
-    let targets = tcp::tcp_route(mesh, proxy, MESH, Some(&service.hostname), port.number)
-        .unwrap_or_else(|| {
-            vec![(
-                names::outbound_cluster(port.number, "", &service.hostname),
-                100,
-            )]
-        });
+    let targets = tcp::tcp_route(
+        mesh,
+        proxy,
+        MESH,
+        scope.virtual_services(mesh, proxy),
+        Some(&service.hostname),
+        port.number,
+    )
+    .unwrap_or_else(|| {
+        vec![(
+            names::outbound_cluster(port.number, "", &service.hostname),
+            100,
+        )]
+    });
     let address = service
         .address
         .map_or("0.0.0.0".to_string(), |a| a.to_string());
@@ -200,6 +208,7 @@ fn tcp_listener(
 fn tls_listener(
     mesh: &MeshSnapshot,
     proxy: &ProxyNode,
+    scope: &Scope<'_>,
     service: &Service,
     port: &ServicePort,
 ) -> Listener {
@@ -207,13 +216,27 @@ fn tls_listener(
         |r: &trellis_api::Resource, vs: &trellis_api::istio::networking::VirtualService| {
             tcp::names_host(mesh, r, vs, &service.hostname)
         };
-    let routes = tcp::tls_routes(mesh, proxy, MESH, port.number, &names_service);
+    let routes = tcp::tls_routes(
+        mesh,
+        proxy,
+        MESH,
+        scope.virtual_services(mesh, proxy),
+        port.number,
+        &names_service,
+    );
     let own = names::outbound_cluster(port.number, "", &service.hostname);
     let mut chains = tcp::sni_chains(&routes, &own);
     let address = match service.address {
         Some(vip) => {
-            let targets = tcp::tcp_route(mesh, proxy, MESH, Some(&service.hostname), port.number)
-                .unwrap_or_else(|| vec![(own.clone(), 100)]);
+            let targets = tcp::tcp_route(
+                mesh,
+                proxy,
+                MESH,
+                scope.virtual_services(mesh, proxy),
+                Some(&service.hostname),
+                port.number,
+            )
+            .unwrap_or_else(|| vec![(own.clone(), 100)]);
             chains.push(tcp::chain(tcp::tcp_proxy(&own, &targets), None));
             vip.to_string()
         }

@@ -132,17 +132,18 @@ impl L4Match<'_> {
     }
 }
 
-/// The destinations of the first VirtualService `tcp` route for `hostname:port`, as seen
-/// by `proxy` through `gateway` (`mesh` for sidecars). `destinationSubnets` and
+/// The destinations of the first VirtualService `tcp` route for `hostname:port`, among the
+/// VirtualServices `bound` to `gateway` (`mesh` for sidecars) that the proxy sees. `destinationSubnets` and
 /// `sourceSubnet` are not matched yet.
-pub fn tcp_route(
+pub fn tcp_route<'a>(
     mesh: &MeshSnapshot,
     proxy: &ProxyNode,
     gateway: &str,
+    bound: impl Iterator<Item = (&'a Resource, &'a VirtualService)>,
     hostname: Option<&str>,
     port: u32,
 ) -> Option<Targets> {
-    for (resource, vs) in mesh.virtual_services_for(&proxy.namespace, gateway) {
+    for (resource, vs) in bound {
         if hostname.is_some_and(|h| !names_host(mesh, resource, vs, h)) {
             continue;
         }
@@ -177,15 +178,16 @@ pub struct SniRoute {
 
 /// The `tls` routes for `port` as seen by `proxy` through `gateway`, for VirtualServices
 /// whose hosts satisfy `host_filter`, in precedence order.
-pub fn tls_routes(
+pub fn tls_routes<'a>(
     mesh: &MeshSnapshot,
     proxy: &ProxyNode,
     gateway: &str,
+    bound: impl Iterator<Item = (&'a Resource, &'a VirtualService)>,
     port: u32,
     host_filter: &dyn Fn(&Resource, &VirtualService) -> bool,
 ) -> Vec<SniRoute> {
     let mut out = Vec::new();
-    for (resource, vs) in mesh.virtual_services_for(&proxy.namespace, gateway) {
+    for (resource, vs) in bound {
         if !host_filter(resource, vs) {
             continue;
         }

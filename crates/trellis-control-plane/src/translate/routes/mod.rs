@@ -119,7 +119,7 @@ pub fn sidecar_route_configuration(
     };
     let services: Vec<&Service> = services_on_port(scope, port);
     let virtual_services =
-        VirtualServiceRoutes::for_proxy(&ctx, mesh.virtual_services_for(&proxy.namespace, "mesh"));
+        VirtualServiceRoutes::for_proxy(&ctx, scope.virtual_services(mesh, proxy));
     let plan = precedence::sidecar_hosts(&ctx, &services, &virtual_services);
 
     let mut seen = BTreeSet::new();

@@ -1,0 +1,361 @@
+//! `trellis-bench control-plane`: what the control plane costs for a synthetic mesh.
+//!
+//! 1. Build: YAML → store snapshot → `MeshSnapshot` (the push context).
+//! 2. Translate: `translate(mesh, proxy)` for every proxy, timed one by one; resource
+//!    counts and encoded bytes per proxy.
+//! 3. Push: an in-process ADS server (the real `Ads` service over gRPC on loopback) and N
+//!    lightweight clients that ACK like Envoy: time until every client has its first full
+//!    config, then, for each of `--changes` endpoint changes (one WorkloadEntry of one
+//!    service moves), the time from publishing the new mesh until each client has received
+//!    and ACKed the new endpoints.
+//!
+//! Clients, server and translation share this process and its cores, as they share the
+//! machine; the figures include the clients' own work (decoding, ACKing).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args as ClapArgs;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use trellis_config::store::StoreState;
+use trellis_control_plane::mesh::MeshSnapshot;
+use trellis_control_plane::metrics::Metrics;
+use trellis_control_plane::translate::translate;
+use trellis_control_plane::xds::push::{PushScope, classify};
+use trellis_control_plane::xds::registration::Registrations;
+use trellis_control_plane::xds::resources::XdsType;
+use trellis_control_plane::xds::status::SyncStatus;
+use trellis_control_plane::xds::{Ads, AdsContext, MeshUpdate};
+
+use crate::ads_client::{self, Received};
+use crate::stats::{Sample, bytes, ms};
+use crate::synthetic::{self, Shape};
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Args {
+    /// Services in the mesh (namespaces of 100).
+    #[arg(long, default_value_t = 1000)]
+    pub services: usize,
+    /// Endpoints (WorkloadEntries) per service.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
+    /// Proxies: sidecars spread evenly over the services.
+    #[arg(long, default_value_t = 100)]
+    pub proxies: usize,
+    /// Endpoint changes to time on the push path.
+    #[arg(long, default_value_t = 5)]
+    pub changes: usize,
+    /// gRPC connections the clients share (each client is one ADS stream).
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Skip the push path (translation figures only).
+    #[arg(long)]
+    pub no_push: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let shape = Shape {
+        services: args.services.max(1),
+        endpoints: args.endpoints.max(1),
+    };
+    println!("# trellis-bench control-plane\n");
+    println!("## Machine and software\n");
+    for (k, v) in crate::machine::describe() {
+        println!("- {k}: {v}");
+    }
+    println!(
+        "\n## Parameters\n\n- services: {} (namespaces of {}, one HTTP port each; every 10th with a DestinationRule of 3 subsets and a VirtualService 90/10)\n- endpoints per service: {} (WorkloadEntries)\n- proxies: {} (sidecars, no Sidecar resource: every proxy sees every service)\n- endpoint changes timed: {}\n",
+        shape.services,
+        synthetic::SERVICES_PER_NAMESPACE,
+        shape.endpoints,
+        args.proxies,
+        args.changes
+    );
+
+    // 1. Build.
+    let started = Instant::now();
+    let mut sources = synthetic::sources(shape);
+    let decoded = started.elapsed();
+    let started = Instant::now();
+    let config = synthetic::snapshot(&sources);
+    let stored = started.elapsed();
+    let started = Instant::now();
+    let mesh = Arc::new(MeshSnapshot::new(config.clone(), &[], Default::default()));
+    let built = started.elapsed();
+    println!("## Building the mesh\n");
+    println!("- objects: {}", config.objects.len());
+    println!("- decode YAML: {}", ms(decoded));
+    println!("- store (validate + merge): {}", ms(stored));
+    println!("- MeshSnapshot::new (registry + indexes): {}\n", ms(built));
+
+    // 2. Translate.
+    let proxies: Vec<_> = (0..args.proxies)
+        .map(|k| synthetic::proxy(shape, k, args.proxies))
+        .collect();
+    let mut times = Vec::with_capacity(proxies.len());
+    let mut counts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    let total = Instant::now();
+    for proxy in &proxies {
+        let t = Instant::now();
+        let resources = translate(&mesh, proxy);
+        times.push(t.elapsed());
+        counts
+            .entry("clusters")
+            .or_default()
+            .push(resources.clusters.len());
+        counts
+            .entry("endpoints")
+            .or_default()
+            .push(resources.endpoints.len());
+        counts
+            .entry("listeners")
+            .or_default()
+            .push(resources.listeners.len());
+        counts
+            .entry("routes")
+            .or_default()
+            .push(resources.routes.len());
+        let size = resources
+            .clusters
+            .iter()
+            .map(Message::encoded_len)
+            .sum::<usize>()
+            + resources
+                .endpoints
+                .iter()
+                .map(Message::encoded_len)
+                .sum::<usize>()
+            + resources
+                .listeners
+                .iter()
+                .map(Message::encoded_len)
+                .sum::<usize>()
+            + resources
+                .routes
+                .iter()
+                .map(Message::encoded_len)
+                .sum::<usize>();
+        sizes.push(size);
+    }
+    let total = total.elapsed();
+    let sample = Sample::new(times);
+    println!("## Translation (one thread)\n");
+    println!("- per proxy: {}", sample.summary());
+    println!(
+        "- all {} proxies: {} (sum of per-proxy {})",
+        proxies.len(),
+        ms(total),
+        ms(sample.sum())
+    );
+    for (kind, n) in &counts {
+        let (min, max) = (n.iter().min().unwrap_or(&0), n.iter().max().unwrap_or(&0));
+        println!("- {kind} per proxy: {min}–{max}");
+    }
+    sizes.sort_unstable();
+    println!(
+        "- encoded bytes per proxy: median {}, max {}; all proxies {}\n",
+        bytes(sizes.get(sizes.len() / 2).copied().unwrap_or(0)),
+        bytes(sizes.last().copied().unwrap_or(0)),
+        bytes(sizes.iter().sum())
+    );
+
+    if args.no_push {
+        return Ok(());
+    }
+
+    // 3. Push.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(push(args, shape, &mut sources, mesh, proxies))
+}
+
+async fn push(
+    args: &Args,
+    shape: Shape,
+    sources: &mut [trellis_config::store::SourceFile],
+    mesh: Arc<MeshSnapshot>,
+    proxies: Vec<trellis_control_plane::proxy::ProxyNode>,
+) -> anyhow::Result<()> {
+    let mut previous = mesh.clone();
+    let mut store = StoreState::default().apply(sources, vec![]).state;
+    let (mesh_tx, mesh_rx) = watch::channel(Arc::new(MeshUpdate {
+        mesh,
+        generation: 1,
+        changed_at: tokio::time::Instant::now(),
+        problems: Arc::new(vec![]),
+        scope: PushScope::Full,
+    }));
+    let (_stop, stop_rx) = watch::channel(false);
+    let ads = Ads::new(AdsContext {
+        mesh: mesh_rx,
+        registrations: Registrations::new(Duration::from_secs(1)),
+        status: SyncStatus::default(),
+        metrics: Metrics::new(&mut Registry::default()),
+        shutdown: stop_rx,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                AggregatedDiscoveryServiceServer::new(ads)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(256 << 20),
+            )
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+
+    let connections = args.connections.clamp(1, proxies.len().max(1));
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(
+            tonic::transport::Endpoint::from_shared(address.clone())?
+                .connect()
+                .await?,
+        );
+    }
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Received>();
+    let started = Instant::now();
+    let n = proxies.len();
+    for (k, proxy) in proxies.into_iter().enumerate() {
+        let channel = channels[k % connections].clone();
+        let events = events_tx.clone();
+        tokio::spawn(async move {
+            if let Err(status) = ads_client::run(k, channel, proxy, events).await {
+                eprintln!("client {k}: {status}");
+            }
+        });
+    }
+    drop(events_tx);
+
+    // First full push: every client has CDS, EDS, LDS and RDS.
+    let mut seen: Vec<[bool; 4]> = vec![[false; 4]; n];
+    let mut full_at: Vec<Option<Duration>> = vec![None; n];
+    let mut pushed_bytes = 0usize;
+    let mut done = 0;
+    let deadline = Duration::from_secs(600);
+    while done < n {
+        let event = tokio::time::timeout(deadline, events.recv())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("first push: {done}/{n} clients complete after {deadline:?}")
+            })?
+            .ok_or_else(|| anyhow::anyhow!("clients ended"))?;
+        pushed_bytes += event.bytes;
+        let i = XdsType::ORDER
+            .iter()
+            .position(|t| *t == event.xds_type)
+            .unwrap_or(0);
+        seen[event.client][i] = true;
+        if full_at[event.client].is_none() && seen[event.client].iter().all(|s| *s) {
+            full_at[event.client] = Some(event.at.duration_since(started));
+            done += 1;
+        }
+    }
+    let first = Sample::new(full_at.into_iter().flatten().collect());
+    println!("## Push: first full config (CDS+EDS+LDS+RDS received and ACKed)\n");
+    println!("- clients: {n} ADS streams over {connections} gRPC connections (state of the world)");
+    println!("- per client, from start: {}", first.summary());
+    println!("- all clients: {}", ms(first.max()));
+    println!("- bytes pushed: {}\n", bytes(pushed_bytes));
+
+    // Let the initial exchange settle before timing changes.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), events.recv()).await {}
+
+    let mut latencies = Vec::new();
+    let mut rebuilds = Vec::new();
+    let mut round_all = Vec::new();
+    let mut change_bytes = 0usize;
+    let mut other_types = 0usize;
+    for round in 1..=args.changes {
+        let service = (round * 7919) % shape.services;
+        let t = Instant::now();
+        sources[service] = synthetic::source(shape, service, round);
+        // The store's change list lets the server push only what the change touches.
+        let applied = store.apply(sources, vec![]);
+        store = applied.state;
+        let mesh = Arc::new(MeshSnapshot::new(
+            store.snapshot.clone(),
+            &[],
+            Default::default(),
+        ));
+        let scope = classify(&previous, &mesh, &applied.changes);
+        previous = mesh.clone();
+        rebuilds.push(t.elapsed());
+        let published = Instant::now();
+        mesh_tx.send_replace(Arc::new(MeshUpdate {
+            mesh,
+            generation: 1 + round as u64,
+            changed_at: tokio::time::Instant::now(),
+            problems: Arc::new(vec![]),
+            scope,
+        }));
+        let mut updated = vec![false; n];
+        let mut count = 0;
+        let mut last = Duration::ZERO;
+        while count < n {
+            let event = tokio::time::timeout(Duration::from_secs(120), events.recv())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("change {round}: {count}/{n} clients updated after 120 s")
+                })?
+                .ok_or_else(|| anyhow::anyhow!("clients ended"))?;
+            change_bytes += event.bytes;
+            if event.xds_type != XdsType::Endpoint {
+                other_types += 1;
+                continue;
+            }
+            if !updated[event.client] {
+                updated[event.client] = true;
+                count += 1;
+                let latency = event.at.duration_since(published);
+                last = last.max(latency);
+                latencies.push(latency);
+            }
+        }
+        round_all.push(last);
+        // Quiet period between changes.
+        while let Ok(Some(e)) =
+            tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+        {
+            change_bytes += e.bytes;
+            if e.xds_type != XdsType::Endpoint {
+                other_types += 1;
+            }
+        }
+    }
+    if args.changes > 0 {
+        let latency = Sample::new(latencies);
+        println!("## Push: endpoint change → every proxy has ACKed the new endpoints\n");
+        println!(
+            "- changes: {} (one WorkloadEntry address of one service each; every proxy sees that service)",
+            args.changes
+        );
+        println!(
+            "- mesh rebuild per change (store apply + MeshSnapshot::new, before publishing): {}",
+            Sample::new(rebuilds).summary()
+        );
+        println!("- per proxy, from publish to ACK: {}", latency.summary());
+        println!(
+            "- slowest proxy per change: {}",
+            Sample::new(round_all).summary()
+        );
+        println!(
+            "- bytes pushed for the changes: {} ({} per change per proxy); responses of other types: {}",
+            bytes(change_bytes),
+            bytes(change_bytes / (args.changes * n).max(1)),
+            other_types
+        );
+        println!(
+            "\nNote: the ADS server re-translates the whole config of each proxy on every push and SotW resends all EDS of a proxy; both show in these figures."
+        );
+    }
+    Ok(())
+}

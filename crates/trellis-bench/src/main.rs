@@ -1,0 +1,37 @@
+//! `trellis-bench`: programs that measure Trellis and print figures. Never pass/fail.
+//!
+//! Subcommands, one per scenario family, so the benchmarks issue can add `proxy`, `all`...:
+//! - `control-plane`: a synthetic mesh (services × endpoints) and N proxies: snapshot build
+//!   time, per-proxy translation time and size, then the push path through an in-process
+//!   ADS server to N lightweight ADS clients that ACK like Envoy.
+
+mod ads_client;
+mod control_plane;
+mod machine;
+mod stats;
+mod synthetic;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trellis-bench",
+    about = "Trellis benchmarks: figures, never pass/fail"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Translation and push time for a synthetic mesh.
+    ControlPlane(control_plane::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::ControlPlane(args) => control_plane::run(&args),
+    }
+}
