@@ -27,6 +27,8 @@ enum Command {
     /// Print proxy bootstrap configuration (`trellis bootstrap envoy ...`).
     #[command(subcommand)]
     Bootstrap(commands::bootstrap::Command),
+    /// Run the Trellis proxy: join the control plane over ADS and serve its listeners.
+    Proxy(commands::proxy::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => commands::analyze::run(&args),
         Command::ControlPlane(args) => commands::control_plane::run(&args),
         Command::Bootstrap(command) => commands::bootstrap::run(&command),
+        Command::Proxy(args) => commands::proxy::run(&args),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -3,4 +3,5 @@
 pub mod analyze;
 pub mod bootstrap;
 pub mod control_plane;
+pub mod proxy;
 pub mod validate;
