@@ -10,6 +10,8 @@
 //! - [`get`]: one HTTP/1.1 request with a timeout;
 //! - [`wait_until`]: poll a condition with a deadline, never an unbounded sleep.
 
+pub mod trellis_proxy;
+
 use std::convert::Infallible;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener};
