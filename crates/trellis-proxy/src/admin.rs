@@ -1,0 +1,133 @@
+//! The admin interface on localhost: `/ready`, `/config_dump` (a summary of what the proxy
+//! holds, as JSON), `/stats`, `/quitquitquit`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::Proxy;
+use crate::config::{Action, Discovery, RouteSource};
+
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(handle(&proxy, &req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/ready" => {
+            if proxy.is_ready() {
+                text(StatusCode::OK, "LIVE\n".into())
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into())
+            }
+        }
+        "/stats" => text(StatusCode::OK, proxy.stats.render()),
+        "/config_dump" => {
+            let body = serde_json::to_string_pretty(&config_dump(proxy)).unwrap_or_default();
+            let mut r = text(StatusCode::OK, body + "\n");
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        "/quitquitquit" => {
+            proxy.shutdown.send_replace(true);
+            text(StatusCode::OK, "OK\n".into())
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+pub fn config_dump(proxy: &Proxy) -> serde_json::Value {
+    let snapshot = proxy.config.load();
+    let listeners: Vec<_> = snapshot
+        .listeners
+        .values()
+        .map(|l| {
+            json!({
+                "name": l.name,
+                "address": l.address.to_string(),
+                "route_config": match &l.http.route_config {
+                    RouteSource::Rds(n) => n.clone(),
+                    RouteSource::Inline(rc) => format!("inline {}", rc.name),
+                },
+            })
+        })
+        .collect();
+    let routes: Vec<_> = snapshot
+        .routes
+        .values()
+        .map(|rc| {
+            json!({
+                "name": rc.name,
+                "virtual_hosts": rc.virtual_hosts.iter().map(|vh| json!({
+                    "name": vh.name,
+                    "domains": vh.domains,
+                    "routes": vh.routes.iter().map(|r| json!({
+                        "name": r.name,
+                        "action": match &r.action {
+                            Action::Forward(f) => json!({"clusters": f.clusters}),
+                            Action::Direct { status, .. } => json!({"direct_response": status}),
+                            Action::Redirect(rd) => json!({"redirect": rd.status}),
+                        },
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let clusters: Vec<_> = snapshot
+        .clusters
+        .values()
+        .map(|c| {
+            let hosts: Vec<String> = snapshot
+                .hosts(c)
+                .iter()
+                .map(|h| h.address.to_string())
+                .collect();
+            json!({
+                "name": c.name,
+                "type": match &c.discovery {
+                    Discovery::Eds(_) => "EDS",
+                    Discovery::Static(_) => "STATIC",
+                    Discovery::OriginalDst => "ORIGINAL_DST",
+                },
+                "lb_policy": format!("{:?}", c.lb),
+                "endpoints": hosts,
+            })
+        })
+        .collect();
+    json!({
+        "listeners": listeners,
+        "routes": routes,
+        "clusters": clusters,
+        "xds": proxy.xds_status(),
+    })
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}

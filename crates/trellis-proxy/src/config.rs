@@ -1,0 +1,317 @@
+//! The proxy's own configuration: what the xDS resources mean, in plain Rust types. The
+//! request path reads only these; protobuf stays in [`crate::convert`] and [`crate::xds`].
+//!
+//! A [`Snapshot`] is immutable and shared behind an `Arc`: an update builds a new one and
+//! swaps it in atomically, and a request keeps the snapshot it started with to the end.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::upstream::{ClusterRuntime, Host};
+
+/// Everything the proxy runs on, at one moment.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub listeners: BTreeMap<String, Arc<Listener>>,
+    pub routes: BTreeMap<String, Arc<RouteConfig>>,
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
+    /// By cluster (EDS service) name.
+    pub endpoints: BTreeMap<String, Arc<Vec<Arc<Host>>>>,
+}
+
+impl Snapshot {
+    /// The endpoints of a cluster: its own `load_assignment`, or what EDS sent for it.
+    pub fn hosts(&self, cluster: &Cluster) -> Arc<Vec<Arc<Host>>> {
+        match &cluster.discovery {
+            Discovery::Static(hosts) => hosts.clone(),
+            Discovery::Eds(name) => self.endpoints.get(name).cloned().unwrap_or_default(),
+            Discovery::OriginalDst => Arc::default(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Listeners
+
+/// A listener bound to a real address (`bind_to_port`, no capture).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub http: HttpManager,
+}
+
+/// What Envoy's HTTP connection manager does that the proxy does too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpManager {
+    pub stat_prefix: String,
+    /// RDS route configuration name.
+    pub route_config: RouteSource,
+    /// Overwrites the `server` header of responses when set.
+    pub server_name: Option<String>,
+    pub generate_request_id: bool,
+    pub normalize_path: bool,
+    /// False on a sidecar: `x-forwarded-for` is not rewritten with the peer's address.
+    pub use_remote_address: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteSource {
+    Rds(String),
+    Inline(Arc<RouteConfig>),
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub name: String,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub ignore_port_in_host_matching: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: String,
+    pub matcher: RouteMatch,
+    pub action: Action,
+    pub headers: HeaderMutations,
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    pub case_sensitive: bool,
+    pub headers: Vec<HeaderMatcher>,
+    pub query: Vec<QueryMatcher>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+    /// Matched against the whole path, without the query.
+    Regex(Regex),
+    /// `path_separated_prefix`: the prefix, then nothing, `/`, `?` or `#`.
+    SeparatedPrefix(String),
+}
+
+impl PartialEq for PathMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Prefix(a), Self::Prefix(b))
+            | (Self::Exact(a), Self::Exact(b))
+            | (Self::SeparatedPrefix(a), Self::SeparatedPrefix(b)) => a == b,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+/// Envoy's `StringMatcher`.
+#[derive(Debug, Clone)]
+pub enum StringMatch {
+    Exact(String, bool),
+    Prefix(String, bool),
+    Suffix(String, bool),
+    Contains(String, bool),
+    Regex(Regex),
+}
+
+impl PartialEq for StringMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Exact(a, x), Self::Exact(b, y))
+            | (Self::Prefix(a, x), Self::Prefix(b, y))
+            | (Self::Suffix(a, x), Self::Suffix(b, y))
+            | (Self::Contains(a, x), Self::Contains(b, y)) => a == b && x == y,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderMatcher {
+    /// Lower case.
+    pub name: String,
+    /// `None`: present.
+    pub value: Option<StringMatch>,
+    /// `present_match: false`: matches when the header is absent.
+    pub absent: bool,
+    pub invert: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryMatcher {
+    pub name: String,
+    /// `None`: present.
+    pub value: Option<StringMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Forward(Box<Forward>),
+    Direct { status: u16, body: Option<String> },
+    Redirect(Redirect),
+}
+
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// (cluster, weight); one entry with any weight for a single cluster.
+    pub clusters: Vec<(String, u32)>,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<(Regex, String)>,
+    pub host_rewrite: Option<String>,
+    /// `None`: no timeout (Envoy's 0s); Envoy's default is 15 s when unset.
+    pub timeout: Option<Duration>,
+    pub retry: Option<RetryPolicy>,
+    /// Envoy's `max_grpc_timeout`: honour `grpc-timeout` (capped unless zero).
+    pub max_grpc_timeout: Option<Duration>,
+}
+
+impl PartialEq for Forward {
+    fn eq(&self, o: &Self) -> bool {
+        self.clusters == o.clusters
+            && self.prefix_rewrite == o.prefix_rewrite
+            && self.regex_rewrite.as_ref().map(|(r, s)| (r.as_str(), s))
+                == o.regex_rewrite.as_ref().map(|(r, s)| (r.as_str(), s))
+            && self.host_rewrite == o.host_rewrite
+            && self.timeout == o.timeout
+            && self.retry == o.retry
+            && self.max_grpc_timeout == o.max_grpc_timeout
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Redirect {
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub strip_query: bool,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RetryPolicy {
+    pub on: RetryOn,
+    pub num_retries: u32,
+    pub per_try_timeout: Option<Duration>,
+    pub retriable_status_codes: Vec<u16>,
+    /// `previous_hosts` predicate: a retry avoids hosts already tried.
+    pub avoid_previous_hosts: bool,
+    pub host_selection_attempts: u32,
+    pub base_interval: Duration,
+    pub max_interval: Duration,
+}
+
+/// Envoy's `retry_on` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryOn {
+    pub server_error: bool,
+    pub gateway_error: bool,
+    pub reset: bool,
+    pub connect_failure: bool,
+    pub refused_stream: bool,
+    pub retriable_4xx: bool,
+    pub retriable_status_codes: bool,
+    pub grpc_unavailable: bool,
+    pub grpc_cancelled: bool,
+    pub grpc_deadline_exceeded: bool,
+    pub grpc_resource_exhausted: bool,
+    pub grpc_internal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderMutations {
+    pub request_add: Vec<HeaderAdd>,
+    pub request_remove: Vec<String>,
+    pub response_add: Vec<HeaderAdd>,
+    pub response_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderAdd {
+    pub name: String,
+    pub value: String,
+    /// Replace existing values (`OVERWRITE_IF_EXISTS_OR_ADD`) rather than append.
+    pub overwrite: bool,
+}
+
+/// The fault filter's per-route configuration. Percentages in millionths.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fault {
+    pub delay: Option<(Duration, u32)>,
+    pub abort: Option<(FaultAbort, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAbort {
+    Http(u16),
+    Grpc(u32),
+}
+
+// ---------------------------------------------------------------------------------------
+// Clusters
+
+#[derive(Debug)]
+pub struct Cluster {
+    pub name: String,
+    pub discovery: Discovery,
+    pub lb: LbPolicy,
+    pub connect_timeout: Duration,
+    pub http2: bool,
+    pub limits: Limits,
+    /// Counters, pools and balancer state: kept across updates of the same cluster.
+    pub runtime: Arc<ClusterRuntime>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Discovery {
+    Eds(String),
+    Static(Arc<Vec<Arc<Host>>>),
+    /// Connect to where the downstream connection was going.
+    OriginalDst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+    LeastRequest,
+    Random,
+}
+
+/// Circuit breakers (default priority); Envoy's defaults are 1024 each and 3 retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: u64,
+    pub max_pending_requests: u64,
+    pub max_requests: u64,
+    pub max_retries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+        }
+    }
+}

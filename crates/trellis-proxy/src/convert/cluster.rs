@@ -1,0 +1,339 @@
+//! CDS and EDS: clusters (EDS, STATIC, ORIGINAL_DST; round robin, least request, random;
+//! circuit breakers; HTTP/1.1 or HTTP/2 upstream) and their endpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+    ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy,
+};
+use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{HealthStatus, HttpProtocolOptions as CommonHttp};
+use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
+    ExplicitHttpConfig, UpstreamProtocolOptions,
+};
+
+use super::listener::{socket_address, unpack};
+use super::{Result, duration, reject};
+use crate::config::{self, Discovery, LbPolicy as OwnLb, Limits};
+use crate::upstream::{ClusterRuntime, Host};
+
+const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// What a cluster needs from its connection pool; a change makes a new pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub connect_timeout: Duration,
+    pub http2: bool,
+    pub idle_timeout: Option<Duration>,
+    pub keepalive: Option<Duration>,
+}
+
+pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
+    let Cluster {
+        transport_socket_matches,
+        transport_socket_matcher,
+        name,
+        alt_stat_name: _,
+        stats_matcher: _,
+        eds_cluster_config,
+        connect_timeout,
+        per_connection_buffer_limit_bytes: _,
+        per_connection_buffer_high_watermark_timeout: _,
+        lb_policy,
+        load_assignment,
+        health_checks,
+        max_requests_per_connection,
+        circuit_breakers,
+        upstream_http_protocol_options,
+        common_http_protocol_options,
+        http_protocol_options,
+        http2_protocol_options,
+        typed_extension_protocol_options,
+        dns_refresh_rate: _,
+        dns_jitter: _,
+        dns_failure_refresh_rate: _,
+        respect_dns_ttl: _,
+        dns_lookup_family: _,
+        dns_resolvers: _,
+        use_tcp_for_dns_lookups: _,
+        dns_resolution_config: _,
+        typed_dns_resolver_config: _,
+        wait_for_warm_on_init: _,
+        outlier_detection,
+        cleanup_interval: _,
+        upstream_bind_config,
+        lb_subset_config,
+        common_lb_config,
+        transport_socket,
+        metadata: _,
+        protocol_selection,
+        upstream_connection_options,
+        close_connections_on_host_health_failure,
+        ignore_health_on_host_removal,
+        filters,
+        load_balancing_policy,
+        lrs_server,
+        lrs_report_endpoint_metrics,
+        track_timeout_budgets: _,
+        upstream_config,
+        track_cluster_stats: _,
+        preconnect_policy,
+        connection_pool_per_downstream_connection,
+        queuing_policies,
+        cluster_discovery_type,
+        lb_config,
+    } = c;
+    let p = format!("cluster {name}");
+    reject!(p; transport_socket_matches, transport_socket_matcher, health_checks,
+        max_requests_per_connection, upstream_http_protocol_options,
+        common_http_protocol_options, http_protocol_options, http2_protocol_options,
+        outlier_detection, upstream_bind_config, lb_subset_config, common_lb_config,
+        transport_socket, protocol_selection, close_connections_on_host_health_failure,
+        ignore_health_on_host_removal, filters, load_balancing_policy, lrs_server,
+        lrs_report_endpoint_metrics, upstream_config, preconnect_policy,
+        connection_pool_per_downstream_connection, queuing_policies, lb_config);
+    let kind = match cluster_discovery_type {
+        None => DiscoveryType::Static,
+        Some(ClusterDiscoveryType::Type(t)) => DiscoveryType::try_from(*t)
+            .map_err(|_| format!("{p}.type: unknown discovery type {t}"))?,
+        Some(ClusterDiscoveryType::ClusterType(t)) => {
+            return Err(format!("{p}.cluster_type {} is not implemented", t.name));
+        }
+    };
+    let discovery = match kind {
+        DiscoveryType::Eds => {
+            let Some(EdsClusterConfig {
+                eds_config: _,
+                service_name,
+            }) = eds_cluster_config
+            else {
+                return Err(format!("{p}: EDS cluster without eds_cluster_config"));
+            };
+            Discovery::Eds(if service_name.is_empty() {
+                name.clone()
+            } else {
+                service_name.clone()
+            })
+        }
+        DiscoveryType::Static => Discovery::Static(Arc::new(match load_assignment {
+            Some(la) => hosts(la, &format!("{p}.load_assignment"))?,
+            None => Vec::new(),
+        })),
+        DiscoveryType::OriginalDst => Discovery::OriginalDst,
+        DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
+            return Err(format!(
+                "{p}.type {}: DNS clusters are not implemented",
+                kind.as_str_name()
+            ));
+        }
+    };
+    let lb = match LbPolicy::try_from(*lb_policy) {
+        Ok(LbPolicy::RoundRobin) => OwnLb::RoundRobin,
+        Ok(LbPolicy::LeastRequest) => OwnLb::LeastRequest,
+        Ok(LbPolicy::Random) => OwnLb::Random,
+        Ok(LbPolicy::ClusterProvided) if discovery == Discovery::OriginalDst => OwnLb::RoundRobin,
+        Ok(other) => {
+            return Err(format!(
+                "{p}.lb_policy {} is not implemented",
+                other.as_str_name()
+            ));
+        }
+        Err(_) => return Err(format!("{p}.lb_policy {lb_policy} is unknown")),
+    };
+    let mut settings = PoolSettings {
+        connect_timeout: connect_timeout
+            .as_ref()
+            .map_or(Duration::from_secs(5), duration),
+        http2: false,
+        idle_timeout: None,
+        keepalive: None,
+    };
+    if let Some(o) = upstream_connection_options {
+        let p = format!("{p}.upstream_connection_options");
+        let envoy_types::pb::envoy::config::cluster::v3::UpstreamConnectionOptions {
+            tcp_keepalive,
+            set_local_interface_name_on_upstream_connections,
+            happy_eyeballs_config,
+        } = o;
+        reject!(p; set_local_interface_name_on_upstream_connections, happy_eyeballs_config);
+        settings.keepalive = tcp_keepalive.as_ref().map(|k| {
+            Duration::from_secs(k.keepalive_time.as_ref().map_or(300, |t| t.value.into()))
+        });
+    }
+    for (key, any) in typed_extension_protocol_options {
+        if key != HTTP_OPTIONS {
+            return Err(format!(
+                "{p}.typed_extension_protocol_options[{key}] is not implemented"
+            ));
+        }
+        let p = format!("{p}.typed_extension_protocol_options[{key}]");
+        http_options(&unpack(any, &p)?, &p, &mut settings)?;
+    }
+    let limits = match circuit_breakers {
+        None => Limits::default(),
+        Some(cb) => limits(cb, &format!("{p}.circuit_breakers"))?,
+    };
+    Ok(config::Cluster {
+        name: name.clone(),
+        discovery,
+        lb,
+        connect_timeout: settings.connect_timeout,
+        http2: settings.http2,
+        limits,
+        runtime: Arc::new(ClusterRuntime::new(settings)),
+    })
+}
+
+fn http_options(o: &HttpProtocolOptions, p: &str, settings: &mut PoolSettings) -> Result<()> {
+    let HttpProtocolOptions {
+        common_http_protocol_options,
+        upstream_http_protocol_options,
+        http_filters,
+        header_validation_config,
+        outlier_detection,
+        request_mirror_policies,
+        hash_policy,
+        retry_policy,
+        upstream_protocol_options,
+    } = o;
+    reject!(p; upstream_http_protocol_options, http_filters, header_validation_config,
+        outlier_detection, request_mirror_policies, hash_policy, retry_policy);
+    if let Some(common) = common_http_protocol_options {
+        let CommonHttp {
+            idle_timeout,
+            max_connection_duration,
+            max_connection_duration_jitter,
+            max_headers_count,
+            max_response_headers_kb,
+            max_stream_duration,
+            headers_with_underscores_action: _,
+            max_requests_per_connection,
+        } = common;
+        reject!(p; max_connection_duration, max_connection_duration_jitter, max_headers_count,
+            max_response_headers_kb, max_stream_duration, max_requests_per_connection);
+        settings.idle_timeout = idle_timeout.as_ref().map(duration);
+    }
+    match upstream_protocol_options {
+        None => {}
+        Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config,
+        })) => match protocol_config {
+            Some(ProtocolConfig::HttpProtocolOptions(_)) | None => settings.http2 = false,
+            Some(ProtocolConfig::Http2ProtocolOptions(h2)) => {
+                if *h2 != Default::default() {
+                    return Err(format!(
+                        "{p}.explicit_http_config.http2_protocol_options: settings are not implemented"
+                    ));
+                }
+                settings.http2 = true;
+            }
+            Some(ProtocolConfig::Http3ProtocolOptions(_)) => {
+                return Err(format!("{p}: HTTP/3 upstreams are not implemented"));
+            }
+        },
+        Some(_) => {
+            return Err(format!(
+                "{p}: only explicit_http_config upstream protocols are implemented"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn limits(cb: &CircuitBreakers, p: &str) -> Result<Limits> {
+    let CircuitBreakers {
+        thresholds,
+        per_host_thresholds,
+    } = cb;
+    reject!(p; per_host_thresholds);
+    let mut out = Limits::default();
+    for t in thresholds {
+        let Thresholds {
+            priority,
+            max_connections,
+            max_pending_requests,
+            max_requests,
+            max_retries,
+            retry_budget,
+            track_remaining: _,
+            max_connection_pools,
+        } = t;
+        reject!(p; retry_budget, max_connection_pools);
+        if *priority != 0 {
+            // Only the default priority carries traffic: priorities are not implemented.
+            continue;
+        }
+        let set = |v: &Option<envoy_types::pb::google::protobuf::UInt32Value>, d: u64| {
+            v.as_ref().map_or(d, |v| u64::from(v.value))
+        };
+        out.max_connections = set(max_connections, out.max_connections);
+        out.max_pending_requests = set(max_pending_requests, out.max_pending_requests);
+        out.max_requests = set(max_requests, out.max_requests);
+        out.max_retries = set(max_retries, out.max_retries);
+    }
+    Ok(out)
+}
+
+/// The healthy endpoints of an assignment (EDS, or a cluster's own `load_assignment`).
+pub fn hosts(la: &ClusterLoadAssignment, p: &str) -> Result<Vec<Arc<Host>>> {
+    let ClusterLoadAssignment {
+        cluster_name: _,
+        endpoints,
+        named_endpoints,
+        policy: _,
+    } = la;
+    reject!(p; named_endpoints);
+    let mut out = Vec::new();
+    for (i, l) in endpoints.iter().enumerate() {
+        let p = format!("{p}.endpoints[{i}]");
+        let LocalityLbEndpoints {
+            locality: _,
+            metadata: _,
+            lb_endpoints,
+            load_balancing_weight: _,
+            priority,
+            proximity,
+            lb_config,
+        } = l;
+        reject!(p; priority, proximity, lb_config);
+        for (j, e) in lb_endpoints.iter().enumerate() {
+            let p = format!("{p}.lb_endpoints[{j}]");
+            let LbEndpoint {
+                health_status,
+                metadata: _,
+                load_balancing_weight,
+                host_identifier,
+            } = e;
+            let Some(HostIdentifier::Endpoint(Endpoint {
+                address,
+                health_check_config: _,
+                hostname: _,
+                additional_addresses,
+                observability_name: _,
+            })) = host_identifier
+            else {
+                return Err(format!("{p}: named endpoints are not implemented"));
+            };
+            reject!(p; additional_addresses);
+            let healthy = matches!(
+                HealthStatus::try_from(*health_status),
+                Ok(HealthStatus::Unknown | HealthStatus::Healthy | HealthStatus::Degraded)
+            );
+            if !healthy {
+                continue;
+            }
+            let address = socket_address(address, &format!("{p}.endpoint.address"))?;
+            let weight = load_balancing_weight.as_ref().map_or(1, |w| w.value.max(1));
+            out.push(Arc::new(Host::new(address, weight)));
+        }
+    }
+    Ok(out)
+}

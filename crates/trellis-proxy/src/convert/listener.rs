@@ -1,0 +1,329 @@
+//! LDS: a Listener bound to a real address with one HTTP connection manager. Capture
+//! (`use_original_dst`, `bind_to_port: false` listeners reached through 15001/15006), TCP
+//! proxying and listener filters are not implemented yet and are rejected by name.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
+    PathWithEscapedSlashesAction, RouteSpecifier, ServerHeaderTransformation, UpgradeConfig,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType as HttpFilterConfig;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+
+use super::{Result, reject};
+use crate::config::{self, HttpManager, RouteSource};
+
+pub const HCM: &str = "envoy.filters.network.http_connection_manager";
+/// HTTP filters the proxy implements (the fault and CORS filters act on per-route config).
+const HTTP_FILTERS: [&str; 3] = [
+    "envoy.filters.http.fault",
+    "envoy.filters.http.cors",
+    "envoy.filters.http.router",
+];
+
+/// Decodes an `Any` of the expected type.
+pub fn unpack<T: Message + Name + Default>(any: &Any, path: &str) -> Result<T> {
+    if any.type_url != T::type_url() {
+        return Err(format!(
+            "{path}: expected {}, got {}",
+            T::full_name(),
+            any.type_url
+        ));
+    }
+    T::decode(any.value.as_slice()).map_err(|e| format!("{path}: {e}"))
+}
+
+pub fn socket_address(a: &Option<Address>, path: &str) -> Result<SocketAddr> {
+    let Some(Address {
+        address: Some(AddressKind::SocketAddress(sa)),
+    }) = a
+    else {
+        return Err(format!("{path}: only socket addresses are implemented"));
+    };
+    let SocketAddress {
+        protocol,
+        address,
+        resolver_name,
+        ipv4_compat: _,
+        network_namespace_filepath,
+        port_specifier,
+    } = sa;
+    reject!(path; protocol, resolver_name, network_namespace_filepath);
+    let Some(PortSpecifier::PortValue(port)) = port_specifier else {
+        return Err(format!("{path}: named ports are not implemented"));
+    };
+    let ip = address
+        .parse()
+        .map_err(|_| format!("{path}.address: {address:?} is not an IP address"))?;
+    let port = u16::try_from(*port).map_err(|_| format!("{path}: port {port} out of range"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+pub fn listener(l: &Listener) -> Result<config::Listener> {
+    let Listener {
+        name,
+        address,
+        additional_addresses,
+        stat_prefix: _,
+        stats_matcher: _,
+        filter_chains,
+        fcds_config,
+        filter_chain_matcher,
+        use_original_dst,
+        default_filter_chain,
+        per_connection_buffer_limit_bytes: _,
+        per_connection_buffer_high_watermark_timeout: _,
+        metadata: _,
+        deprecated_v1,
+        drain_type: _,
+        listener_filters,
+        listener_filters_timeout: _,
+        continue_on_listener_filters_timeout: _,
+        transparent,
+        freebind,
+        socket_options,
+        tcp_fast_open_queue_length: _,
+        traffic_direction: _,
+        udp_listener_config,
+        api_listener,
+        connection_balance_config: _,
+        reuse_port: _,
+        enable_reuse_port: _,
+        access_log,
+        tcp_backlog_size: _,
+        max_connections_to_accept_per_socket_event: _,
+        bind_to_port,
+        enable_mptcp,
+        ignore_global_conn_limit: _,
+        bypass_overload_manager: _,
+        tcp_keepalive: _,
+        listener_specifier,
+    } = l;
+    let p = format!("listener {name}");
+    if bind_to_port.as_ref().is_some_and(|b| !b.value) {
+        return Err(format!(
+            "{p}.bind_to_port: false (a listener reached through traffic capture) is not implemented"
+        ));
+    }
+    if use_original_dst.as_ref().is_some_and(|b| b.value) {
+        return Err(format!(
+            "{p}.use_original_dst (traffic capture) is not implemented"
+        ));
+    }
+    reject!(p; additional_addresses, fcds_config, filter_chain_matcher, default_filter_chain,
+        deprecated_v1, listener_filters, transparent, freebind, socket_options,
+        udp_listener_config, api_listener, access_log, enable_mptcp, listener_specifier);
+    let address = socket_address(address, &format!("{p}.address"))?;
+    let [chain] = filter_chains.as_slice() else {
+        return Err(format!(
+            "{p}.filter_chains: {} chains (filter chain matching is not implemented)",
+            filter_chains.len()
+        ));
+    };
+    let http = filter_chain(chain, &format!("{p}.filter_chains[0]"))?;
+    Ok(config::Listener {
+        name: name.clone(),
+        address,
+        http,
+    })
+}
+
+fn filter_chain(c: &FilterChain, p: &str) -> Result<HttpManager> {
+    let FilterChain {
+        filter_chain_match,
+        filters,
+        use_proxy_proto,
+        metadata: _,
+        transport_socket,
+        transport_socket_connect_timeout: _,
+        name: _,
+    } = c;
+    reject!(p; filter_chain_match, use_proxy_proto, transport_socket);
+    let [filter] = filters.as_slice() else {
+        return Err(format!("{p}.filters: expected one network filter"));
+    };
+    let Filter { name, config_type } = filter;
+    let p = format!("{p}.filters[0]");
+    let Some(ConfigType::TypedConfig(any)) = config_type else {
+        return Err(format!("{p}: network filter {name} without typed_config"));
+    };
+    if any.type_url != HttpConnectionManager::type_url() {
+        return Err(format!(
+            "{p}: network filter {name} ({}) is not implemented",
+            any.type_url
+        ));
+    }
+    http_connection_manager(&unpack(any, &p)?, &p)
+}
+
+pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<HttpManager> {
+    let HttpConnectionManager {
+        codec_type: _,
+        stat_prefix,
+        http_filters,
+        add_user_agent,
+        tracing,
+        common_http_protocol_options,
+        http1_safe_max_connection_duration,
+        http_protocol_options,
+        http2_protocol_options,
+        http3_protocol_options,
+        server_name,
+        server_header_transformation,
+        scheme_header_transformation,
+        max_request_headers_kb,
+        stream_idle_timeout,
+        stream_flush_timeout,
+        request_timeout,
+        request_headers_timeout,
+        drain_timeout: _,
+        drain_timeout_jitter: _,
+        delayed_close_timeout: _,
+        access_log,
+        access_log_flush_interval,
+        flush_access_log_on_new_request,
+        access_log_options,
+        use_remote_address,
+        xff_num_trusted_hops,
+        original_ip_detection_extensions,
+        early_header_mutation_extensions,
+        internal_address_config,
+        skip_xff_append,
+        via,
+        generate_request_id,
+        preserve_external_request_id,
+        always_set_request_id_in_response,
+        forward_client_cert_details: _,
+        set_current_client_cert_details: _,
+        forward_client_cert_matcher,
+        proxy_100_continue,
+        represent_ipv4_remote_address_as_ipv4_mapped_ipv6,
+        upgrade_configs,
+        normalize_path,
+        merge_slashes,
+        path_with_escaped_slashes_action,
+        request_id_extension,
+        local_reply_config,
+        strip_matching_host_port,
+        stream_error_on_invalid_http_message,
+        path_normalization_options,
+        strip_trailing_host_dot,
+        proxy_status_config,
+        typed_header_validation_config,
+        append_x_forwarded_port,
+        append_local_overload,
+        add_proxy_protocol_connection_state,
+        forward_proto_config,
+        route_specifier,
+        strip_port_mode,
+    } = h;
+    let p = format!("{p} ({HCM})");
+    // Client certificates only exist with TLS, which the proxy does not terminate yet: the
+    // forward/set settings have nothing to act on.
+    reject!(p; add_user_agent, tracing, common_http_protocol_options,
+        http1_safe_max_connection_duration, http_protocol_options, http2_protocol_options,
+        http3_protocol_options, scheme_header_transformation, max_request_headers_kb,
+        stream_flush_timeout, request_timeout, request_headers_timeout, access_log,
+        access_log_flush_interval, flush_access_log_on_new_request, access_log_options,
+        xff_num_trusted_hops, original_ip_detection_extensions, early_header_mutation_extensions,
+        internal_address_config, skip_xff_append, via, preserve_external_request_id,
+        always_set_request_id_in_response, forward_client_cert_matcher, proxy_100_continue,
+        represent_ipv4_remote_address_as_ipv4_mapped_ipv6, merge_slashes, request_id_extension,
+        local_reply_config, strip_matching_host_port, stream_error_on_invalid_http_message,
+        path_normalization_options, strip_trailing_host_dot, proxy_status_config,
+        typed_header_validation_config, append_x_forwarded_port, append_local_overload,
+        add_proxy_protocol_connection_state, forward_proto_config, strip_port_mode);
+    if *server_header_transformation != ServerHeaderTransformation::Overwrite as i32 {
+        return Err(format!(
+            "{p}.server_header_transformation: only OVERWRITE is implemented"
+        ));
+    }
+    if stream_idle_timeout
+        .as_ref()
+        .is_some_and(|d| d.seconds != 0 || d.nanos != 0)
+    {
+        return Err(format!(
+            "{p}.stream_idle_timeout: only 0 (disabled) is implemented"
+        ));
+    }
+    if *path_with_escaped_slashes_action != PathWithEscapedSlashesAction::KeepUnchanged as i32
+        && *path_with_escaped_slashes_action
+            != PathWithEscapedSlashesAction::ImplementationSpecificDefault as i32
+    {
+        return Err(format!(
+            "{p}.path_with_escaped_slashes_action: only KEEP_UNCHANGED is implemented"
+        ));
+    }
+    for (i, f) in http_filters.iter().enumerate() {
+        http_filter(f, &format!("{p}.http_filters[{i}]"))?;
+    }
+    for (i, u) in upgrade_configs.iter().enumerate() {
+        let UpgradeConfig {
+            upgrade_type,
+            filters,
+            enabled: _,
+        } = u;
+        if !upgrade_type.eq_ignore_ascii_case("websocket") || !filters.is_empty() {
+            return Err(format!(
+                "{p}.upgrade_configs[{i}]: only websocket upgrades without filters are implemented"
+            ));
+        }
+    }
+    let route_config = match route_specifier {
+        Some(RouteSpecifier::Rds(Rds {
+            config_source: _,
+            route_config_name,
+        })) => RouteSource::Rds(route_config_name.clone()),
+        Some(RouteSpecifier::RouteConfig(rc)) => {
+            RouteSource::Inline(Arc::new(super::route::route_configuration(rc)?))
+        }
+        _ => {
+            return Err(format!(
+                "{p}.route_specifier: only rds and route_config are implemented"
+            ));
+        }
+    };
+    Ok(HttpManager {
+        stat_prefix: stat_prefix.clone(),
+        route_config,
+        server_name: (!server_name.is_empty()).then(|| server_name.clone()),
+        generate_request_id: generate_request_id.as_ref().is_none_or(|b| b.value),
+        normalize_path: normalize_path.as_ref().is_some_and(|b| b.value),
+        use_remote_address: use_remote_address.as_ref().is_some_and(|b| b.value),
+    })
+}
+
+fn http_filter(f: &HttpFilter, p: &str) -> Result<()> {
+    let HttpFilter {
+        name,
+        is_optional: _,
+        disabled,
+        config_type,
+    } = f;
+    if *disabled {
+        return Ok(());
+    }
+    if !HTTP_FILTERS.contains(&name.as_str()) {
+        return Err(format!("{p}: HTTP filter {name} is not implemented"));
+    }
+    // The filters' own (listener-level) configs must be empty: the translation puts what
+    // they do on the routes.
+    if let Some(HttpFilterConfig::TypedConfig(any)) = config_type
+        && !any.value.is_empty()
+    {
+        return Err(format!(
+            "{p}: listener-level config of {name} is not implemented"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Every locally generated failure in one place: Envoy's response flag, its response code
+//! details string, and the status and body Envoy answers with.
+
+/// Envoy's response flags, by their short names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// No route.
+    NoRoute,
+    /// No cluster of that name.
+    NoCluster,
+    /// No healthy upstream host.
+    NoHealthyUpstream,
+    /// Connection to the upstream failed.
+    UpstreamConnectFailure,
+    /// The upstream reset or closed before the response.
+    UpstreamReset,
+    /// A circuit breaker was open.
+    Overflow,
+    /// The route (or per-try) timeout fired.
+    UpstreamTimeout,
+    /// The fault filter delayed the request.
+    DelayInjected,
+    /// The fault filter aborted the request.
+    FaultInjected,
+    /// Retries exhausted: the last attempt's failure is reported with it.
+    RetryLimitExceeded,
+}
+
+impl Flag {
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::NoRoute => "NR",
+            Self::NoCluster => "NC",
+            Self::NoHealthyUpstream => "UH",
+            Self::UpstreamConnectFailure => "UF",
+            Self::UpstreamReset => "UR",
+            Self::Overflow => "UO",
+            Self::UpstreamTimeout => "UT",
+            Self::DelayInjected => "DI",
+            Self::FaultInjected => "FI",
+            Self::RetryLimitExceeded => "URX",
+        }
+    }
+}
+
+/// A local reply: status, body, flag and details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub body: String,
+    pub flag: Flag,
+    pub details: String,
+}
+
+impl LocalReply {
+    pub fn no_route() -> Self {
+        Self::new(404, "", Flag::NoRoute, "route_not_found")
+    }
+
+    pub fn no_cluster() -> Self {
+        Self::new(503, "", Flag::NoCluster, "cluster_not_found")
+    }
+
+    pub fn no_healthy_upstream() -> Self {
+        Self::new(
+            503,
+            "no healthy upstream",
+            Flag::NoHealthyUpstream,
+            "no_healthy_upstream",
+        )
+    }
+
+    pub fn overflow() -> Self {
+        Self::new(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            Flag::Overflow,
+            "upstream_reset_before_response_started{overflow}",
+        )
+    }
+
+    pub fn connect_failure(reason: &str) -> Self {
+        Self::new(
+            503,
+            &format!(
+                "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: {reason}"
+            ),
+            Flag::UpstreamConnectFailure,
+            "upstream_reset_before_response_started{remote_connection_failure}",
+        )
+    }
+
+    pub fn reset() -> Self {
+        Self::new(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            Flag::UpstreamReset,
+            "upstream_reset_before_response_started{connection_termination}",
+        )
+    }
+
+    pub fn timeout() -> Self {
+        Self::new(
+            504,
+            "upstream request timeout",
+            Flag::UpstreamTimeout,
+            "upstream_response_timeout",
+        )
+    }
+
+    pub fn fault_abort(status: u16) -> Self {
+        Self::new(
+            status,
+            "fault filter abort",
+            Flag::FaultInjected,
+            "fault_filter_abort",
+        )
+    }
+
+    fn new(status: u16, body: &str, flag: Flag, details: &str) -> Self {
+        LocalReply {
+            status,
+            body: body.to_string(),
+            flag,
+            details: details.to_string(),
+        }
+    }
+}

@@ -1,0 +1,741 @@
+//! The request path, as a short list of named phases, each a plain function:
+//!
+//! 1. [`prepare`]: request id, `x-forwarded-proto`, path normalization;
+//! 2. [`select_route`]: virtual host and route from the snapshot the request started with;
+//! 3. [`inject_fault`]: the fault filter's delay and abort;
+//! 4. [`forward`]: cluster (weighted), host (load balancer), circuit breakers, the upstream
+//!    request with per-try timeout, retries with backoff, the route timeout over all;
+//! 5. [`finish`]: response header mutations, `server`, and the access log line.
+//!
+//! Failures are [`LocalReply`]s: one status, body, flag and details per cause.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{HeaderMap, Request, Response, StatusCode, Uri};
+
+use crate::Proxy;
+use crate::config::{
+    Action, Forward, HeaderAdd, HttpManager, Redirect, RetryPolicy, Route, RouteSource, Snapshot,
+};
+use crate::flags::{Flag, LocalReply};
+use crate::upstream::{Body, HostGuard};
+use crate::{lb, routing};
+
+/// Requests with bodies up to this size are buffered so that a retry can resend them.
+const RETRY_BUFFER: u64 = 64 * 1024;
+
+/// The downstream connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// What the access log says about one request.
+#[derive(Debug, Default)]
+struct Outcome {
+    flags: Vec<Flag>,
+    details: String,
+    cluster: String,
+    upstream: Option<SocketAddr>,
+    route: String,
+}
+
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    listener: Arc<crate::config::Listener>,
+    downstream: Downstream,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let start = Instant::now();
+    proxy
+        .stats
+        .downstream_rq_total
+        .fetch_add(1, Ordering::Relaxed);
+    // The snapshot this request runs on, to its end.
+    let snapshot = proxy.config.load_full();
+    let hcm = &listener.http;
+    prepare(hcm, &mut req);
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/".into(), |p| p.to_string());
+    let authority = authority(&req);
+    let request_id = header(req.headers(), "x-request-id");
+    let version = req.version();
+    let mut outcome = Outcome::default();
+    let response = match select_route(&snapshot, hcm, &authority, &path, req.headers()) {
+        None => local(LocalReply::no_route(), &mut outcome),
+        Some(route) => {
+            outcome.route = route.name.clone();
+            match inject_fault(route, &mut outcome).await {
+                Some(reply) => local(reply, &mut outcome),
+                None => {
+                    let mut response = match &route.action {
+                        Action::Direct { status, body } => {
+                            outcome.details = "direct_response".into();
+                            reply(*status, body.clone().unwrap_or_default())
+                        }
+                        Action::Redirect(r) => {
+                            outcome.details = "direct_response".into();
+                            redirect(r, &authority, &path)
+                        }
+                        Action::Forward(f) => {
+                            forward(&proxy, &snapshot, route, f, downstream, req, &mut outcome)
+                                .await
+                        }
+                    };
+                    mutate(
+                        response.headers_mut(),
+                        &route.headers.response_add,
+                        &route.headers.response_remove,
+                    );
+                    response
+                }
+            }
+        }
+    };
+    finish(
+        &proxy,
+        hcm,
+        response,
+        &outcome,
+        start,
+        &format!("{method} {path} {version:?}"),
+        &authority,
+        &request_id,
+        downstream,
+    )
+}
+
+/// Phase 1.
+fn prepare(hcm: &HttpManager, req: &mut Request<Incoming>) {
+    let headers = req.headers_mut();
+    if hcm.generate_request_id && !headers.contains_key("x-request-id") {
+        let id = uuid_v4(&mut fastrand::Rng::new());
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            headers.insert("x-request-id", v);
+        }
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+    if hcm.normalize_path
+        && let Some(pq) = req.uri().path_and_query()
+    {
+        let normalized = normalize(pq.path());
+        if normalized != pq.path() {
+            let rebuilt = match pq.query() {
+                Some(q) => format!("{normalized}?{q}"),
+                None => normalized,
+            };
+            set_path(req, &rebuilt);
+        }
+    }
+}
+
+/// RFC 3986 dot-segment removal, as Envoy's `normalize_path`.
+pub fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let trailing = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
+    for seg in path.split('/').skip(1) {
+        match seg {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut s = String::from("/");
+    s.push_str(&out.join("/"));
+    if trailing && !s.ends_with('/') && !out.is_empty() && out.last() != Some(&"") {
+        s.push('/');
+    }
+    s
+}
+
+fn uuid_v4(rng: &mut fastrand::Rng) -> String {
+    let a = rng.u128(..);
+    let b =
+        (a & !(0xf000u128 << 64) | (0x4000u128 << 64)) & !(0xc000u128 << 48) | (0x8000u128 << 48);
+    let h = format!("{b:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn authority(req: &Request<Incoming>) -> String {
+    req.uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| header_opt(req.headers(), "host"))
+        .unwrap_or_default()
+}
+
+fn header(h: &HeaderMap, name: &str) -> String {
+    header_opt(h, name).unwrap_or_else(|| "-".into())
+}
+
+fn header_opt(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Phase 2.
+fn select_route<'a>(
+    snapshot: &'a Snapshot,
+    hcm: &'a HttpManager,
+    authority: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<&'a Route> {
+    let rc = match &hcm.route_config {
+        RouteSource::Rds(name) => snapshot.routes.get(name)?,
+        RouteSource::Inline(rc) => rc,
+    };
+    let vh = routing::virtual_host(rc, authority)?;
+    routing::route(vh, path, headers)
+}
+
+/// Phase 3: the delay, then the abort, each by its own percentage.
+async fn inject_fault(route: &Route, outcome: &mut Outcome) -> Option<LocalReply> {
+    let fault = route.fault.as_ref()?;
+    let mut rng = fastrand::Rng::new();
+    if let Some((delay, pct)) = fault.delay
+        && rng.u32(..1_000_000) < pct
+    {
+        outcome.flags.push(Flag::DelayInjected);
+        tokio::time::sleep(delay).await;
+    }
+    if let Some((abort, pct)) = fault.abort
+        && rng.u32(..1_000_000) < pct
+    {
+        return Some(match abort {
+            crate::config::FaultAbort::Http(status) => LocalReply::fault_abort(status),
+            crate::config::FaultAbort::Grpc(_) => LocalReply::fault_abort(200),
+        });
+    }
+    None
+}
+
+/// Phase 4.
+async fn forward(
+    proxy: &Proxy,
+    snapshot: &Snapshot,
+    route: &Route,
+    f: &Forward,
+    downstream: Downstream,
+    mut req: Request<Incoming>,
+    outcome: &mut Outcome,
+) -> Response<Body> {
+    let mut rng = fastrand::Rng::new();
+    let Some(cluster_name) = lb::weighted(&f.clusters, &mut rng) else {
+        return local(LocalReply::no_cluster(), outcome);
+    };
+    outcome.cluster = cluster_name.to_string();
+    let Some(cluster) = snapshot.clusters.get(cluster_name) else {
+        return local(LocalReply::no_cluster(), outcome);
+    };
+    let runtime = &cluster.runtime;
+    // Rewrite the request once; every attempt sends the same.
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/".into(), |p| p.to_string());
+    let new_path = rewrite_path(f, route, &path);
+    let host = f.host_rewrite.clone().unwrap_or_else(|| authority(&req));
+    mutate(
+        req.headers_mut(),
+        &route.headers.request_add,
+        &route.headers.request_remove,
+    );
+    strip_hop_by_hop(req.headers_mut());
+    if let Ok(v) = HeaderValue::from_str(&host) {
+        req.headers_mut().insert(hyper::header::HOST, v);
+    }
+    let timeout = grpc_timeout(f, req.headers()).or(f.timeout);
+    let (parts, body) = req.into_parts();
+    // Buffer small bodies so retries can resend them; larger ones stream, once.
+    let retry = f.retry.clone().unwrap_or(RetryPolicy {
+        num_retries: 0,
+        ..Default::default()
+    });
+    let replayable = body_size_hint(&body).is_some_and(|n| n <= RETRY_BUFFER);
+    let (buffered, mut streaming) = if replayable {
+        match body.collect().await {
+            Ok(b) => (Some(b.to_bytes()), None),
+            Err(_) => return local(LocalReply::reset(), outcome),
+        }
+    } else {
+        (None, Some(body))
+    };
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let hosts = snapshot.hosts(cluster);
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut attempt = 0u32;
+    let sent = Instant::now();
+    loop {
+        // Choose the host.
+        let target = match &cluster.discovery {
+            // Without capture the original destination is this listener itself: a loop
+            // (Envoy would connect to itself until it runs out of sockets).
+            crate::config::Discovery::OriginalDst => (!proxy.listeners.is_bound(downstream.local))
+                .then(|| Arc::new(crate::upstream::Host::new(downstream.local, 1))),
+            _ => {
+                let exclude = if retry.avoid_previous_hosts {
+                    tried.as_slice()
+                } else {
+                    &[]
+                };
+                lb::choose(cluster.lb, &hosts, &runtime.next, exclude, &mut rng)
+            }
+        };
+        let Some(target) = target else {
+            return local(LocalReply::no_healthy_upstream(), outcome);
+        };
+        let Some(_slot) = runtime.admit(&cluster.limits) else {
+            proxy
+                .stats
+                .upstream_rq_pending_overflow
+                .fetch_add(1, Ordering::Relaxed);
+            return local(LocalReply::overflow(), outcome);
+        };
+        outcome.upstream = Some(target.address);
+        tried.push(target.address);
+        let guard = HostGuard::new(target.clone());
+        let uri: Uri = match format!("http://{}{}", target.address, new_path).parse() {
+            Ok(u) => u,
+            Err(_) => return local(LocalReply::no_route(), outcome),
+        };
+        let body: Body = match (&buffered, streaming.take()) {
+            (Some(b), _) => Full::new(b.clone()).map_err(|never| match never {}).boxed(),
+            (None, Some(s)) => s.boxed(),
+            (None, None) => http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        };
+        let mut upstream_req = Request::from_parts(parts.clone(), body);
+        *upstream_req.uri_mut() = uri;
+        *upstream_req.version_mut() = hyper::Version::HTTP_11;
+        let per_try = retry.per_try_timeout;
+        let attempt_deadline = match (deadline, per_try) {
+            (Some(d), Some(p)) => Some(d.min(tokio::time::Instant::now() + p)),
+            (Some(d), None) => Some(d),
+            (None, Some(p)) => Some(tokio::time::Instant::now() + p),
+            (None, None) => None,
+        };
+        let send = runtime.client.request(upstream_req);
+        let result = match attempt_deadline {
+            Some(d) => tokio::time::timeout_at(d, send).await.map_err(|_| ()),
+            None => Ok(send.await),
+        };
+        let failure = match result {
+            Err(()) => {
+                let overall = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                if overall || !retry.on.any() {
+                    return local(LocalReply::timeout(), outcome);
+                }
+                // A per-try timeout is retried on 5xx / gateway-error / reset, as Envoy.
+                if !(retry.on.server_error || retry.on.gateway_error || retry.on.reset) {
+                    return local(LocalReply::timeout(), outcome);
+                }
+                LocalReply::timeout()
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                let reply = LocalReply::connect_failure(&connect_reason(&e));
+                if !(retry.on.connect_failure
+                    || retry.on.reset
+                    || retry.on.gateway_error
+                    || retry.on.server_error)
+                {
+                    return local(reply, outcome);
+                }
+                reply
+            }
+            Ok(Err(_)) => {
+                let reply = LocalReply::reset();
+                if !(retry.on.reset || retry.on.gateway_error || retry.on.server_error) {
+                    return local(reply, outcome);
+                }
+                reply
+            }
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                if !retriable_status(&retry, status, response.headers())
+                    || attempt >= retry.num_retries
+                    || buffered.is_none()
+                {
+                    drop(guard);
+                    outcome.details = "via_upstream".into();
+                    let (mut parts, body) = response.into_parts();
+                    strip_hop_by_hop(&mut parts.headers);
+                    let elapsed = sent.elapsed().as_millis().to_string();
+                    if let Ok(v) = HeaderValue::from_str(&elapsed) {
+                        parts.headers.insert("x-envoy-upstream-service-time", v);
+                    }
+                    return Response::from_parts(parts, body.boxed());
+                }
+                // Drain nothing: the response is dropped and retried.
+                LocalReply::new_status(status)
+            }
+        };
+        drop(guard);
+        // Retry?
+        if attempt >= retry.num_retries || buffered.is_none() {
+            if attempt > 0 {
+                outcome.flags.push(Flag::RetryLimitExceeded);
+            }
+            return local(failure, outcome);
+        }
+        let Some(_retry_slot) = runtime.admit_retry(&cluster.limits) else {
+            return local(failure, outcome);
+        };
+        attempt += 1;
+        proxy
+            .stats
+            .upstream_rq_retry
+            .fetch_add(1, Ordering::Relaxed);
+        let backoff = retry_backoff(&retry, attempt, &mut rng);
+        if deadline.is_some_and(|d| tokio::time::Instant::now() + backoff >= d) {
+            return local(LocalReply::timeout(), outcome);
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+fn body_size_hint(body: &Incoming) -> Option<u64> {
+    use hyper::body::Body as _;
+    body.size_hint().upper()
+}
+
+/// Envoy's retry backoff: full jitter over `base × 2^(n-1)`, capped at `max`.
+fn retry_backoff(p: &RetryPolicy, attempt: u32, rng: &mut fastrand::Rng) -> Duration {
+    let base = p.base_interval.as_millis().max(1) as u64;
+    let ceiling = base
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(p.max_interval.as_millis().max(1) as u64);
+    Duration::from_millis(rng.u64(0..=ceiling))
+}
+
+fn retriable_status(p: &RetryPolicy, status: u16, headers: &HeaderMap) -> bool {
+    let on = &p.on;
+    let grpc = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok());
+    (on.server_error && status >= 500)
+        || (on.gateway_error && matches!(status, 502..=504))
+        || (on.retriable_4xx && status == 409)
+        || (on.retriable_status_codes && p.retriable_status_codes.contains(&status))
+        || match grpc {
+            Some(1) => on.grpc_cancelled,
+            Some(4) => on.grpc_deadline_exceeded,
+            Some(8) => on.grpc_resource_exhausted,
+            Some(13) => on.grpc_internal,
+            Some(14) => on.grpc_unavailable,
+            _ => false,
+        }
+}
+
+impl crate::config::RetryOn {
+    fn any(&self) -> bool {
+        *self != Self::default()
+    }
+}
+
+impl LocalReply {
+    /// Stands for an upstream response that was retried; never sent as such.
+    fn new_status(status: u16) -> Self {
+        let mut r = LocalReply::reset();
+        r.status = status;
+        r.body = String::new();
+        r.details = "via_upstream".into();
+        r
+    }
+}
+
+fn connect_reason(e: &hyper_util::client::legacy::Error) -> String {
+    use std::error::Error;
+    let mut source = e.source();
+    let mut last = e.to_string();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    if last.contains("refused") {
+        "delayed connect error: Connection refused".into()
+    } else {
+        last
+    }
+}
+
+fn grpc_timeout(f: &Forward, headers: &HeaderMap) -> Option<Duration> {
+    let max = f.max_grpc_timeout?;
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    let d = match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Some(if max.is_zero() { d } else { d.min(max) })
+}
+
+fn rewrite_path(f: &Forward, route: &Route, path: &str) -> String {
+    let (p, q) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let mut out = p.to_string();
+    if let Some(prefix) = &f.prefix_rewrite
+        && let crate::config::PathMatch::Prefix(m) | crate::config::PathMatch::SeparatedPrefix(m) =
+            &route.matcher.path
+        && p.len() >= m.len()
+    {
+        out = format!("{prefix}{}", &p[m.len()..]);
+    }
+    if let Some((re, sub)) = &f.regex_rewrite {
+        out = re.replace_all(&out, sub.as_str()).into_owned();
+    }
+    match q {
+        Some(q) => format!("{out}?{q}"),
+        None => out,
+    }
+}
+
+fn set_path(req: &mut Request<Incoming>, path: &str) {
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = path.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+fn mutate(headers: &mut HeaderMap, add: &[HeaderAdd], remove: &[String]) {
+    for name in remove {
+        headers.remove(name.as_str());
+    }
+    for h in add {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_str(&h.value),
+        ) else {
+            continue;
+        };
+        if h.overwrite {
+            headers.insert(name, value);
+        } else {
+            headers.append(name, value);
+        }
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn redirect(r: &Redirect, authority: &str, path: &str) -> Response<Body> {
+    let host_only = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let mut host = r.host.clone().unwrap_or_else(|| {
+        if r.port.is_some() {
+            host_only.to_string()
+        } else {
+            authority.to_string()
+        }
+    });
+    if let Some(port) = r.port {
+        host = format!("{host}:{port}");
+    }
+    let (p, q) = path
+        .split_once('?')
+        .map_or((path, None), |(p, q)| (p, Some(q)));
+    let mut new_path = r.path.clone().unwrap_or_else(|| p.to_string());
+    if let Some(prefix) = &r.prefix_rewrite {
+        new_path = prefix.clone();
+    }
+    if let (Some(q), false) = (q, r.strip_query) {
+        new_path = format!("{new_path}?{q}");
+    }
+    let scheme = r.scheme.as_deref().unwrap_or("http");
+    let mut response = reply(r.status, String::new());
+    if let Ok(v) = HeaderValue::from_str(&format!("{scheme}://{host}{new_path}")) {
+        response.headers_mut().insert(hyper::header::LOCATION, v);
+    }
+    response
+}
+
+fn reply(status: u16, body: String) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+}
+
+fn local(r: LocalReply, outcome: &mut Outcome) -> Response<Body> {
+    outcome.flags.push(r.flag);
+    outcome.details = r.details.clone();
+    let mut response = reply(r.status, r.body.clone());
+    if !r.body.is_empty() {
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+    }
+    response
+}
+
+/// Phase 5.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    proxy: &Proxy,
+    hcm: &HttpManager,
+    mut response: Response<Body>,
+    outcome: &Outcome,
+    start: Instant,
+    request_line: &str,
+    authority: &str,
+    request_id: &str,
+    downstream: Downstream,
+) -> Response<Body> {
+    if let Some(server) = &hcm.server_name
+        && let Ok(v) = HeaderValue::from_str(server)
+    {
+        response.headers_mut().insert(hyper::header::SERVER, v);
+    }
+    // Envoy lists the failure flag before URX.
+    let mut flags: Vec<&str> = outcome
+        .flags
+        .iter()
+        .filter(|f| **f != Flag::RetryLimitExceeded)
+        .map(|f| f.short())
+        .collect();
+    if outcome.flags.contains(&Flag::RetryLimitExceeded) {
+        flags.push("URX");
+    }
+    let flags = if flags.is_empty() {
+        "-".to_string()
+    } else {
+        flags.join(",")
+    };
+    proxy
+        .stats
+        .count_response(response.status().as_u16(), &outcome.flags);
+    if proxy.access_log {
+        let upstream = outcome.upstream.map_or("-".to_string(), |a| a.to_string());
+        let cluster = if outcome.cluster.is_empty() {
+            "-"
+        } else {
+            &outcome.cluster
+        };
+        let route = if outcome.route.is_empty() {
+            "-"
+        } else {
+            &outcome.route
+        };
+        let details = if outcome.details.is_empty() {
+            "-"
+        } else {
+            &outcome.details
+        };
+        println!(
+            "[{}] \"{request_line}\" {} {flags} {details} {}ms \"{authority}\" \"{request_id}\" \"{upstream}\" {cluster} {} {} {route} {}",
+            epoch_millis(),
+            response.status().as_u16(),
+            start.elapsed().as_millis(),
+            downstream.local,
+            downstream.remote,
+            hcm.stat_prefix,
+        );
+    }
+    response
+}
+
+fn epoch_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalize_like_envoy() {
+        assert_eq!(normalize("/a/./b/../c"), "/a/c");
+        assert_eq!(normalize("/../a"), "/a");
+        assert_eq!(normalize("/a/b/"), "/a/b/");
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize("/a/.."), "/");
+    }
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let id = uuid_v4(&mut fastrand::Rng::with_seed(1));
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+    }
+
+    #[test]
+    fn retry_conditions_and_backoff() {
+        let p = RetryPolicy {
+            on: crate::config::RetryOn {
+                retriable_status_codes: true,
+                grpc_unavailable: true,
+                gateway_error: true,
+                ..Default::default()
+            },
+            retriable_status_codes: vec![503],
+            num_retries: 2,
+            base_interval: Duration::from_millis(25),
+            max_interval: Duration::from_millis(250),
+            ..Default::default()
+        };
+        let none = HeaderMap::new();
+        assert!(retriable_status(&p, 503, &none));
+        assert!(retriable_status(&p, 502, &none));
+        assert!(!retriable_status(&p, 500, &none));
+        let mut grpc = HeaderMap::new();
+        grpc.insert("grpc-status", HeaderValue::from_static("14"));
+        assert!(retriable_status(&p, 200, &grpc));
+        let mut rng = fastrand::Rng::with_seed(2);
+        for attempt in 1..10 {
+            assert!(retry_backoff(&p, attempt, &mut rng) <= Duration::from_millis(250));
+        }
+    }
+}

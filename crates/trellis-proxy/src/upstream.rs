@@ -1,0 +1,130 @@
+//! Upstream state that outlives config updates: endpoints with their in-flight counts (for
+//! least request), and per cluster the balancer position, the circuit-breaker counters and
+//! the connection pool (hyper-util's pooled client: HTTP/1.1 keep-alive reuse, or HTTP/2
+//! multiplexing when the cluster says so). The pool is shared by all worker threads.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use http_body_util::combinators::BoxBody;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Limits;
+use crate::convert::cluster::PoolSettings;
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// One endpoint.
+#[derive(Debug)]
+pub struct Host {
+    pub address: SocketAddr,
+    pub weight: u32,
+    /// Requests in flight to it.
+    pub active: AtomicU64,
+}
+
+impl Host {
+    pub fn new(address: SocketAddr, weight: u32) -> Host {
+        Host {
+            address,
+            weight,
+            active: AtomicU64::new(0),
+        }
+    }
+}
+
+impl PartialEq for Host {
+    fn eq(&self, other: &Self) -> bool {
+        self.address == other.address && self.weight == other.weight
+    }
+}
+
+/// A cluster's live state.
+#[derive(Debug)]
+pub struct ClusterRuntime {
+    pub settings: PoolSettings,
+    pub client: Client<HttpConnector, Body>,
+    pub next: AtomicUsize,
+    pub active_requests: AtomicU64,
+    pub active_retries: AtomicU64,
+}
+
+impl ClusterRuntime {
+    pub fn new(settings: PoolSettings) -> ClusterRuntime {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(settings.keepalive);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .http2_only(settings.http2)
+            .pool_idle_timeout(
+                settings
+                    .idle_timeout
+                    .unwrap_or(std::time::Duration::from_secs(3600)),
+            )
+            .set_host(false);
+        ClusterRuntime {
+            settings,
+            client: builder.build(connector),
+            next: AtomicUsize::new(0),
+            active_requests: AtomicU64::new(0),
+            active_retries: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a request slot unless a circuit breaker is open. Over HTTP/1.1 a request in
+    /// flight holds a connection, so requests beyond `max_connections` are the pending
+    /// ones: the limit is connections + pending (and `max_requests`).
+    pub fn admit(&self, limits: &Limits) -> Option<Slot<'_>> {
+        let active = self.active_requests.fetch_add(1, Ordering::AcqRel);
+        let cap = if self.settings.http2 {
+            limits.max_requests
+        } else {
+            limits.max_requests.min(
+                limits
+                    .max_connections
+                    .saturating_add(limits.max_pending_requests),
+            )
+        };
+        let slot = Slot(&self.active_requests);
+        (active < cap).then_some(slot)
+    }
+
+    /// Takes a retry slot unless `max_retries` retries are already in flight.
+    pub fn admit_retry(&self, limits: &Limits) -> Option<Slot<'_>> {
+        let active = self.active_retries.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(&self.active_retries);
+        (active < limits.max_retries).then_some(slot)
+    }
+}
+
+/// A counted slot, released on drop.
+#[derive(Debug)]
+pub struct Slot<'a>(&'a AtomicU64);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Counts a request in flight to a host, for least request.
+#[derive(Debug)]
+pub struct HostGuard(pub std::sync::Arc<Host>);
+
+impl HostGuard {
+    pub fn new(host: std::sync::Arc<Host>) -> HostGuard {
+        host.active.fetch_add(1, Ordering::AcqRel);
+        HostGuard(host)
+    }
+}
+
+impl Drop for HostGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
