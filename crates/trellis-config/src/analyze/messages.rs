@@ -605,3 +605,28 @@ pub fn alpha_annotation(r: &Resource, annotation: &str) -> Message {
         ),
     )
 }
+
+/// Trellis's own code (outside Istio's `IST` range): a field, or a whole kind, that the
+/// translation does not honour yet. `origin` is `Kind namespace/name`, or `MeshConfig`.
+pub fn unsupported_field(origin: String, field: &str, reason: &str) -> Message {
+    Message {
+        code: "TRL0001",
+        level: Level::Warning,
+        origin,
+        message: format!(
+            "Field {field} is not implemented by Trellis yet and is ignored: {reason}"
+        ),
+    }
+}
+
+pub fn unsupported_kind(r: &Resource, reason: &str) -> Message {
+    msg(
+        r,
+        "TRL0001",
+        Level::Warning,
+        format!(
+            "{} is not implemented by Trellis yet and is ignored: {reason}",
+            r.kind()
+        ),
+    )
+}

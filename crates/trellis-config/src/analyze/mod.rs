@@ -6,6 +6,9 @@
 //! DestinationHostAnalyzer`...) so that a user or a test can run one of them alone, as
 //! `istioctl analyze` and Istio's own test table do. Host matching, short-name resolution
 //! and exportTo visibility live in one place, [`hosts`], shared by every analyzer.
+//!
+//! One analyzer is Trellis's own: `trellis.UnsupportedFieldAnalyzer` (code TRL0001) names
+//! what the translation does not honour yet ([`UNSUPPORTED`]).
 
 mod annotations;
 mod authn;
@@ -23,10 +26,12 @@ mod service;
 mod serviceentry;
 mod sidecar;
 mod telemetry;
+mod unsupported;
 mod virtualservice;
 mod workload;
 
 pub use context::Context;
+pub use unsupported::{NAME as UNSUPPORTED_FIELD_ANALYZER, Target, UNSUPPORTED, Unsupported, When};
 
 use trellis_api::istio::mesh::MeshConfig;
 use trellis_api::{DecodeError, Resource};
@@ -52,7 +57,7 @@ impl Level {
 /// One analyzer message about one object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Message {
-    /// Istio's code, e.g. `IST0101`.
+    /// Istio's code, e.g. `IST0101`, or Trellis's own (`TRL...`, outside Istio's range).
     pub code: &'static str,
     pub level: Level,
     /// `Kind namespace/name` of the object the message is about (Istio's "origin");
@@ -165,6 +170,8 @@ analyzers! {
         "Istio annotations of alpha-phase features";
     "authn.BlockedCIDRsAnalyzer" => authn::blocked_cidrs,
         "RequestAuthentications while istiod does not restrict the addresses of JWKS fetches";
+    "trellis.UnsupportedFieldAnalyzer" => unsupported::unsupported_fields,
+        "Fields and kinds that Trellis does not implement yet and ignores (TRL0001)";
 }
 
 /// Analyzers that run only when asked for by name: Istio leaves them out of `istioctl
@@ -185,6 +192,19 @@ pub fn analyze(resources: &[Resource], mesh: &MeshConfig) -> Vec<Message> {
             decode_errors: &[],
         },
         by_default,
+    )
+}
+
+/// Runs only [`UNSUPPORTED_FIELD_ANALYZER`]: what in these objects and this mesh config the
+/// translation ignores today (Trellis's TRL0001 warnings), for the control plane to report.
+pub fn unsupported_fields(resources: &[Resource], mesh: &MeshConfig) -> Vec<Message> {
+    analyze_input(
+        &Input {
+            resources,
+            mesh,
+            decode_errors: &[],
+        },
+        |name| name == UNSUPPORTED_FIELD_ANALYZER,
     )
 }
 
