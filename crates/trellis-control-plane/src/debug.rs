@@ -1,8 +1,9 @@
 //! The debug HTTP server (port 15014): `/ready`, `/metrics` (Prometheus text),
-//! `/debug/syncz` (what each proxy was sent and accepted) and `/debug/configz` (the objects
-//! in force and the current problems) and `/debug/config_dump?proxyID=ID` (what
-//! translation produces for a connected proxy now, summarised as
-//! [`crate::xds::dump::ConfigDump`]). Read-only; it never blocks the ADS server.
+//! `/debug/syncz` (what each proxy was sent and accepted), `/debug/configz` (the objects
+//! in force, the current problems, and under `unsupported` the TRL0001 warnings for what
+//! translation ignores) and `/debug/config_dump?proxyID=ID` (what translation produces for
+//! a connected proxy now, summarised as [`crate::xds::dump::ConfigDump`]). Read-only; it
+//! never blocks the ADS server.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::mesh::MeshSnapshot;
 use crate::translate::{names, translate};
 use crate::xds::MeshUpdate;
 use crate::xds::dump::ConfigDump;
@@ -167,13 +169,24 @@ pub fn configz(update: &MeshUpdate) -> serde_json::Value {
         .collect();
     let problems: Vec<String> = update.problems.iter().map(|p| p.to_string()).collect();
     let services: Vec<&String> = update.mesh.registry.services.keys().collect();
+    let unsupported: Vec<String> = unsupported(&update.mesh)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     json!({
         "generation": update.generation,
         "revision": update.mesh.config.revision,
         "objects": objects,
         "services": services,
         "problems": problems,
+        "unsupported": unsupported,
     })
+}
+
+/// What the configuration in force asks for that the translation ignores today
+/// (`Warning [TRL0001] (Kind ns/name) Field ... is not implemented by Trellis yet ...`).
+pub fn unsupported(mesh: &MeshSnapshot) -> Vec<trellis_config::analyze::Message> {
+    trellis_config::analyze::unsupported_fields(&mesh.config.resources(), &mesh.mesh)
 }
 
 fn json_response(value: &Result<serde_json::Value, serde_json::Error>) -> Response<Full<Bytes>> {
@@ -203,6 +216,60 @@ fn response(status: StatusCode, content_type: &str, body: String) -> Response<Fu
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use trellis_config::store::{ObjectKey, Snapshot};
+
+    use crate::mesh::MeshSnapshot;
+    use crate::xds::MeshUpdate;
+    use crate::xds::push::PushScope;
+
+    #[test]
+    fn configz_lists_what_translation_ignores() {
+        let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+                    metadata: {name: default, namespace: bookstore}\nspec: {mtls: {mode: STRICT}}\n\
+                    ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+                    metadata: {name: reviews, namespace: bookstore}\n\
+                    spec: {host: reviews, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}\n";
+        let decoded = trellis_api::decode_bytes("t.yaml", yaml.as_bytes(), "default");
+        assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+        let snapshot = Snapshot {
+            revision: 1,
+            objects: decoded
+                .resources
+                .into_iter()
+                .map(|r| (ObjectKey::of(&r), Arc::new(r)))
+                .collect(),
+        };
+        let update = MeshUpdate {
+            mesh: Arc::new(MeshSnapshot::new(
+                Arc::new(snapshot),
+                &[],
+                Arc::new(Default::default()),
+            )),
+            generation: 1,
+            changed_at: tokio::time::Instant::now(),
+            problems: Arc::new(Vec::new()),
+            scope: PushScope::Full,
+        };
+        let json = super::configz(&update);
+        let unsupported: Vec<&str> = json["unsupported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(unsupported.len(), 2, "{unsupported:?}");
+        assert!(unsupported[0].starts_with(
+            "Warning [TRL0001] (DestinationRule bookstore/reviews) Field spec.trafficPolicy.tls.mode \
+             is not implemented by Trellis yet and is ignored"
+        ));
+        assert!(unsupported[1].starts_with(
+            "Warning [TRL0001] (PeerAuthentication bookstore/default) PeerAuthentication is not \
+             implemented by Trellis yet and is ignored"
+        ));
+    }
+
     #[test]
     fn query_values_are_percent_decoded() {
         assert_eq!(

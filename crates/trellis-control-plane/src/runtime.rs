@@ -138,6 +138,12 @@ pub async fn run(
             };
             let workloads: Arc<Vec<Workload>> = registrations.current();
             let mesh = Arc::new(MeshSnapshot::new(snapshot, &workloads, mesh_config.clone()));
+            if previous.is_none_or(|p| p.mesh.config.revision != mesh.config.revision) {
+                // Once per revision of the configuration, not per registration.
+                for warning in debug::unsupported(&mesh) {
+                    tracing::warn!(revision = mesh.config.revision, "{warning}");
+                }
+            }
             let scope = previous.map_or(PushScope::Full, |p| {
                 push::classify(&p.mesh, &mesh, &changes)
             });

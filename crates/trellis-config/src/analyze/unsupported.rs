@@ -13,7 +13,7 @@
 //! implemented.
 
 use serde_json::Value;
-use trellis_api::{Kind, Resource};
+use trellis_api::Kind;
 
 use super::context::origin;
 use super::messages as m;
@@ -367,37 +367,38 @@ pub const NAME: &str = "trellis.UnsupportedFieldAnalyzer";
 
 pub fn unsupported_fields(ctx: &Context<'_>, out: &mut Vec<Message>) {
     let mesh = serde_json::to_value(ctx.mesh).unwrap_or(Value::Null);
-    for entry in UNSUPPORTED {
-        match entry.target {
-            Target::MeshConfig => {
-                for field in find(&mesh, entry) {
-                    out.push(m::unsupported_field(
-                        "MeshConfig".to_string(),
-                        &field,
-                        entry.reason,
-                    ));
-                }
-            }
-            Target::Kind(kind) => {
-                for r in ctx.resources.iter().filter(|r| r.kind() == kind) {
-                    report(r, entry, out);
-                }
-            }
+    for entry in UNSUPPORTED
+        .iter()
+        .filter(|e| e.target == Target::MeshConfig)
+    {
+        for field in find(&mesh, entry) {
+            out.push(m::unsupported_field(
+                "MeshConfig".to_string(),
+                &field,
+                entry.reason,
+            ));
         }
     }
-}
-
-fn report(r: &Resource, entry: &Unsupported, out: &mut Vec<Message>) {
-    if entry.field.is_empty() {
-        out.push(m::unsupported_kind(r, entry.reason));
-        return;
-    }
-    let Ok(spec) = serde_json::to_value(&r.spec) else {
-        return;
-    };
-    let root = Value::Object([("spec".to_string(), spec)].into_iter().collect());
-    for field in find(&root, entry) {
-        out.push(m::unsupported_field(origin(r), &field, entry.reason));
+    for r in &ctx.resources {
+        let target = Target::Kind(r.kind());
+        let mut entries = UNSUPPORTED.iter().filter(|e| e.target == target).peekable();
+        if entries.peek().is_none() {
+            continue;
+        }
+        // Serialized once per object, only for the kinds the table names.
+        let Ok(spec) = serde_json::to_value(&r.spec) else {
+            continue;
+        };
+        let root = Value::Object([("spec".to_string(), spec)].into_iter().collect());
+        for entry in entries {
+            if entry.field.is_empty() {
+                out.push(m::unsupported_kind(r, entry.reason));
+                continue;
+            }
+            for field in find(&root, entry) {
+                out.push(m::unsupported_field(origin(r), &field, entry.reason));
+            }
+        }
     }
 }
 
@@ -542,6 +543,8 @@ fn walk<'v>(
 mod tests {
     use serde_json::{Value, json};
     use trellis_api::istio::mesh::MeshConfig;
+
+    use trellis_api::Resource;
 
     use super::*;
     use crate::analyze::unsupported_fields as run;
