@@ -14,10 +14,6 @@ use trellis_testkit::trellis_proxy::TrellisProxy;
 /// docs/proxy-differences.md).
 const NOT_YET: &[(&str, &str)] = &[
     (
-        "mirroring",
-        "request mirroring (route request_mirror_policies) is NACKed",
-    ),
-    (
         "consistent_hash_by_header",
         "RING_HASH/MAGLEV and route hash_policy are NACKed",
     ),

@@ -240,6 +240,16 @@ pub struct Forward {
     pub retry: Option<RetryPolicy>,
     /// Envoy's `max_grpc_timeout`: honour `grpc-timeout` (capped unless zero).
     pub max_grpc_timeout: Option<Duration>,
+    pub mirrors: Vec<Mirror>,
+}
+
+/// `request_mirror_policies`: fire and forget a copy to `cluster`, for `share` millionths
+/// of the requests, with `-shadow` appended to the host unless disabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    pub cluster: String,
+    pub share: u32,
+    pub shadow_suffix: bool,
 }
 
 impl PartialEq for Forward {
@@ -252,6 +262,7 @@ impl PartialEq for Forward {
             && self.timeout == o.timeout
             && self.retry == o.retry
             && self.max_grpc_timeout == o.max_grpc_timeout
+            && self.mirrors == o.mirrors
     }
 }
 

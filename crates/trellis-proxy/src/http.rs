@@ -321,6 +321,9 @@ async fn forward(
     } else {
         (None, Some(body))
     };
+    if let Some(body) = &buffered {
+        shadow(proxy, snapshot, f, &parts, body, &host, &new_path, &mut rng);
+    }
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let hosts = snapshot.hosts(cluster);
     let mut tried: Vec<SocketAddr> = Vec::new();
@@ -453,6 +456,69 @@ async fn forward(
             return local(LocalReply::timeout(), outcome);
         }
         tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Mirroring: for each mirror policy (by its share), a copy of the request to a host of the
+/// mirror cluster, `Host` with `-shadow` after the host name, sent in the background with
+/// its answer dropped. Only buffered (replayable) bodies are mirrored.
+#[allow(clippy::too_many_arguments)]
+fn shadow(
+    proxy: &Proxy,
+    snapshot: &Snapshot,
+    f: &Forward,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+    host: &str,
+    path: &str,
+    rng: &mut fastrand::Rng,
+) {
+    for m in &f.mirrors {
+        if rng.u32(..1_000_000) >= m.share {
+            continue;
+        }
+        let Some(cluster) = snapshot.clusters.get(&m.cluster) else {
+            continue;
+        };
+        let hosts = snapshot.hosts(cluster);
+        let Some(target) = lb::choose(cluster.lb, &hosts, &cluster.runtime.next, &[], rng) else {
+            continue;
+        };
+        let Ok(uri) = format!("http://{}{path}", target.address).parse::<Uri>() else {
+            continue;
+        };
+        let shadow_host = if m.shadow_suffix {
+            match host.rsplit_once(':') {
+                Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("{h}-shadow:{port}")
+                }
+                _ => format!("{host}-shadow"),
+            }
+        } else {
+            host.to_string()
+        };
+        let mut req = Request::from_parts(
+            parts.clone(),
+            Full::new(body.clone())
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *req.uri_mut() = uri;
+        *req.version_mut() = hyper::Version::HTTP_11;
+        if let Ok(v) = HeaderValue::from_str(&shadow_host) {
+            req.headers_mut().insert(hyper::header::HOST, v);
+        }
+        proxy
+            .stats
+            .inc(&format!("cluster.{}.upstream_rq_shadowed", m.cluster));
+        let runtime = cluster.runtime.clone();
+        tokio::spawn(async move {
+            let _guard = HostGuard::new(target);
+            // Fire and forget: the answer is read and dropped, never waited for.
+            if let Ok(r) = runtime.client.request(req).await {
+                let _ = r.into_body().collect().await;
+            }
+        });
     }
 }
 
