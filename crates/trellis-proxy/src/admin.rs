@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::Proxy;
-use crate::config::{Action, Discovery, RouteSource};
+use crate::config::{Action, Discovery, Network, RouteSource};
 
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) {
     loop {
@@ -42,7 +42,13 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into())
             }
         }
-        "/stats" => text(StatusCode::OK, proxy.stats.render()),
+        "/stats" => {
+            let mut out = proxy.stats.render();
+            for c in proxy.config.load().clusters.values() {
+                c.runtime.stats.render(&c.name, &mut out);
+            }
+            text(StatusCode::OK, out)
+        }
         "/config_dump" => {
             let body = serde_json::to_string_pretty(&config_dump(proxy)).unwrap_or_default();
             let mut r = text(StatusCode::OK, body + "\n");
@@ -69,10 +75,19 @@ pub fn config_dump(proxy: &Proxy) -> serde_json::Value {
             json!({
                 "name": l.name,
                 "address": l.address.to_string(),
-                "route_config": match &l.http.route_config {
-                    RouteSource::Rds(n) => n.clone(),
-                    RouteSource::Inline(rc) => format!("inline {}", rc.name),
-                },
+                "bind_to_port": l.bind,
+                "capture": l.capture,
+                "filter_chains": l.all_chains().map(|c| json!({
+                    "name": c.name,
+                    "match": format!("{:?}", c.matcher),
+                    "network": match &c.network {
+                        Network::Http(h) => match &h.route_config {
+                            RouteSource::Rds(n) => format!("http rds {n}"),
+                            RouteSource::Inline(rc) => format!("http inline {}", rc.name),
+                        },
+                        Network::Tcp(t) => format!("tcp {:?}", t.clusters),
+                    },
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

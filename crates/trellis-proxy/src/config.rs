@@ -5,7 +5,7 @@
 //! swaps it in atomically, and a request keeps the snapshot it started with to the end.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,12 +37,71 @@ impl Snapshot {
 // ---------------------------------------------------------------------------------------
 // Listeners
 
-/// A listener bound to a real address (`bind_to_port`, no capture).
+/// A listener: bound to its address (`bind_to_port`), or held as the target of an
+/// original-destination handoff from a capture listener (`bind_to_port: false`). Capture
+/// listeners themselves (`use_original_dst`, or the `original_dst` listener filter) are held
+/// and not bound: binding 15001/15006 with SO_ORIGINAL_DST is the capture step still to come.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
-    pub http: HttpManager,
+    pub bind: bool,
+    /// `use_original_dst` or the `original_dst` listener filter: a traffic-capture listener.
+    pub capture: bool,
+    /// Listener filters `tls_inspector` / `http_inspector`: sniff before choosing a chain.
+    pub inspect_tls: bool,
+    pub inspect_http: bool,
+    /// `listener_filters_timeout` (Envoy's default 15 s; `None`: wait forever).
+    pub inspect_timeout: Option<Duration>,
+    /// `continue_on_listener_filters_timeout`: on timeout carry on as opaque TCP (else close).
+    pub continue_on_timeout: bool,
+    pub chains: Vec<FilterChain>,
+    pub default_chain: Option<FilterChain>,
+}
+
+impl Listener {
+    /// Every filter chain, the default one last.
+    pub fn all_chains(&self) -> impl Iterator<Item = &FilterChain> {
+        self.chains.iter().chain(self.default_chain.as_ref())
+    }
+}
+
+/// One filter chain: what it matches and its (single) network filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterChain {
+    pub name: String,
+    pub matcher: ChainMatch,
+    pub network: Network,
+}
+
+/// The `FilterChainMatch` criteria the translation emits; empty means "any".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChainMatch {
+    pub destination_port: Option<u16>,
+    /// (network, prefix length).
+    pub prefix_ranges: Vec<(IpAddr, u8)>,
+    /// Exact names or `*.suffix` wildcards, lower case.
+    pub server_names: Vec<String>,
+    /// `raw_buffer` or `tls`.
+    pub transport_protocol: Option<String>,
+    /// `http/1.1`, `h2c`, ALPN values...
+    pub application_protocols: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Network {
+    Http(Arc<HttpManager>),
+    Tcp(TcpProxy),
+}
+
+/// Envoy's `tcp_proxy` network filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpProxy {
+    pub stat_prefix: String,
+    /// (cluster, weight); one entry for a single cluster.
+    pub clusters: Vec<(String, u32)>,
+    /// `None`: no idle timeout (Envoy's 0s); Envoy's default is 1 h when unset.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// What Envoy's HTTP connection manager does that the proxy does too.
@@ -181,6 +240,16 @@ pub struct Forward {
     pub retry: Option<RetryPolicy>,
     /// Envoy's `max_grpc_timeout`: honour `grpc-timeout` (capped unless zero).
     pub max_grpc_timeout: Option<Duration>,
+    pub mirrors: Vec<Mirror>,
+}
+
+/// `request_mirror_policies`: fire and forget a copy to `cluster`, for `share` millionths
+/// of the requests, with `-shadow` appended to the host unless disabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    pub cluster: String,
+    pub share: u32,
+    pub shadow_suffix: bool,
 }
 
 impl PartialEq for Forward {
@@ -193,6 +262,7 @@ impl PartialEq for Forward {
             && self.timeout == o.timeout
             && self.retry == o.retry
             && self.max_grpc_timeout == o.max_grpc_timeout
+            && self.mirrors == o.mirrors
     }
 }
 

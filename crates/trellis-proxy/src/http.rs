@@ -24,7 +24,7 @@ use crate::config::{
     Action, Forward, HeaderAdd, HttpManager, Redirect, RetryPolicy, Route, RouteSource, Snapshot,
 };
 use crate::flags::{Flag, LocalReply};
-use crate::upstream::{Body, HostGuard};
+use crate::upstream::{Body, ClusterStats, HostGuard};
 use crate::{lb, routing};
 
 /// Requests with bodies up to this size are buffered so that a retry can resend them.
@@ -49,7 +49,7 @@ struct Outcome {
 
 pub async fn handle(
     proxy: Arc<Proxy>,
-    listener: Arc<crate::config::Listener>,
+    hcm: Arc<HttpManager>,
     downstream: Downstream,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
@@ -60,7 +60,7 @@ pub async fn handle(
         .fetch_add(1, Ordering::Relaxed);
     // The snapshot this request runs on, to its end.
     let snapshot = proxy.config.load_full();
-    let hcm = &listener.http;
+    let hcm = &*hcm;
     prepare(hcm, &mut req);
     let method = req.method().clone();
     let path = req
@@ -75,21 +75,30 @@ pub async fn handle(
         None => local(LocalReply::no_route(), &mut outcome),
         Some(route) => {
             outcome.route = route.name.clone();
-            match inject_fault(route, &mut outcome).await {
+            match inject_fault(&proxy, hcm, route, &mut outcome).await {
                 Some(reply) => local(reply, &mut outcome),
                 None => {
                     let mut response = match &route.action {
                         Action::Direct { status, body } => {
                             outcome.details = "direct_response".into();
+                            proxy
+                                .stats
+                                .inc(&format!("http.{}.rq_direct_response", hcm.stat_prefix));
                             reply(*status, body.clone().unwrap_or_default())
                         }
                         Action::Redirect(r) => {
                             outcome.details = "direct_response".into();
+                            proxy
+                                .stats
+                                .inc(&format!("http.{}.rq_redirect", hcm.stat_prefix));
                             redirect(r, &authority, &path)
                         }
                         Action::Forward(f) => {
-                            forward(&proxy, &snapshot, route, f, downstream, req, &mut outcome)
-                                .await
+                            let response =
+                                forward(&proxy, &snapshot, route, f, downstream, req, &mut outcome)
+                                    .await;
+                            count_cluster_outcome(&snapshot, &outcome);
+                            response
                         }
                     };
                     mutate(
@@ -211,19 +220,48 @@ fn select_route<'a>(
     routing::route(vh, path, headers)
 }
 
+/// The cluster's own counters for a local failure (Envoy's `cluster.<name>.*`).
+fn count_cluster_outcome(snapshot: &Snapshot, outcome: &Outcome) {
+    let Some(cluster) = snapshot.clusters.get(&outcome.cluster) else {
+        return;
+    };
+    let stats = &cluster.runtime.stats;
+    for f in &outcome.flags {
+        let counter = match f {
+            Flag::UpstreamTimeout => &stats.upstream_rq_timeout,
+            Flag::UpstreamConnectFailure => &stats.upstream_cx_connect_fail,
+            Flag::NoHealthyUpstream => &stats.upstream_cx_none_healthy,
+            Flag::Overflow => &stats.upstream_rq_pending_overflow,
+            _ => continue,
+        };
+        ClusterStats::inc(counter);
+    }
+}
+
 /// Phase 3: the delay, then the abort, each by its own percentage.
-async fn inject_fault(route: &Route, outcome: &mut Outcome) -> Option<LocalReply> {
+async fn inject_fault(
+    proxy: &Proxy,
+    hcm: &HttpManager,
+    route: &Route,
+    outcome: &mut Outcome,
+) -> Option<LocalReply> {
     let fault = route.fault.as_ref()?;
     let mut rng = fastrand::Rng::new();
     if let Some((delay, pct)) = fault.delay
         && rng.u32(..1_000_000) < pct
     {
         outcome.flags.push(Flag::DelayInjected);
+        proxy
+            .stats
+            .inc(&format!("http.{}.fault.delays_injected", hcm.stat_prefix));
         tokio::time::sleep(delay).await;
     }
     if let Some((abort, pct)) = fault.abort
         && rng.u32(..1_000_000) < pct
     {
+        proxy
+            .stats
+            .inc(&format!("http.{}.fault.aborts_injected", hcm.stat_prefix));
         return Some(match abort {
             crate::config::FaultAbort::Http(status) => LocalReply::fault_abort(status),
             crate::config::FaultAbort::Grpc(_) => LocalReply::fault_abort(200),
@@ -283,6 +321,9 @@ async fn forward(
     } else {
         (None, Some(body))
     };
+    if let Some(body) = &buffered {
+        shadow(proxy, snapshot, f, &parts, body, &host, &new_path, &mut rng);
+    }
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let hosts = snapshot.hosts(cluster);
     let mut tried: Vec<SocketAddr> = Vec::new();
@@ -409,11 +450,75 @@ async fn forward(
             .stats
             .upstream_rq_retry
             .fetch_add(1, Ordering::Relaxed);
+        ClusterStats::inc(&runtime.stats.upstream_rq_retry);
         let backoff = retry_backoff(&retry, attempt, &mut rng);
         if deadline.is_some_and(|d| tokio::time::Instant::now() + backoff >= d) {
             return local(LocalReply::timeout(), outcome);
         }
         tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Mirroring: for each mirror policy (by its share), a copy of the request to a host of the
+/// mirror cluster, `Host` with `-shadow` after the host name, sent in the background with
+/// its answer dropped. Only buffered (replayable) bodies are mirrored.
+#[allow(clippy::too_many_arguments)]
+fn shadow(
+    proxy: &Proxy,
+    snapshot: &Snapshot,
+    f: &Forward,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+    host: &str,
+    path: &str,
+    rng: &mut fastrand::Rng,
+) {
+    for m in &f.mirrors {
+        if rng.u32(..1_000_000) >= m.share {
+            continue;
+        }
+        let Some(cluster) = snapshot.clusters.get(&m.cluster) else {
+            continue;
+        };
+        let hosts = snapshot.hosts(cluster);
+        let Some(target) = lb::choose(cluster.lb, &hosts, &cluster.runtime.next, &[], rng) else {
+            continue;
+        };
+        let Ok(uri) = format!("http://{}{path}", target.address).parse::<Uri>() else {
+            continue;
+        };
+        let shadow_host = if m.shadow_suffix {
+            match host.rsplit_once(':') {
+                Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("{h}-shadow:{port}")
+                }
+                _ => format!("{host}-shadow"),
+            }
+        } else {
+            host.to_string()
+        };
+        let mut req = Request::from_parts(
+            parts.clone(),
+            Full::new(body.clone())
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *req.uri_mut() = uri;
+        *req.version_mut() = hyper::Version::HTTP_11;
+        if let Ok(v) = HeaderValue::from_str(&shadow_host) {
+            req.headers_mut().insert(hyper::header::HOST, v);
+        }
+        proxy
+            .stats
+            .inc(&format!("cluster.{}.upstream_rq_shadowed", m.cluster));
+        let runtime = cluster.runtime.clone();
+        tokio::spawn(async move {
+            let _guard = HostGuard::new(target);
+            // Fire and forget: the answer is read and dropped, never waited for.
+            if let Ok(r) = runtime.client.request(req).await {
+                let _ = r.into_body().collect().await;
+            }
+        });
     }
 }
 

@@ -1,14 +1,15 @@
 //! The Trellis proxy: an engine for Envoy's xDS. It joins a control plane over ADS
 //! ([`xds`]), converts Listener / RouteConfiguration / Cluster / ClusterLoadAssignment into
 //! its own immutable configuration at the edge ([`convert`] → [`config`]), swaps it in
-//! atomically, and carries requests through it ([`listeners`] → [`http`], with
-//! [`routing`], [`lb`] and [`upstream`]). It depends on no Istio type.
+//! atomically, and carries connections through it ([`listeners`] → [`sniff`] → [`chains`]
+//! → [`http`] or [`tcp`], with [`routing`], [`lb`] and [`upstream`]). It depends on no Istio type.
 //!
 //! Threads and state: one tokio runtime; the config is an `ArcSwap<Snapshot>` read without
 //! locks on every request; the xDS task is its only writer. Counters live in [`stats`],
 //! local failures and their response flags in [`flags`], the admin interface in [`admin`].
 
 pub mod admin;
+pub mod chains;
 pub mod config;
 pub mod convert;
 pub mod flags;
@@ -16,7 +17,9 @@ pub mod http;
 pub mod lb;
 pub mod listeners;
 pub mod routing;
+pub mod sniff;
 pub mod stats;
+pub mod tcp;
 pub mod upstream;
 pub mod xds;
 

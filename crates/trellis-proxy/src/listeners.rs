@@ -1,6 +1,9 @@
-//! Binds the snapshot's listeners to their addresses and serves HTTP/1.1 and HTTP/2 (prior
-//! knowledge) on them with hyper. A listener whose address and settings are unchanged keeps
-//! its socket across updates; a removed one stops accepting (its connections finish).
+//! Binds the snapshot's listeners to their addresses; per connection runs the listener
+//! filters ([`sniff`]), picks the filter chain ([`chains`]) and hands the connection to its
+//! network filter: hyper (HTTP/1.1 and HTTP/2 prior knowledge) or the TCP proxy. A listener
+//! whose address and settings are unchanged keeps its socket across updates; a removed one
+//! stops accepting (its connections finish). Listeners with `bind_to_port: false` and
+//! capture listeners are held, not bound (see [`crate::config::Listener`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,12 +12,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::Proxy;
-use crate::config::{Listener, Snapshot};
+use crate::chains::{self, Connection};
+use crate::config::{Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
+use crate::sniff::{self, Prefixed, Sniffed};
+use crate::{Proxy, tcp};
 
 /// A bound listener: its config and its accept loop.
 type Bound = (Arc<Listener>, JoinHandle<()>);
@@ -40,7 +45,7 @@ impl Listeners {
             keep
         });
         for (name, listener) in &snapshot.listeners {
-            if running.contains_key(name) {
+            if running.contains_key(name) || !listener.bind || listener.capture {
                 continue;
             }
             match bind(listener.address) {
@@ -97,24 +102,81 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(listener.address);
         let downstream = Downstream { local, remote };
-        let proxy = proxy.clone();
-        let listener = listener.clone();
-        tokio::spawn(async move {
+        tokio::spawn(connection(
+            proxy.clone(),
+            listener.clone(),
+            stream,
+            downstream,
+        ));
+    }
+}
+
+/// One downstream connection: listener filters, filter chain, network filter.
+pub async fn connection(
+    proxy: Arc<Proxy>,
+    listener: Arc<Listener>,
+    mut stream: TcpStream,
+    downstream: Downstream,
+) {
+    let stat = |name: &str| format!("listener.{}.{name}", listener.address);
+    proxy.stats.inc(&stat("downstream_cx_total"));
+    let mut conn = Connection::raw(downstream.local);
+    let mut prefix = Vec::new();
+    if listener.inspect_tls || listener.inspect_http {
+        match sniff::sniff(
+            &mut stream,
+            listener.inspect_tls,
+            listener.inspect_http,
+            listener.inspect_timeout,
+        )
+        .await
+        {
+            Ok((read, what)) => {
+                prefix = read;
+                match what {
+                    Sniffed::Tls { server_name, alpn } => {
+                        conn.transport = "tls";
+                        conn.server_name = server_name;
+                        conn.application_protocols = alpn;
+                    }
+                    Sniffed::Http(p) => conn.application_protocols = vec![p.to_string()],
+                    Sniffed::Opaque | Sniffed::NeedMore => {}
+                }
+            }
+            Err(read) => {
+                // Envoy's `downstream_pre_cx_timeout`: the inspectors could not decide.
+                proxy.stats.inc(&stat("downstream_pre_cx_timeout"));
+                if !listener.continue_on_timeout {
+                    return;
+                }
+                prefix = read;
+            }
+        }
+    }
+    let Some(chain) = chains::select(&listener, &conn) else {
+        proxy.stats.inc(&stat("no_filter_chain_match"));
+        return;
+    };
+    let io = Prefixed::new(prefix, stream);
+    match &chain.network {
+        Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
+        Network::Http(hcm) => {
+            let hcm = hcm.clone();
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
-                let listener = listener.clone();
+                let hcm = hcm.clone();
                 async move {
                     Ok::<_, std::convert::Infallible>(
-                        http::handle(proxy, listener, downstream, req).await,
+                        http::handle(proxy, hcm, downstream, req).await,
                     )
                 }
             });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(io), service)
                 .await
             {
                 tracing::debug!(error = %e, "downstream connection error");
             }
-        });
+        }
     }
 }

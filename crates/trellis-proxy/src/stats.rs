@@ -1,6 +1,8 @@
 //! The proxy's counters (Envoy's names where Envoy has one), passed around, never global.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::flags::Flag;
 
@@ -20,6 +22,9 @@ pub struct Stats {
     pub update_success: AtomicU64,
     pub update_rejected: AtomicU64,
     pub xds_connected: AtomicU64,
+    /// Counters named at run time (`http.<stat_prefix>.fault.delays_injected`,
+    /// `tcp.<stat_prefix>.downstream_cx_total`, `listener.<address>.*`): off the hot path.
+    named: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
 }
 
 impl Stats {
@@ -41,6 +46,15 @@ impl Stats {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub fn counter(&self, name: &str) -> Arc<AtomicU64> {
+        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
+        named.entry(name.to_string()).or_default().clone()
+    }
+
+    pub fn inc(&self, name: &str) {
+        self.counter(name).fetch_add(1, Ordering::Relaxed);
     }
 
     /// `name: value` lines, like Envoy's `/stats`.
@@ -70,8 +84,14 @@ impl Stats {
             ("xds.update_success", &self.update_success),
             ("xds.update_rejected", &self.update_rejected),
         ];
-        all.iter()
+        let mut out: String = all
+            .iter()
             .map(|(n, v)| format!("{n}: {}\n", v.load(Ordering::Relaxed)))
-            .collect()
+            .collect();
+        let named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
+        for (n, v) in named.iter() {
+            out.push_str(&format!("{n}: {}\n", v.load(Ordering::Relaxed)));
+        }
+        out
     }
 }

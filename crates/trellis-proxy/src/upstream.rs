@@ -50,6 +50,58 @@ pub struct ClusterRuntime {
     pub next: AtomicUsize,
     pub active_requests: AtomicU64,
     pub active_retries: AtomicU64,
+    pub stats: ClusterStats,
+}
+
+/// A cluster's counters, by Envoy's names (`cluster.<name>.<counter>` in `/stats`).
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    pub upstream_rq_total: AtomicU64,
+    pub upstream_rq_retry: AtomicU64,
+    pub upstream_rq_pending_overflow: AtomicU64,
+    pub upstream_rq_timeout: AtomicU64,
+    pub upstream_cx_total: AtomicU64,
+    pub upstream_cx_connect_fail: AtomicU64,
+    pub upstream_cx_none_healthy: AtomicU64,
+    pub upstream_cx_overflow: AtomicU64,
+    pub upstream_cx_rx_bytes_total: AtomicU64,
+    pub upstream_cx_tx_bytes_total: AtomicU64,
+}
+
+impl ClusterStats {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, cluster: &str, out: &mut String) {
+        let all = [
+            ("upstream_rq_total", &self.upstream_rq_total),
+            ("upstream_rq_retry", &self.upstream_rq_retry),
+            (
+                "upstream_rq_pending_overflow",
+                &self.upstream_rq_pending_overflow,
+            ),
+            ("upstream_rq_timeout", &self.upstream_rq_timeout),
+            ("upstream_cx_total", &self.upstream_cx_total),
+            ("upstream_cx_connect_fail", &self.upstream_cx_connect_fail),
+            ("upstream_cx_none_healthy", &self.upstream_cx_none_healthy),
+            ("upstream_cx_overflow", &self.upstream_cx_overflow),
+            (
+                "upstream_cx_rx_bytes_total",
+                &self.upstream_cx_rx_bytes_total,
+            ),
+            (
+                "upstream_cx_tx_bytes_total",
+                &self.upstream_cx_tx_bytes_total,
+            ),
+        ];
+        for (n, v) in all {
+            out.push_str(&format!(
+                "cluster.{cluster}.{n}: {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+    }
 }
 
 impl ClusterRuntime {
@@ -58,6 +110,7 @@ impl ClusterRuntime {
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(settings.keepalive);
+        connector.set_local_address(settings.source);
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .http2_only(settings.http2)
@@ -73,6 +126,7 @@ impl ClusterRuntime {
             next: AtomicUsize::new(0),
             active_requests: AtomicU64::new(0),
             active_retries: AtomicU64::new(0),
+            stats: ClusterStats::default(),
         }
     }
 
@@ -92,6 +146,13 @@ impl ClusterRuntime {
         };
         let slot = Slot(&self.active_requests);
         (active < cap).then_some(slot)
+    }
+
+    /// Takes a connection slot for a TCP proxy connection unless `max_connections` are open.
+    pub fn admit_connection(&self, limits: &Limits) -> Option<Slot<'_>> {
+        let active = self.active_requests.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(&self.active_requests);
+        (active < limits.max_connections).then_some(slot)
     }
 
     /// Takes a retry slot unless `max_retries` retries are already in flight.

@@ -1,11 +1,15 @@
 //! Starting `trellis proxy` in tests: the same identity flags as `trellis bootstrap envoy`,
-//! the access log on, and a wait for its admin `/ready`.
+//! the access log on, and a wait for its admin `/ready`; and [`TrellisProxy`], the proxy as
+//! a scenario [`DataPlane`].
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::scenario::data_plane::admin_stats;
+use crate::scenario::{DataPlane, NodeSpec, RunningDataPlane};
 use crate::{Process, get, wait_until};
 
 /// Who the proxy is and where it finds its control plane.
@@ -59,4 +63,65 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// `trellis proxy` as a [`DataPlane`] for the behaviour scenarios: the same identity
+/// flags as `trellis bootstrap envoy` gives Envoy, its admin `/ready` and its Envoy-named
+/// `/stats` counters.
+#[derive(Debug, Clone, Default)]
+pub struct TrellisProxy;
+
+impl DataPlane for TrellisProxy {
+    fn name(&self) -> &str {
+        "trellis proxy"
+    }
+
+    fn start(&self, node: &NodeSpec) -> Result<Box<dyn RunningDataPlane>, String> {
+        let labels = node
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut command = Command::new(&node.trellis);
+        command
+            .args(["proxy", "--xds-address", &node.xds.to_string()])
+            .args(["--name", &node.name, "--namespace", &node.namespace])
+            .args(["--service-account", &node.service_account])
+            .args(["--labels", &labels])
+            .args(["--ip", &node.ip.to_string()])
+            .args(["--admin-port", &node.admin.port().to_string()])
+            .arg("--access-log")
+            .env("TRELLIS_LOG", "info");
+        let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
+        Ok(Box::new(RunningProxy {
+            process: Process::start("trellis proxy", command, &node.dir.join("proxy.log")),
+            admin,
+        }))
+    }
+}
+
+struct RunningProxy {
+    process: Process,
+    admin: SocketAddr,
+}
+
+impl RunningDataPlane for RunningProxy {
+    fn ready(&mut self) -> Result<(), String> {
+        if !self.process.running() {
+            return Err(format!("trellis proxy exited\n{}", self.process.tail(30)));
+        }
+        let r = get(self.admin, "/ready", &[], Duration::from_secs(2))?;
+        (r.status == 200)
+            .then_some(())
+            .ok_or(format!("{} {}", r.status, r.body.trim()))
+    }
+
+    fn stats(&self) -> Result<Option<BTreeMap<String, u64>>, String> {
+        admin_stats(self.admin).map(Some)
+    }
+
+    fn logs(&self) -> String {
+        self.process.tail(20)
+    }
 }

@@ -1,6 +1,7 @@
 //! CDS and EDS: clusters (EDS, STATIC, ORIGINAL_DST; round robin, least request, random;
 //! circuit breakers; HTTP/1.1 or HTTP/2 upstream) and their endpoints.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy,
 };
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, Cluster};
-use envoy_types::pb::envoy::config::core::v3::{HealthStatus, HttpProtocolOptions as CommonHttp};
+use envoy_types::pb::envoy::config::core::v3::{BindConfig, HealthStatus, HttpProtocolOptions as CommonHttp};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
@@ -34,6 +35,8 @@ pub struct PoolSettings {
     pub http2: bool,
     pub idle_timeout: Option<Duration>,
     pub keepalive: Option<Duration>,
+    /// `upstream_bind_config.source_address`.
+    pub source: Option<IpAddr>,
 }
 
 pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
@@ -95,7 +98,7 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
     reject!(p; transport_socket_matches, transport_socket_matcher, health_checks,
         max_requests_per_connection, upstream_http_protocol_options,
         common_http_protocol_options, http_protocol_options, http2_protocol_options,
-        outlier_detection, upstream_bind_config, lb_subset_config, common_lb_config,
+        outlier_detection, lb_subset_config, common_lb_config,
         transport_socket, protocol_selection, close_connections_on_host_health_failure,
         ignore_health_on_host_removal, filters, load_balancing_policy, lrs_server,
         lrs_report_endpoint_metrics, upstream_config, preconnect_policy,
@@ -155,6 +158,7 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         http2: false,
         idle_timeout: None,
         keepalive: None,
+        source: None,
     };
     if let Some(o) = upstream_connection_options {
         let p = format!("{p}.upstream_connection_options");
@@ -177,6 +181,11 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         let p = format!("{p}.typed_extension_protocol_options[{key}]");
         http_options(&unpack(any, &p)?, &p, &mut settings)?;
     }
+    let source = match upstream_bind_config {
+        None => None,
+        Some(b) => Some(bind_config(b, &format!("{p}.upstream_bind_config"))?),
+    };
+    settings.source = source;
     let limits = match circuit_breakers {
         None => Limits::default(),
         Some(cb) => limits(cb, &format!("{p}.circuit_breakers"))?,
@@ -246,6 +255,38 @@ fn http_options(o: &HttpProtocolOptions, p: &str, settings: &mut PoolSettings) -
         }
     }
     Ok(())
+}
+
+/// Istio's `InboundPassthroughCluster` binds its upstream connections to 127.0.0.6 (so that
+/// the app sees traffic from the proxy, not from itself); only the source address, any port.
+fn bind_config(b: &BindConfig, p: &str) -> Result<IpAddr> {
+    let BindConfig {
+        source_address,
+        freebind,
+        socket_options,
+        extra_source_addresses,
+        additional_source_addresses,
+        local_address_selector,
+        validate_network_namespaces,
+    } = b;
+    reject!(p; freebind, socket_options, extra_source_addresses, additional_source_addresses,
+        local_address_selector, validate_network_namespaces);
+    let address =
+        source_address
+            .clone()
+            .map(|sa| envoy_types::pb::envoy::config::core::v3::Address {
+                address: Some(
+                    envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(sa),
+                ),
+            });
+    let a = socket_address(&address, &format!("{p}.source_address"))?;
+    if a.port() != 0 {
+        return Err(format!(
+            "{p}.source_address: a fixed source port ({}) is not implemented",
+            a.port()
+        ));
+    }
+    Ok(a.ip())
 }
 
 fn limits(cb: &CircuitBreakers, p: &str) -> Result<Limits> {

@@ -1,15 +1,25 @@
-//! LDS: a Listener bound to a real address with one HTTP connection manager. Capture
-//! (`use_original_dst`, `bind_to_port: false` listeners reached through 15001/15006), TCP
-//! proxying and listener filters are not implemented yet and are rejected by name.
+//! LDS: listeners with their filter chains (an HTTP connection manager or a TCP proxy each),
+//! the `FilterChainMatch` criteria the translation emits (destination port and address,
+//! server names, transport and application protocols), and the listener filters that feed
+//! them (`original_dst`, `tls_inspector`, `http_inspector`). Capture listeners and
+//! `bind_to_port: false` listeners are accepted and held (see [`config::Listener`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::core::v3::CidrRange;
+use envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType as ListenerFilterConfig;
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy as PbTcpProxy;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier as TcpClusterSpecifier;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::weighted_cluster::ClusterWeight;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
     PathWithEscapedSlashesAction, RouteSpecifier, ServerHeaderTransformation, UpgradeConfig,
 };
@@ -20,8 +30,8 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
-use super::{Result, reject};
-use crate::config::{self, HttpManager, RouteSource};
+use super::{Result, duration, reject};
+use crate::config::{self, ChainMatch, HttpManager, Network, RouteSource};
 
 pub const HCM: &str = "envoy.filters.network.http_connection_manager";
 /// HTTP filters the proxy implements (the fault and CORS filters act on per-route config).
@@ -87,8 +97,8 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         deprecated_v1,
         drain_type: _,
         listener_filters,
-        listener_filters_timeout: _,
-        continue_on_listener_filters_timeout: _,
+        listener_filters_timeout,
+        continue_on_listener_filters_timeout,
         transparent,
         freebind,
         socket_options,
@@ -110,35 +120,79 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         listener_specifier,
     } = l;
     let p = format!("listener {name}");
-    if bind_to_port.as_ref().is_some_and(|b| !b.value) {
-        return Err(format!(
-            "{p}.bind_to_port: false (a listener reached through traffic capture) is not implemented"
-        ));
-    }
-    if use_original_dst.as_ref().is_some_and(|b| b.value) {
-        return Err(format!(
-            "{p}.use_original_dst (traffic capture) is not implemented"
-        ));
-    }
-    reject!(p; additional_addresses, fcds_config, filter_chain_matcher, default_filter_chain,
-        deprecated_v1, listener_filters, transparent, freebind, socket_options,
-        udp_listener_config, api_listener, access_log, enable_mptcp, listener_specifier);
+    reject!(p; additional_addresses, fcds_config, filter_chain_matcher, deprecated_v1,
+        transparent, freebind, socket_options, udp_listener_config, api_listener, access_log,
+        enable_mptcp, listener_specifier);
     let address = socket_address(address, &format!("{p}.address"))?;
-    let [chain] = filter_chains.as_slice() else {
-        return Err(format!(
-            "{p}.filter_chains: {} chains (filter chain matching is not implemented)",
-            filter_chains.len()
-        ));
-    };
-    let http = filter_chain(chain, &format!("{p}.filter_chains[0]"))?;
-    Ok(config::Listener {
+    let mut out = config::Listener {
         name: name.clone(),
         address,
-        http,
-    })
+        bind: bind_to_port.as_ref().is_none_or(|b| b.value),
+        capture: use_original_dst.as_ref().is_some_and(|b| b.value),
+        inspect_tls: false,
+        inspect_http: false,
+        inspect_timeout: match listener_filters_timeout {
+            None => Some(Duration::from_secs(15)),
+            Some(d) => Some(duration(d)).filter(|d| !d.is_zero()),
+        },
+        continue_on_timeout: *continue_on_listener_filters_timeout,
+        chains: Vec::new(),
+        default_chain: None,
+    };
+    for (i, f) in listener_filters.iter().enumerate() {
+        let p = format!("{p}.listener_filters[{i}]");
+        match listener_filter(f, &p)? {
+            ListenerFilterKind::OriginalDst => out.capture = true,
+            ListenerFilterKind::TlsInspector => out.inspect_tls = true,
+            ListenerFilterKind::HttpInspector => out.inspect_http = true,
+        }
+    }
+    if filter_chains.is_empty() && default_filter_chain.is_none() {
+        return Err(format!("{p}: no filter chains"));
+    }
+    for (i, c) in filter_chains.iter().enumerate() {
+        out.chains
+            .push(filter_chain(c, &format!("{p}.filter_chains[{i}]"))?);
+    }
+    if let Some(c) = default_filter_chain {
+        out.default_chain = Some(filter_chain(c, &format!("{p}.default_filter_chain"))?);
+    }
+    Ok(out)
 }
 
-fn filter_chain(c: &FilterChain, p: &str) -> Result<HttpManager> {
+enum ListenerFilterKind {
+    OriginalDst,
+    TlsInspector,
+    HttpInspector,
+}
+
+/// The listener filters the translation emits, with their default settings.
+fn listener_filter(f: &ListenerFilter, p: &str) -> Result<ListenerFilterKind> {
+    let ListenerFilter {
+        name,
+        filter_disabled,
+        config_type,
+    } = f;
+    reject!(p; filter_disabled);
+    let kind = match name.as_str() {
+        "envoy.filters.listener.original_dst" => ListenerFilterKind::OriginalDst,
+        "envoy.filters.listener.tls_inspector" => ListenerFilterKind::TlsInspector,
+        "envoy.filters.listener.http_inspector" => ListenerFilterKind::HttpInspector,
+        other => return Err(format!("{p}: listener filter {other} is not implemented")),
+    };
+    match config_type {
+        None => {}
+        Some(ListenerFilterConfig::TypedConfig(any)) if any.value.is_empty() => {}
+        Some(_) => {
+            return Err(format!(
+                "{p}: settings of listener filter {name} are not implemented"
+            ));
+        }
+    }
+    Ok(kind)
+}
+
+fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
     let FilterChain {
         filter_chain_match,
         filters,
@@ -146,24 +200,157 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<HttpManager> {
         metadata: _,
         transport_socket,
         transport_socket_connect_timeout: _,
-        name: _,
+        name,
     } = c;
-    reject!(p; filter_chain_match, use_proxy_proto, transport_socket);
+    reject!(p; use_proxy_proto);
+    if transport_socket.is_some() {
+        return Err(format!(
+            "{p}.transport_socket: TLS termination (mTLS) is not implemented"
+        ));
+    }
+    let matcher = match filter_chain_match {
+        None => ChainMatch::default(),
+        Some(m) => chain_match(m, &format!("{p}.filter_chain_match"))?,
+    };
     let [filter] = filters.as_slice() else {
         return Err(format!("{p}.filters: expected one network filter"));
     };
-    let Filter { name, config_type } = filter;
+    let Filter {
+        name: filter_name,
+        config_type,
+    } = filter;
     let p = format!("{p}.filters[0]");
     let Some(ConfigType::TypedConfig(any)) = config_type else {
-        return Err(format!("{p}: network filter {name} without typed_config"));
-    };
-    if any.type_url != HttpConnectionManager::type_url() {
         return Err(format!(
-            "{p}: network filter {name} ({}) is not implemented",
+            "{p}: network filter {filter_name} without typed_config"
+        ));
+    };
+    let network = if any.type_url == HttpConnectionManager::type_url() {
+        Network::Http(Arc::new(http_connection_manager(&unpack(any, &p)?, &p)?))
+    } else if any.type_url == PbTcpProxy::type_url() {
+        Network::Tcp(tcp_proxy(&unpack(any, &p)?, &p)?)
+    } else {
+        return Err(format!(
+            "{p}: network filter {filter_name} ({}) is not implemented",
             any.type_url
         ));
+    };
+    Ok(config::FilterChain {
+        name: name.clone(),
+        matcher,
+        network,
+    })
+}
+
+fn chain_match(m: &FilterChainMatch, p: &str) -> Result<ChainMatch> {
+    let FilterChainMatch {
+        destination_port,
+        prefix_ranges,
+        address_suffix,
+        suffix_len,
+        direct_source_prefix_ranges,
+        source_type,
+        source_prefix_ranges,
+        source_ports,
+        server_names,
+        transport_protocol,
+        application_protocols,
+    } = m;
+    reject!(p; address_suffix, suffix_len, direct_source_prefix_ranges, source_type,
+        source_prefix_ranges, source_ports);
+    let destination_port = match destination_port {
+        None => None,
+        Some(v) => Some(
+            u16::try_from(v.value)
+                .map_err(|_| format!("{p}.destination_port {} out of range", v.value))?,
+        ),
+    };
+    let mut ranges = Vec::new();
+    for (i, r) in prefix_ranges.iter().enumerate() {
+        let CidrRange {
+            address_prefix,
+            prefix_len,
+        } = r;
+        let ip: IpAddr = address_prefix.parse().map_err(|_| {
+            format!("{p}.prefix_ranges[{i}]: {address_prefix:?} is not an IP address")
+        })?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let len = prefix_len.as_ref().map_or(0, |l| l.value);
+        if len > max {
+            return Err(format!("{p}.prefix_ranges[{i}]: prefix length {len}"));
+        }
+        ranges.push((ip, len as u8));
     }
-    http_connection_manager(&unpack(any, &p)?, &p)
+    Ok(ChainMatch {
+        destination_port,
+        prefix_ranges: ranges,
+        server_names: server_names
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+        transport_protocol: (!transport_protocol.is_empty()).then(|| transport_protocol.clone()),
+        application_protocols: application_protocols.clone(),
+    })
+}
+
+/// Envoy's `tcp_proxy`: a cluster or weighted clusters, an idle timeout.
+pub fn tcp_proxy(t: &PbTcpProxy, p: &str) -> Result<config::TcpProxy> {
+    let PbTcpProxy {
+        stat_prefix,
+        on_demand,
+        metadata_match,
+        idle_timeout,
+        downstream_idle_timeout,
+        upstream_idle_timeout,
+        access_log,
+        max_connect_attempts,
+        backoff_options,
+        hash_policy,
+        tunneling_config,
+        max_downstream_connection_duration,
+        max_downstream_connection_duration_jitter_percentage,
+        access_log_flush_interval,
+        flush_access_log_on_connected,
+        access_log_options,
+        proxy_protocol_tlvs,
+        proxy_protocol_tlv_merge_policy: _,
+        upstream_connect_mode,
+        max_early_data_bytes,
+        check_drain_close: _,
+        cluster_specifier,
+    } = t;
+    let p = format!("{p} (envoy.filters.network.tcp_proxy)");
+    reject!(p; on_demand, metadata_match, downstream_idle_timeout, upstream_idle_timeout,
+        access_log, max_connect_attempts, backoff_options, hash_policy, tunneling_config,
+        max_downstream_connection_duration,
+        max_downstream_connection_duration_jitter_percentage, access_log_flush_interval,
+        flush_access_log_on_connected, access_log_options, proxy_protocol_tlvs,
+        upstream_connect_mode, max_early_data_bytes);
+    let clusters = match cluster_specifier {
+        Some(TcpClusterSpecifier::Cluster(c)) => vec![(c.clone(), 1)],
+        Some(TcpClusterSpecifier::WeightedClusters(w)) => w
+            .clusters
+            .iter()
+            .map(|c| {
+                let ClusterWeight {
+                    name,
+                    weight,
+                    metadata_match,
+                } = c;
+                reject!(p; metadata_match);
+                Ok((name.clone(), *weight))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => return Err(format!("{p}: no cluster")),
+    };
+    Ok(config::TcpProxy {
+        stat_prefix: stat_prefix.clone(),
+        clusters,
+        idle_timeout: match idle_timeout {
+            None => Some(Duration::from_secs(3600)),
+            Some(d) => Some(duration(d)).filter(|d| !d.is_zero()),
+        },
+    })
 }
 
 pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<HttpManager> {

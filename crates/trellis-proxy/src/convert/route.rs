@@ -31,7 +31,7 @@ use envoy_types::pb::google::protobuf::Any;
 
 use super::listener::unpack;
 use super::{Result, duration, millionths, regex_matcher, reject, string_matcher};
-use crate::config::{self, Action as OwnAction, Forward, PathMatch, Redirect, RetryOn};
+use crate::config::{self, Action as OwnAction, Forward, Mirror, PathMatch, Redirect, RetryOn};
 
 const FAULT_FILTER: &str = "envoy.filters.http.fault";
 
@@ -371,7 +371,7 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
     } = a;
     reject!(p; cluster_not_found_response_code, metadata_match, path_rewrite_policy,
         path_rewrite, append_x_forwarded_host, idle_timeout, flush_timeout, early_data_policy,
-        retry_policy_typed_config, request_mirror_policies, priority, rate_limits,
+        retry_policy_typed_config, priority, rate_limits,
         include_vh_rate_limits, hash_policy, cors, grpc_timeout_offset, upgrade_configs,
         internal_redirect_policy, max_internal_redirects, hedge_policy);
     if let Some(msd) = max_stream_duration {
@@ -439,6 +439,37 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
             .map(|r| retry(r, &format!("{p}.retry_policy")))
             .transpose()?,
         max_grpc_timeout: max_grpc_timeout.as_ref().map(duration),
+        mirrors: request_mirror_policies
+            .iter()
+            .enumerate()
+            .map(|(i, m)| mirror(m, &format!("{p}.request_mirror_policies[{i}]")))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// Shadowing: a copy of the request to another cluster, its answer ignored.
+fn mirror(
+    m: &envoy_types::pb::envoy::config::route::v3::route_action::RequestMirrorPolicy,
+    p: &str,
+) -> Result<Mirror> {
+    let envoy_types::pb::envoy::config::route::v3::route_action::RequestMirrorPolicy {
+        cluster,
+        cluster_header,
+        runtime_fraction,
+        trace_sampled: _,
+        disable_shadow_host_suffix_append,
+        request_headers_mutations,
+        host_rewrite_literal,
+    } = m;
+    reject!(p; cluster_header, request_headers_mutations, host_rewrite_literal);
+    // Unset: every request; the runtime key is not consulted (there is no runtime).
+    let share = runtime_fraction.as_ref().map_or(1_000_000, |f| {
+        f.default_value.as_ref().map_or(0, super::millionths)
+    });
+    Ok(Mirror {
+        cluster: cluster.clone(),
+        share,
+        shadow_suffix: !*disable_shadow_host_suffix_append,
     })
 }
 

@@ -16,7 +16,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
-use crate::config::{Cluster, Discovery, Listener, RouteConfig, RouteSource, Snapshot};
+use crate::config::{Cluster, Discovery, Listener, Network, RouteConfig, RouteSource, Snapshot};
 use crate::convert::{self, Rejection};
 use crate::upstream::Host;
 
@@ -188,9 +188,13 @@ impl XdsState {
             XdsType::Route => self
                 .listeners
                 .values()
-                .filter_map(|l| match &l.http.route_config {
-                    RouteSource::Rds(name) => Some(name.clone()),
-                    RouteSource::Inline(_) => None,
+                .flat_map(|l| l.all_chains())
+                .filter_map(|c| match &c.network {
+                    Network::Http(h) => match &h.route_config {
+                        RouteSource::Rds(name) => Some(name.clone()),
+                        RouteSource::Inline(_) => None,
+                    },
+                    Network::Tcp(_) => None,
                 })
                 .collect(),
             _ => BTreeSet::new(),

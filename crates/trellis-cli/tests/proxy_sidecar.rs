@@ -1,0 +1,210 @@
+//! The Trellis proxy as a plain sidecar, end to end with `trellis control-plane`:
+//!
+//! - with bookinfo's Services and DestinationRules (no Sidecar resource: capture listeners
+//!   `virtualOutbound`/`virtualInbound`, `bind_to_port: false` per-port listeners,
+//!   `InboundPassthroughCluster`), the control plane's `/debug/syncz` shows the proxy has
+//!   ACKed every type and NACKed nothing;
+//! - an explicit TCP egress listener (`captureMode: NONE`, `protocol: TCP`) proxies bytes to
+//!   the service's workload, passing the client's half-close on and the answer that follows
+//!   it back.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
+use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
+
+const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn corpus() -> PathBuf {
+    std::env::var_os("TRELLIS_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+fn control_plane(dir: &Path, at: IpAddr) -> (Process, SocketAddr, SocketAddr) {
+    let xds = SocketAddr::new(at, free_port(at));
+    let debug = SocketAddr::new(at, free_port(at));
+    let mut command = Command::new(TRELLIS);
+    command
+        .arg("control-plane")
+        .arg("--config-dir")
+        .arg(dir.join("config"))
+        .args(["--xds-address", &xds.to_string()])
+        .args(["--debug-address", &debug.to_string()])
+        .env("TRELLIS_LOG", "info");
+    let mut process = Process::start("control plane", command, &dir.join("control-plane.log"));
+    wait_until("control plane /ready", CONVERGE, || {
+        if !process.running() {
+            panic!("control plane exited\n{}", process.tail(30));
+        }
+        get(debug, "/ready", &[], Duration::from_secs(2))
+            .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
+    });
+    (process, xds, debug)
+}
+
+#[test]
+fn a_bookinfo_sidecar_acks_every_type() {
+    let dir = temp_dir();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    for (from, to) in [
+        ("platform/kube/bookinfo.yaml", "bookinfo.yaml"),
+        ("networking/destination-rule-all.yaml", "dr.yaml"),
+    ] {
+        let text = std::fs::read_to_string(corpus().join("istio/samples/bookinfo").join(from))
+            .expect("bookinfo sample");
+        std::fs::write(config.join(to), text).expect("write");
+    }
+    let at = ip("127.0.0.41");
+    let (cp, xds, debug) = control_plane(dir.path(), at);
+    let admin = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
+    let _proxy = trellis_proxy::start(
+        Path::new(TRELLIS),
+        xds,
+        admin,
+        &ProxyIdentity {
+            name: "productpage-v1-0",
+            namespace: "default",
+            service_account: "bookinfo-productpage",
+            labels: "app=productpage,version=v1",
+            ip: at,
+        },
+        &dir.path().join("proxy.log"),
+        CONVERGE,
+    );
+    wait_until("every type ACKed in /debug/syncz", CONVERGE, || {
+        let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
+        let all: serde_json::Value =
+            serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
+        let proxy = all
+            .as_array()
+            .and_then(|a| {
+                a.iter().find(|p| {
+                    p["proxy"]
+                        .as_str()
+                        .is_some_and(|n| n.contains("productpage-v1-0"))
+                })
+            })
+            .ok_or_else(|| syncz.body.clone())?;
+        for t in ["cds", "eds", "lds", "rds"] {
+            let s = &proxy["types"][t];
+            let acked = s["version_acked"].as_str().unwrap_or_default();
+            if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
+                return Err(format!("{t} not ACKed: {s}\n{}", cp.tail(10)));
+            }
+            if !s["last_nack"].is_null() {
+                return Err(format!("{t} NACKed: {}", s["last_nack"]));
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Reads everything until the client half-closes, then answers and closes.
+fn echo_after_eof(listener: TcpListener) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut got = Vec::new();
+            if s.read_to_end(&mut got).is_ok() {
+                let _ = s.write_all(format!("echo {}", String::from_utf8_lossy(&got)).as_bytes());
+            }
+            let _ = s.shutdown(Shutdown::Write);
+        }
+    });
+}
+
+#[test]
+fn tcp_egress_passes_half_close_both_ways() {
+    let dir = temp_dir();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    let (client_ip, backend_ip) = (ip("127.0.0.43"), ip("127.0.0.44"));
+    let backend = TcpListener::bind((backend_ip, 0)).expect("bind backend");
+    let backend_port = backend.local_addr().expect("addr").port();
+    echo_after_eof(backend);
+    std::fs::write(
+        config.join("mesh.yaml"),
+        format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: mysqldb, namespace: default}}
+spec:
+  selector: {{app: mysqldb}}
+  ports:
+  - {{name: tcp, port: 3306}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: mysqldb-v1, namespace: default}}
+spec:
+  address: {backend_ip}
+  ports: {{tcp: {backend_port}}}
+  labels: {{app: mysqldb, version: v1, security.istio.io/tlsMode: disabled}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: client, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: tcp-client}}
+  egress:
+  - port: {{number: 3306, protocol: TCP, name: tcp}}
+    bind: {client_ip}
+    captureMode: NONE
+    hosts: [./*]
+"
+        ),
+    )
+    .expect("write");
+    let (cp, xds, _debug) = control_plane(dir.path(), client_ip);
+    let admin = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
+    let proxy = trellis_proxy::start(
+        Path::new(TRELLIS),
+        xds,
+        admin,
+        &ProxyIdentity {
+            name: "tcp-client",
+            namespace: "default",
+            service_account: "default",
+            labels: "app=tcp-client",
+            ip: client_ip,
+        },
+        &dir.path().join("proxy.log"),
+        CONVERGE,
+    );
+    wait_until("bytes through the TCP egress listener", CONVERGE, || {
+        let mut s =
+            TcpStream::connect_timeout(&SocketAddr::new(client_ip, 3306), Duration::from_secs(2))
+                .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"select 1").map_err(|e| e.to_string())?;
+        // Half-close: the backend answers only after it saw the end of the request.
+        s.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+        (answer == "echo select 1")
+            .then_some(())
+            .ok_or_else(|| format!("answer {answer:?}\n{}\n{}", proxy.tail(10), cp.tail(10)))
+    });
+    let stats = get(admin, "/stats", &[], Duration::from_secs(2)).expect("stats");
+    assert!(
+        stats.body.lines().any(|l| l.starts_with(
+            "cluster.outbound|3306||mysqldb.default.svc.cluster.local.upstream_cx_total: "
+        ) && !l.ends_with(": 0")),
+        "{}",
+        stats.body
+    );
+}
