@@ -354,7 +354,7 @@ async fn push(
             other_types
         );
         println!(
-            "\nNote: the ADS server re-translates the whole config of each proxy on every push and SotW resends all EDS of a proxy; both show in these figures."
+            "\nNote: an endpoint-only change rebuilds only the affected load assignments of each proxy and sends only the changed ones; the mesh rebuild above (store apply + MeshSnapshot::new over all objects) is still whole."
         );
     }
     Ok(())

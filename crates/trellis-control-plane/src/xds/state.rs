@@ -189,11 +189,22 @@ impl Sotw {
                 continue;
             }
             let wanted = select(&self.resources, t, state.names_for(t));
-            if wanted != state.sent || forced.contains(&t) {
+            if forced.contains(&t) || (t.is_wildcard() && wanted != state.sent) {
                 if t == XdsType::Cluster {
                     forced.insert(XdsType::Endpoint);
                 }
                 out.push((t, self.respond(t)));
+            } else if !t.is_wildcard() {
+                // Routes and endpoints are not wildcard types: a response with only the
+                // changed resources updates those and leaves the others as they are.
+                let changed: TypeSet = wanted
+                    .iter()
+                    .filter(|(name, r)| state.sent.get(*name) != Some(*r))
+                    .map(|(name, r)| (name.clone(), r.clone()))
+                    .collect();
+                if !changed.is_empty() {
+                    out.push((t, self.respond_with(t, &changed, wanted)));
+                }
             }
         }
         out
@@ -208,21 +219,33 @@ impl Sotw {
     }
 
     fn respond(&mut self, t: XdsType) -> DiscoveryResponse {
+        let state = self.types.entry(t).or_default();
+        let sent = select(&self.resources, t, state.names_for(t));
+        self.respond_with(t, &sent.clone(), sent)
+    }
+
+    /// Sends `resources`; afterwards the proxy holds `held` (more than was sent when only
+    /// the changed routes or endpoints go out).
+    fn respond_with(
+        &mut self,
+        t: XdsType,
+        resources: &TypeSet,
+        held: TypeSet,
+    ) -> DiscoveryResponse {
         let version = self.counter.next();
         let nonce = self.counter.next();
         let state = self.types.entry(t).or_default();
-        let sent = select(&self.resources, t, state.names_for(t));
         let response = DiscoveryResponse {
             version_info: version.clone(),
-            resources: sent.values().map(|r| r.to_any()).collect(),
+            resources: resources.values().map(|r| r.to_any()).collect(),
             type_url: t.url().to_string(),
             nonce: nonce.clone(),
             ..Default::default()
         };
         state.status.version_sent = version;
         state.status.nonce_sent = nonce;
-        state.status.resources_sent = sent.len();
-        state.sent = sent;
+        state.status.resources_sent = resources.len();
+        state.sent = held;
         response
     }
 }

@@ -82,7 +82,28 @@ fn apply_set<T>(
     errors: &mut Vec<Rejection>,
     mut reuse: impl FnMut(Option<&Arc<T>>, T) -> T,
 ) {
-    let mut next = BTreeMap::new();
+    apply_into(map, BTreeMap::new(), converted, errors, &mut reuse);
+}
+
+/// For routes and endpoints (not wildcard types), a state-of-the-world response carries
+/// the resources that changed; the others stay as they were.
+fn merge_set<T>(
+    map: &mut BTreeMap<String, Arc<T>>,
+    converted: Vec<(Option<String>, Result<T, Rejection>)>,
+    errors: &mut Vec<Rejection>,
+    mut reuse: impl FnMut(Option<&Arc<T>>, T) -> T,
+) {
+    let kept = map.clone();
+    apply_into(map, kept, converted, errors, &mut reuse);
+}
+
+fn apply_into<T>(
+    map: &mut BTreeMap<String, Arc<T>>,
+    mut next: BTreeMap<String, Arc<T>>,
+    converted: Vec<(Option<String>, Result<T, Rejection>)>,
+    errors: &mut Vec<Rejection>,
+    reuse: &mut impl FnMut(Option<&Arc<T>>, T) -> T,
+) {
     for (name, result) in converted {
         match (name, result) {
             (Some(name), Ok(value)) => {
@@ -142,7 +163,7 @@ impl XdsState {
                         Err(e) => (None, Err(e)),
                     })
                     .collect();
-                apply_set(&mut self.endpoints, converted, &mut errors, |old, new| {
+                merge_set(&mut self.endpoints, converted, &mut errors, |old, new| {
                     reuse_hosts(old.map(|o| o.as_slice()).unwrap_or_default(), new)
                 });
             }
@@ -167,10 +188,19 @@ impl XdsState {
                         Err(e) => (None, Err(e)),
                     })
                     .collect();
-                apply_set(&mut self.routes, converted, &mut errors, |_, new| new);
+                merge_set(&mut self.routes, converted, &mut errors, |_, new| new);
             }
         }
+        self.forget_unwanted();
         errors
+    }
+
+    /// Drops the endpoints and routes no cluster or listener refers to any more.
+    fn forget_unwanted(&mut self) {
+        let endpoints = self.wanted(XdsType::Endpoint);
+        self.endpoints.retain(|name, _| endpoints.contains(name));
+        let routes = self.wanted(XdsType::Route);
+        self.routes.retain(|name, _| routes.contains(name));
     }
 
     /// The names a non-wildcard type must ask for: EDS services of clusters, RDS names of
@@ -221,4 +251,63 @@ fn reuse_hosts(old: &[Arc<Host>], new: Vec<Arc<Host>>) -> Vec<Arc<Host>> {
                 .unwrap_or(h)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType, EdsClusterConfig,
+    };
+    use envoy_types::pb::envoy::config::endpoint::v3::LocalityLbEndpoints;
+    use envoy_types::util::pack_any;
+
+    use super::*;
+
+    fn eds_cluster(name: &str) -> Any {
+        pack_any(PbCluster {
+            name: name.to_string(),
+            cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+            eds_cluster_config: Some(EdsClusterConfig {
+                service_name: name.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn assignment(name: &str) -> Any {
+        pack_any(ClusterLoadAssignment {
+            cluster_name: name.to_string(),
+            endpoints: vec![LocalityLbEndpoints::default()],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn endpoint_responses_update_only_what_they_carry() {
+        let mut state = XdsState::default();
+        assert!(
+            state
+                .apply(XdsType::Cluster, &[eds_cluster("a"), eds_cluster("b")])
+                .is_empty()
+        );
+        assert!(
+            state
+                .apply(XdsType::Endpoint, &[assignment("a"), assignment("b")])
+                .is_empty()
+        );
+        assert!(
+            state
+                .apply(XdsType::Endpoint, &[assignment("b")])
+                .is_empty()
+        );
+        assert_eq!(state.endpoints.keys().collect::<Vec<_>>(), ["a", "b"]);
+        // A cluster that goes away takes its endpoints with it.
+        assert!(
+            state
+                .apply(XdsType::Cluster, &[eds_cluster("b")])
+                .is_empty()
+        );
+        assert_eq!(state.endpoints.keys().collect::<Vec<_>>(), ["b"]);
+    }
 }

@@ -177,6 +177,24 @@ fn sotw_push_sends_only_changed_types_in_order() {
 }
 
 #[test]
+fn sotw_endpoint_push_carries_only_changed_assignments() {
+    let mut s = Sotw::new(resources(&["a", "b"], 1));
+    s.on_request(&request(XdsType::Cluster, &[], "", ""));
+    s.on_request(&request(XdsType::Endpoint, &["a", "b"], "", ""));
+    let mut endpoints = s.resources.of_type(XdsType::Endpoint).clone();
+    let changed = ClusterLoadAssignment {
+        cluster_name: "b".into(),
+        endpoints: vec![LocalityLbEndpoints::default(); 3],
+        ..Default::default()
+    };
+    endpoints.insert("b".into(), Arc::new(XdsResource::Endpoint(changed)));
+    let next = s.resources.with_endpoints(endpoints);
+    let r = only(s.on_push(Arc::new(next)));
+    assert_eq!(r.type_url, XdsType::Endpoint.url());
+    assert_eq!(r.resources.len(), 1, "only b changed");
+}
+
+#[test]
 fn sotw_unknown_types_are_ignored() {
     let mut s = Sotw::new(resources(&["a"], 1));
     let mut req = request(XdsType::Cluster, &[], "", "");
