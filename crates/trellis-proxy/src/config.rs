@@ -344,6 +344,10 @@ pub struct Cluster {
     pub name: String,
     pub discovery: Discovery,
     pub lb: LbPolicy,
+    /// `outlier_detection`; `None`: no host is ever ejected.
+    pub outlier: Option<crate::outlier::OutlierConfig>,
+    /// `common_lb_config.healthy_panic_threshold` in percent (Envoy's default 50; 0: never).
+    pub panic_threshold: f64,
     pub connect_timeout: Duration,
     pub http2: bool,
     pub limits: Limits,

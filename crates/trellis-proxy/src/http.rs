@@ -325,7 +325,25 @@ async fn forward(
         shadow(proxy, snapshot, f, &parts, body, &host, &new_path, &mut rng);
     }
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    let hosts = snapshot.hosts(cluster);
+    let all_hosts = snapshot.hosts(cluster);
+    // Outlier detection: ejected hosts leave the set (all come back in panic).
+    let hosts = match &cluster.outlier {
+        Some(o) => Arc::new(runtime.outlier.healthy(
+            o,
+            &all_hosts,
+            cluster.panic_threshold,
+            Instant::now(),
+        )),
+        None => all_hosts.clone(),
+    };
+    let observe = |host: SocketAddr, result: crate::outlier::Result, rng: &mut fastrand::Rng| {
+        if let Some(o) = &cluster.outlier {
+            let roll = rng.u32(..100);
+            runtime
+                .outlier
+                .record(o, host, result, all_hosts.len(), Instant::now(), roll);
+        }
+    };
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut attempt = 0u32;
     let sent = Instant::now();
@@ -384,6 +402,12 @@ async fn forward(
             Some(d) => tokio::time::timeout_at(d, send).await.map_err(|_| ()),
             None => Ok(send.await),
         };
+        let observed = match &result {
+            Err(()) => crate::outlier::Result::Timeout,
+            Ok(Err(_)) => crate::outlier::Result::LocalFailure,
+            Ok(Ok(r)) => crate::outlier::Result::Status(r.status().as_u16()),
+        };
+        observe(target.address, observed, &mut rng);
         let failure = match result {
             Err(()) => {
                 let overall = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);

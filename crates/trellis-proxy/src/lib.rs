@@ -16,6 +16,7 @@ pub mod flags;
 pub mod http;
 pub mod lb;
 pub mod listeners;
+pub mod outlier;
 pub mod routing;
 pub mod sniff;
 pub mod stats;

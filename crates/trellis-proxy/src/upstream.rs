@@ -51,6 +51,8 @@ pub struct ClusterRuntime {
     pub active_requests: AtomicU64,
     pub active_retries: AtomicU64,
     pub stats: ClusterStats,
+    /// Outlier detection's per-host state (by address, so it survives EDS updates).
+    pub outlier: crate::outlier::Detector,
 }
 
 /// A cluster's counters, by Envoy's names (`cluster.<name>.<counter>` in `/stats`).
@@ -120,6 +122,9 @@ impl ClusterRuntime {
                     .unwrap_or(std::time::Duration::from_secs(3600)),
             )
             .set_host(false);
+        if settings.one_request_per_connection {
+            builder.pool_max_idle_per_host(0);
+        }
         ClusterRuntime {
             settings,
             client: builder.build(connector),
@@ -127,6 +132,7 @@ impl ClusterRuntime {
             active_requests: AtomicU64::new(0),
             active_retries: AtomicU64::new(0),
             stats: ClusterStats::default(),
+            outlier: crate::outlier::Detector::default(),
         }
     }
 
