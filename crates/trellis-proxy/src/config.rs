@@ -241,6 +241,8 @@ pub struct Forward {
     /// Envoy's `max_grpc_timeout`: honour `grpc-timeout` (capped unless zero).
     pub max_grpc_timeout: Option<Duration>,
     pub mirrors: Vec<Mirror>,
+    /// `hash_policy`: the key for a RING_HASH / MAGLEV cluster.
+    pub hash_policy: Vec<crate::hash::HashPolicy>,
 }
 
 /// `request_mirror_policies`: fire and forget a copy to `cluster`, for `share` millionths
@@ -263,6 +265,7 @@ impl PartialEq for Forward {
             && self.retry == o.retry
             && self.max_grpc_timeout == o.max_grpc_timeout
             && self.mirrors == o.mirrors
+            && self.hash_policy == o.hash_policy
     }
 }
 
@@ -368,6 +371,16 @@ pub enum LbPolicy {
     RoundRobin,
     LeastRequest,
     Random,
+    /// RING_HASH: (minimum, maximum) ring size.
+    RingHash(u64, u64),
+    /// MAGLEV: table size.
+    Maglev(u64),
+}
+
+impl LbPolicy {
+    pub fn consistent(self) -> bool {
+        matches!(self, LbPolicy::RingHash(..) | LbPolicy::Maglev(_))
+    }
 }
 
 /// Circuit breakers (default priority); Envoy's defaults are 1024 each and 3 retries.

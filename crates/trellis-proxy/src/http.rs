@@ -306,6 +306,17 @@ async fn forward(
         req.headers_mut().insert(hyper::header::HOST, v);
     }
     let timeout = grpc_timeout(f, req.headers()).or(f.timeout);
+    // Consistent hashing: the key from the route's hash policies.
+    let (hash_key, set_cookie) = if cluster.lb.consistent() && !f.hash_policy.is_empty() {
+        crate::hash::request_hash(
+            &f.hash_policy,
+            req.headers(),
+            req.uri().query(),
+            downstream.remote,
+        )
+    } else {
+        (None, None)
+    };
     let (parts, body) = req.into_parts();
     // Buffer small bodies so retries can resend them; larger ones stream, once.
     let retry = f.retry.clone().unwrap_or(RetryPolicy {
@@ -360,7 +371,10 @@ async fn forward(
                 } else {
                     &[]
                 };
-                lb::choose(cluster.lb, &hosts, &runtime.next, exclude, &mut rng)
+                match hash_key {
+                    Some(key) => runtime.choose_hashed(cluster.lb, &hosts, key, exclude),
+                    None => lb::choose(cluster.lb, &hosts, &runtime.next, exclude, &mut rng),
+                }
             }
         };
         let Some(target) = target else {
@@ -451,6 +465,12 @@ async fn forward(
                     let elapsed = sent.elapsed().as_millis().to_string();
                     if let Ok(v) = HeaderValue::from_str(&elapsed) {
                         parts.headers.insert("x-envoy-upstream-service-time", v);
+                    }
+                    if let Some(v) = set_cookie
+                        .as_deref()
+                        .and_then(|c| HeaderValue::from_str(c).ok())
+                    {
+                        parts.headers.append(hyper::header::SET_COOKIE, v);
                     }
                     return Response::from_parts(parts, body.boxed());
                 }

@@ -13,6 +13,7 @@ pub mod chains;
 pub mod config;
 pub mod convert;
 pub mod flags;
+pub mod hash;
 pub mod http;
 pub mod lb;
 pub mod listeners;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
-    ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy,
+    ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbConfig, LbPolicy,
 };
 use envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig;
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, Cluster, OutlierDetection};
@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 };
 
 use super::listener::{socket_address, unpack};
-use super::{Result, duration, reject};
+use super::{Result, duration, is_set, reject};
 use crate::config::{self, Discovery, LbPolicy as OwnLb, Limits};
 use crate::outlier::OutlierConfig;
 use crate::upstream::{ClusterRuntime, Host};
@@ -105,7 +105,7 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         lb_subset_config, transport_socket, protocol_selection, close_connections_on_host_health_failure,
         ignore_health_on_host_removal, filters, load_balancing_policy, lrs_server,
         lrs_report_endpoint_metrics, upstream_config, preconnect_policy,
-        connection_pool_per_downstream_connection, queuing_policies, lb_config);
+        connection_pool_per_downstream_connection, queuing_policies);
     let kind = match cluster_discovery_type {
         None => DiscoveryType::Static,
         Some(ClusterDiscoveryType::Type(t)) => DiscoveryType::try_from(*t)
@@ -145,6 +145,39 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         Ok(LbPolicy::RoundRobin) => OwnLb::RoundRobin,
         Ok(LbPolicy::LeastRequest) => OwnLb::LeastRequest,
         Ok(LbPolicy::Random) => OwnLb::Random,
+        Ok(LbPolicy::RingHash) => {
+            let (mut min, mut max) = (1024, 8 << 20);
+            match lb_config {
+                None => {}
+                Some(LbConfig::RingHashLbConfig(r)) => {
+                    // hash_function is accepted either way: the proxy hashes with its own.
+                    min = r.minimum_ring_size.as_ref().map_or(min, |v| v.value);
+                    max = r.maximum_ring_size.as_ref().map_or(max, |v| v.value);
+                    if min > max {
+                        return Err(format!(
+                            "{p}.ring_hash_lb_config: minimum_ring_size {min} > maximum_ring_size {max}"
+                        ));
+                    }
+                }
+                Some(_) => return Err(format!("{p}.lb_config does not match lb_policy RING_HASH")),
+            }
+            OwnLb::RingHash(min.max(1), max.min(8 << 20))
+        }
+        Ok(LbPolicy::Maglev) => {
+            let size = match lb_config {
+                None => 65537,
+                Some(LbConfig::MaglevLbConfig(m)) => {
+                    m.table_size.as_ref().map_or(65537, |v| v.value)
+                }
+                Some(_) => return Err(format!("{p}.lb_config does not match lb_policy MAGLEV")),
+            };
+            if !is_prime(size) || size > 5_000_011 {
+                return Err(format!(
+                    "{p}.maglev_lb_config.table_size {size} must be a prime up to 5000011"
+                ));
+            }
+            OwnLb::Maglev(size)
+        }
         Ok(LbPolicy::ClusterProvided) if discovery == Discovery::OriginalDst => OwnLb::RoundRobin,
         Ok(other) => {
             return Err(format!(
@@ -154,6 +187,11 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         }
         Err(_) => return Err(format!("{p}.lb_policy {lb_policy} is unknown")),
     };
+    if is_set(lb_config) && !lb.consistent() {
+        return Err(format!(
+            "{p}.lb_config is not implemented for this lb_policy"
+        ));
+    }
     let mut settings = PoolSettings {
         connect_timeout: connect_timeout
             .as_ref()
@@ -278,6 +316,13 @@ fn http_options(o: &HttpProtocolOptions, p: &str, settings: &mut PoolSettings) -
         }
     }
     Ok(())
+}
+
+fn is_prime(n: u64) -> bool {
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// The consecutive kinds of outlier detection; success-rate and failure-percentage ejection
