@@ -12,16 +12,7 @@ use trellis_testkit::trellis_proxy::TrellisProxy;
 
 /// Scenarios the proxy cannot match yet, and why (kept in step with
 /// docs/proxy-differences.md).
-const NOT_YET: &[(&str, &str)] = &[
-    (
-        "consistent_hash_by_header",
-        "RING_HASH/MAGLEV and route hash_policy are NACKed",
-    ),
-    (
-        "circuit_breaker",
-        "the task's DestinationRule sets outlierDetection, and cluster outlier_detection is NACKed",
-    ),
-];
+const NOT_YET: &[(&str, &str)] = &[];
 
 fn run(name: &str) {
     if let Some((_, why)) = NOT_YET.iter().find(|(n, _)| *n == name) {

@@ -241,6 +241,8 @@ pub struct Forward {
     /// Envoy's `max_grpc_timeout`: honour `grpc-timeout` (capped unless zero).
     pub max_grpc_timeout: Option<Duration>,
     pub mirrors: Vec<Mirror>,
+    /// `hash_policy`: the key for a RING_HASH / MAGLEV cluster.
+    pub hash_policy: Vec<crate::hash::HashPolicy>,
 }
 
 /// `request_mirror_policies`: fire and forget a copy to `cluster`, for `share` millionths
@@ -263,6 +265,7 @@ impl PartialEq for Forward {
             && self.retry == o.retry
             && self.max_grpc_timeout == o.max_grpc_timeout
             && self.mirrors == o.mirrors
+            && self.hash_policy == o.hash_policy
     }
 }
 
@@ -344,6 +347,10 @@ pub struct Cluster {
     pub name: String,
     pub discovery: Discovery,
     pub lb: LbPolicy,
+    /// `outlier_detection`; `None`: no host is ever ejected.
+    pub outlier: Option<crate::outlier::OutlierConfig>,
+    /// `common_lb_config.healthy_panic_threshold` in percent (Envoy's default 50; 0: never).
+    pub panic_threshold: f64,
     pub connect_timeout: Duration,
     pub http2: bool,
     pub limits: Limits,
@@ -364,6 +371,16 @@ pub enum LbPolicy {
     RoundRobin,
     LeastRequest,
     Random,
+    /// RING_HASH: (minimum, maximum) ring size.
+    RingHash(u64, u64),
+    /// MAGLEV: table size.
+    Maglev(u64),
+}
+
+impl LbPolicy {
+    pub fn consistent(self) -> bool {
+        matches!(self, LbPolicy::RingHash(..) | LbPolicy::Maglev(_))
+    }
 }
 
 /// Circuit breakers (default priority); Envoy's defaults are 1024 each and 3 retries.

@@ -306,6 +306,17 @@ async fn forward(
         req.headers_mut().insert(hyper::header::HOST, v);
     }
     let timeout = grpc_timeout(f, req.headers()).or(f.timeout);
+    // Consistent hashing: the key from the route's hash policies.
+    let (hash_key, set_cookie) = if cluster.lb.consistent() && !f.hash_policy.is_empty() {
+        crate::hash::request_hash(
+            &f.hash_policy,
+            req.headers(),
+            req.uri().query(),
+            downstream.remote,
+        )
+    } else {
+        (None, None)
+    };
     let (parts, body) = req.into_parts();
     // Buffer small bodies so retries can resend them; larger ones stream, once.
     let retry = f.retry.clone().unwrap_or(RetryPolicy {
@@ -325,7 +336,25 @@ async fn forward(
         shadow(proxy, snapshot, f, &parts, body, &host, &new_path, &mut rng);
     }
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    let hosts = snapshot.hosts(cluster);
+    let all_hosts = snapshot.hosts(cluster);
+    // Outlier detection: ejected hosts leave the set (all come back in panic).
+    let hosts = match &cluster.outlier {
+        Some(o) => Arc::new(runtime.outlier.healthy(
+            o,
+            &all_hosts,
+            cluster.panic_threshold,
+            Instant::now(),
+        )),
+        None => all_hosts.clone(),
+    };
+    let observe = |host: SocketAddr, result: crate::outlier::Result, rng: &mut fastrand::Rng| {
+        if let Some(o) = &cluster.outlier {
+            let roll = rng.u32(..100);
+            runtime
+                .outlier
+                .record(o, host, result, all_hosts.len(), Instant::now(), roll);
+        }
+    };
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut attempt = 0u32;
     let sent = Instant::now();
@@ -342,7 +371,10 @@ async fn forward(
                 } else {
                     &[]
                 };
-                lb::choose(cluster.lb, &hosts, &runtime.next, exclude, &mut rng)
+                match hash_key {
+                    Some(key) => runtime.choose_hashed(cluster.lb, &hosts, key, exclude),
+                    None => lb::choose(cluster.lb, &hosts, &runtime.next, exclude, &mut rng),
+                }
             }
         };
         let Some(target) = target else {
@@ -384,6 +416,12 @@ async fn forward(
             Some(d) => tokio::time::timeout_at(d, send).await.map_err(|_| ()),
             None => Ok(send.await),
         };
+        let observed = match &result {
+            Err(()) => crate::outlier::Result::Timeout,
+            Ok(Err(_)) => crate::outlier::Result::LocalFailure,
+            Ok(Ok(r)) => crate::outlier::Result::Status(r.status().as_u16()),
+        };
+        observe(target.address, observed, &mut rng);
         let failure = match result {
             Err(()) => {
                 let overall = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
@@ -427,6 +465,12 @@ async fn forward(
                     let elapsed = sent.elapsed().as_millis().to_string();
                     if let Ok(v) = HeaderValue::from_str(&elapsed) {
                         parts.headers.insert("x-envoy-upstream-service-time", v);
+                    }
+                    if let Some(v) = set_cookie
+                        .as_deref()
+                        .and_then(|c| HeaderValue::from_str(c).ok())
+                    {
+                        parts.headers.append(hyper::header::SET_COOKIE, v);
                     }
                     return Response::from_parts(parts, body.boxed());
                 }

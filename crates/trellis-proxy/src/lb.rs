@@ -43,7 +43,10 @@ pub fn choose(
                 weighted_slot(&candidates, i)
             }
         }
-        LbPolicy::Random => candidates[rng.usize(..n)],
+        // Consistent hashing without a key (no hash policy yielded one): random, as Envoy.
+        LbPolicy::Random | LbPolicy::RingHash(..) | LbPolicy::Maglev(_) => {
+            candidates[rng.usize(..n)]
+        }
         LbPolicy::LeastRequest => {
             if n == 1 {
                 candidates[0]

@@ -51,7 +51,17 @@ pub struct ClusterRuntime {
     pub active_requests: AtomicU64,
     pub active_retries: AtomicU64,
     pub stats: ClusterStats,
+    /// Outlier detection's per-host state (by address, so it survives EDS updates).
+    pub outlier: crate::outlier::Detector,
+    /// The consistent-hash table of the last host set seen, rebuilt when it changes.
+    hash_table: std::sync::Mutex<Option<HashTable>>,
 }
+
+type HashTable = (
+    crate::config::LbPolicy,
+    Vec<(SocketAddr, u32)>,
+    std::sync::Arc<crate::hash::Table>,
+);
 
 /// A cluster's counters, by Envoy's names (`cluster.<name>.<counter>` in `/stats`).
 #[derive(Debug, Default)]
@@ -120,6 +130,9 @@ impl ClusterRuntime {
                     .unwrap_or(std::time::Duration::from_secs(3600)),
             )
             .set_host(false);
+        if settings.one_request_per_connection {
+            builder.pool_max_idle_per_host(0);
+        }
         ClusterRuntime {
             settings,
             client: builder.build(connector),
@@ -127,7 +140,41 @@ impl ClusterRuntime {
             active_requests: AtomicU64::new(0),
             active_retries: AtomicU64::new(0),
             stats: ClusterStats::default(),
+            outlier: crate::outlier::Detector::default(),
+            hash_table: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The host for a consistent-hash key, avoiding `exclude` unless every host is in it.
+    pub fn choose_hashed(
+        &self,
+        policy: crate::config::LbPolicy,
+        hosts: &[std::sync::Arc<Host>],
+        key: u64,
+        exclude: &[SocketAddr],
+    ) -> Option<std::sync::Arc<Host>> {
+        let set: Vec<(SocketAddr, u32)> = hosts.iter().map(|h| (h.address, h.weight)).collect();
+        let table = {
+            let mut cached = self.hash_table.lock().unwrap_or_else(|e| e.into_inner());
+            match &*cached {
+                Some((p, s, t)) if *p == policy && *s == set => t.clone(),
+                _ => {
+                    let t = std::sync::Arc::new(match policy {
+                        crate::config::LbPolicy::Maglev(size) => crate::hash::maglev(hosts, size),
+                        crate::config::LbPolicy::RingHash(min, max) => {
+                            crate::hash::ring(hosts, min, max)
+                        }
+                        _ => return None,
+                    });
+                    *cached = Some((policy, set, t.clone()));
+                    t
+                }
+            }
+        };
+        let i = table
+            .lookup(key, |i| !exclude.contains(&hosts[i].address))
+            .or_else(|| table.lookup(key, |_| true))?;
+        Some(hosts[i].clone())
     }
 
     /// Takes a request slot unless a circuit breaker is open. Over HTTP/1.1 a request in

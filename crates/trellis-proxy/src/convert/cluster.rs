@@ -1,5 +1,5 @@
 //! CDS and EDS: clusters (EDS, STATIC, ORIGINAL_DST; round robin, least request, random;
-//! circuit breakers; HTTP/1.1 or HTTP/2 upstream) and their endpoints.
+//! circuit breakers; consecutive outlier detection and the panic threshold; HTTP/1.1 or HTTP/2 upstream) and their endpoints.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
-    ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy,
+    ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbConfig, LbPolicy,
 };
-use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, Cluster};
+use envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig;
+use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, Cluster, OutlierDetection};
 use envoy_types::pb::envoy::config::core::v3::{BindConfig, HealthStatus, HttpProtocolOptions as CommonHttp};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -22,8 +23,9 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 };
 
 use super::listener::{socket_address, unpack};
-use super::{Result, duration, reject};
+use super::{Result, duration, is_set, reject};
 use crate::config::{self, Discovery, LbPolicy as OwnLb, Limits};
+use crate::outlier::OutlierConfig;
 use crate::upstream::{ClusterRuntime, Host};
 
 const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -37,6 +39,8 @@ pub struct PoolSettings {
     pub keepalive: Option<Duration>,
     /// `upstream_bind_config.source_address`.
     pub source: Option<IpAddr>,
+    /// `max_requests_per_connection: 1`: every connection carries one request (no reuse).
+    pub one_request_per_connection: bool,
 }
 
 pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
@@ -98,11 +102,10 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
     reject!(p; transport_socket_matches, transport_socket_matcher, health_checks,
         max_requests_per_connection, upstream_http_protocol_options,
         common_http_protocol_options, http_protocol_options, http2_protocol_options,
-        outlier_detection, lb_subset_config, common_lb_config,
-        transport_socket, protocol_selection, close_connections_on_host_health_failure,
+        lb_subset_config, transport_socket, protocol_selection, close_connections_on_host_health_failure,
         ignore_health_on_host_removal, filters, load_balancing_policy, lrs_server,
         lrs_report_endpoint_metrics, upstream_config, preconnect_policy,
-        connection_pool_per_downstream_connection, queuing_policies, lb_config);
+        connection_pool_per_downstream_connection, queuing_policies);
     let kind = match cluster_discovery_type {
         None => DiscoveryType::Static,
         Some(ClusterDiscoveryType::Type(t)) => DiscoveryType::try_from(*t)
@@ -142,6 +145,39 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         Ok(LbPolicy::RoundRobin) => OwnLb::RoundRobin,
         Ok(LbPolicy::LeastRequest) => OwnLb::LeastRequest,
         Ok(LbPolicy::Random) => OwnLb::Random,
+        Ok(LbPolicy::RingHash) => {
+            let (mut min, mut max) = (1024, 8 << 20);
+            match lb_config {
+                None => {}
+                Some(LbConfig::RingHashLbConfig(r)) => {
+                    // hash_function is accepted either way: the proxy hashes with its own.
+                    min = r.minimum_ring_size.as_ref().map_or(min, |v| v.value);
+                    max = r.maximum_ring_size.as_ref().map_or(max, |v| v.value);
+                    if min > max {
+                        return Err(format!(
+                            "{p}.ring_hash_lb_config: minimum_ring_size {min} > maximum_ring_size {max}"
+                        ));
+                    }
+                }
+                Some(_) => return Err(format!("{p}.lb_config does not match lb_policy RING_HASH")),
+            }
+            OwnLb::RingHash(min.max(1), max.min(8 << 20))
+        }
+        Ok(LbPolicy::Maglev) => {
+            let size = match lb_config {
+                None => 65537,
+                Some(LbConfig::MaglevLbConfig(m)) => {
+                    m.table_size.as_ref().map_or(65537, |v| v.value)
+                }
+                Some(_) => return Err(format!("{p}.lb_config does not match lb_policy MAGLEV")),
+            };
+            if !is_prime(size) || size > 5_000_011 {
+                return Err(format!(
+                    "{p}.maglev_lb_config.table_size {size} must be a prime up to 5000011"
+                ));
+            }
+            OwnLb::Maglev(size)
+        }
         Ok(LbPolicy::ClusterProvided) if discovery == Discovery::OriginalDst => OwnLb::RoundRobin,
         Ok(other) => {
             return Err(format!(
@@ -151,6 +187,11 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         }
         Err(_) => return Err(format!("{p}.lb_policy {lb_policy} is unknown")),
     };
+    if is_set(lb_config) && !lb.consistent() {
+        return Err(format!(
+            "{p}.lb_config is not implemented for this lb_policy"
+        ));
+    }
     let mut settings = PoolSettings {
         connect_timeout: connect_timeout
             .as_ref()
@@ -159,6 +200,7 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         idle_timeout: None,
         keepalive: None,
         source: None,
+        one_request_per_connection: false,
     };
     if let Some(o) = upstream_connection_options {
         let p = format!("{p}.upstream_connection_options");
@@ -190,10 +232,20 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         None => Limits::default(),
         Some(cb) => limits(cb, &format!("{p}.circuit_breakers"))?,
     };
+    let outlier = match outlier_detection {
+        None => None,
+        Some(o) => Some(outlier(o, &format!("{p}.outlier_detection"))?),
+    };
+    let panic_threshold = match common_lb_config {
+        None => 50.0,
+        Some(c) => common_lb(c, &format!("{p}.common_lb_config"))?,
+    };
     Ok(config::Cluster {
         name: name.clone(),
         discovery,
         lb,
+        outlier,
+        panic_threshold,
         connect_timeout: settings.connect_timeout,
         http2: settings.http2,
         limits,
@@ -227,8 +279,17 @@ fn http_options(o: &HttpProtocolOptions, p: &str, settings: &mut PoolSettings) -
             max_requests_per_connection,
         } = common;
         reject!(p; max_connection_duration, max_connection_duration_jitter, max_headers_count,
-            max_response_headers_kb, max_stream_duration, max_requests_per_connection);
+            max_response_headers_kb, max_stream_duration);
         settings.idle_timeout = idle_timeout.as_ref().map(duration);
+        match max_requests_per_connection.as_ref().map(|v| v.value) {
+            None | Some(0) => {}
+            Some(1) => settings.one_request_per_connection = true,
+            Some(n) => {
+                return Err(format!(
+                    "{p}.common_http_protocol_options.max_requests_per_connection: {n} is not implemented (only 1: no reuse)"
+                ));
+            }
+        }
     }
     match upstream_protocol_options {
         None => {}
@@ -255,6 +316,99 @@ fn http_options(o: &HttpProtocolOptions, p: &str, settings: &mut PoolSettings) -
         }
     }
     Ok(())
+}
+
+fn is_prime(n: u64) -> bool {
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
+}
+
+/// The consecutive kinds of outlier detection; success-rate and failure-percentage ejection
+/// must be off (Istio turns success rate off; both need more traffic than a sidecar sees).
+fn outlier(o: &OutlierDetection, p: &str) -> Result<OutlierConfig> {
+    let OutlierDetection {
+        consecutive_5xx,
+        interval,
+        base_ejection_time,
+        max_ejection_percent,
+        enforcing_consecutive_5xx,
+        enforcing_success_rate,
+        success_rate_minimum_hosts: _,
+        success_rate_request_volume: _,
+        success_rate_stdev_factor: _,
+        consecutive_gateway_failure,
+        enforcing_consecutive_gateway_failure,
+        split_external_local_origin_errors,
+        consecutive_local_origin_failure: _,
+        enforcing_consecutive_local_origin_failure: _,
+        enforcing_local_origin_success_rate: _,
+        failure_percentage_threshold: _,
+        enforcing_failure_percentage,
+        enforcing_failure_percentage_local_origin,
+        failure_percentage_minimum_hosts: _,
+        failure_percentage_request_volume: _,
+        max_ejection_time,
+        max_ejection_time_jitter,
+        successful_active_health_check_uneject_host: _,
+        monitors,
+        // The first ejection is always allowed, as the docs of max_ejection_percent say.
+        always_eject_one_host: _,
+        detect_degraded_hosts,
+    } = o;
+    reject!(p; split_external_local_origin_errors, max_ejection_time_jitter, monitors,
+        detect_degraded_hosts);
+    let u = |v: &Option<envoy_types::pb::google::protobuf::UInt32Value>, d: u32| {
+        v.as_ref().map_or(d, |v| v.value)
+    };
+    if u(enforcing_success_rate, 100) != 0 {
+        return Err(format!(
+            "{p}.enforcing_success_rate: success-rate ejection is not implemented (set it to 0)"
+        ));
+    }
+    if u(enforcing_failure_percentage, 0) != 0
+        || u(enforcing_failure_percentage_local_origin, 0) != 0
+    {
+        return Err(format!(
+            "{p}: failure-percentage ejection is not implemented"
+        ));
+    }
+    let d = OutlierConfig::default();
+    let dur = |v: &Option<envoy_types::pb::google::protobuf::Duration>, d: Duration| {
+        v.as_ref().map_or(d, duration)
+    };
+    Ok(OutlierConfig {
+        consecutive_5xx: u(consecutive_5xx, d.consecutive_5xx),
+        enforcing_consecutive_5xx: u(enforcing_consecutive_5xx, d.enforcing_consecutive_5xx),
+        consecutive_gateway_failure: u(consecutive_gateway_failure, d.consecutive_gateway_failure),
+        enforcing_consecutive_gateway_failure: u(
+            enforcing_consecutive_gateway_failure,
+            d.enforcing_consecutive_gateway_failure,
+        ),
+        interval: dur(interval, d.interval).max(Duration::from_millis(1)),
+        base_ejection_time: dur(base_ejection_time, d.base_ejection_time),
+        max_ejection_time: dur(max_ejection_time, d.max_ejection_time),
+        max_ejection_percent: u(max_ejection_percent, d.max_ejection_percent).min(100),
+    })
+}
+
+/// `common_lb_config`: only `healthy_panic_threshold` (Envoy's default 50%).
+fn common_lb(c: &CommonLbConfig, p: &str) -> Result<f64> {
+    let CommonLbConfig {
+        healthy_panic_threshold,
+        update_merge_window: _,
+        ignore_new_hosts_until_first_hc,
+        close_connections_on_host_set_change,
+        consistent_hashing_lb_config,
+        override_host_status,
+        locality_config_specifier,
+    } = c;
+    reject!(p; ignore_new_hosts_until_first_hc, close_connections_on_host_set_change,
+        consistent_hashing_lb_config, override_host_status, locality_config_specifier);
+    Ok(healthy_panic_threshold
+        .as_ref()
+        .map_or(50.0, |t| t.value.clamp(0.0, 100.0)))
 }
 
 /// Istio's `InboundPassthroughCluster` binds its upstream connections to 127.0.0.6 (so that

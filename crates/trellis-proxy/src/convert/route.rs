@@ -372,7 +372,7 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
     reject!(p; cluster_not_found_response_code, metadata_match, path_rewrite_policy,
         path_rewrite, append_x_forwarded_host, idle_timeout, flush_timeout, early_data_policy,
         retry_policy_typed_config, priority, rate_limits,
-        include_vh_rate_limits, hash_policy, cors, grpc_timeout_offset, upgrade_configs,
+        include_vh_rate_limits, cors, grpc_timeout_offset, upgrade_configs,
         internal_redirect_policy, max_internal_redirects, hedge_policy);
     if let Some(msd) = max_stream_duration {
         let zero = |d: &Option<envoy_types::pb::google::protobuf::Duration>| {
@@ -444,6 +444,64 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
             .enumerate()
             .map(|(i, m)| mirror(m, &format!("{p}.request_mirror_policies[{i}]")))
             .collect::<Result<_>>()?,
+        hash_policy: hash_policy
+            .iter()
+            .enumerate()
+            .map(|(i, h)| hash(h, &format!("{p}.hash_policy[{i}]")))
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn hash(
+    h: &envoy_types::pb::envoy::config::route::v3::route_action::HashPolicy,
+    p: &str,
+) -> Result<crate::hash::HashPolicy> {
+    use crate::hash::HashKey;
+    use envoy_types::pb::envoy::config::route::v3::route_action::hash_policy::{
+        ConnectionProperties, Cookie, Header, PolicySpecifier, QueryParameter,
+    };
+    let envoy_types::pb::envoy::config::route::v3::route_action::HashPolicy {
+        terminal,
+        policy_specifier,
+    } = h;
+    let key = match policy_specifier {
+        Some(PolicySpecifier::Header(Header {
+            header_name,
+            regex_rewrite,
+        })) => {
+            reject!(p; regex_rewrite);
+            HashKey::Header(header_name.to_ascii_lowercase())
+        }
+        Some(PolicySpecifier::Cookie(Cookie {
+            name,
+            ttl,
+            path,
+            attributes,
+        })) => {
+            reject!(p; attributes);
+            HashKey::Cookie {
+                name: name.clone(),
+                ttl: ttl.as_ref().map(duration),
+                path: path.clone(),
+            }
+        }
+        Some(PolicySpecifier::ConnectionProperties(ConnectionProperties { source_ip })) => {
+            if !source_ip {
+                return Err(format!("{p}.connection_properties without source_ip"));
+            }
+            HashKey::SourceIp
+        }
+        Some(PolicySpecifier::QueryParameter(QueryParameter { name })) => {
+            HashKey::QueryParameter(name.clone())
+        }
+        Some(PolicySpecifier::FilterState(_)) => {
+            return Err(format!("{p}.filter_state is not implemented"));
+        }
+        None => return Err(format!("{p}: empty hash policy")),
+    };
+    Ok(crate::hash::HashPolicy {
+        key,
+        terminal: *terminal,
     })
 }
 
