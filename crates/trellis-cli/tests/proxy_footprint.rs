@@ -1,9 +1,9 @@
 //! The Trellis proxy's idle footprint with the bookinfo configuration: `trellis
 //! control-plane` with bookinfo's Services, `destination-rule-all` and
-//! `virtual-service-all-v1`, and `trellis proxy` as productpage's sidecar (default
-//! `--concurrency`). Once the proxy is ready and has ACKed every type, and has idled a few
-//! seconds, this prints its RSS (VmRSS, RssAnon, RssFile from `/proc/PID/status`, Pss from
-//! `smaps_rollup`) and thread count.
+//! `virtual-service-all-v1`, and two productpage sidecars (default `--concurrency`): `trellis
+//! proxy` and the proxy-only binary `trellis-proxy`. Once each is ready and has ACKed every
+//! type, and they have idled a few seconds, this prints each one's RSS (VmRSS, RssAnon,
+//! RssFile from `/proc/PID/status`, Pss from `smaps_rollup`) and thread count.
 //!
 //! The figures are of the binary this test build produced — a debug build unless the tests
 //! run with `--release` — and are printed, never asserted: benchmarks report figures, tests
@@ -19,9 +19,9 @@ use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
 use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+const TRELLIS_PROXY: &str = env!("CARGO_BIN_EXE_trellis-proxy");
 const CONVERGE: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_secs(3);
-const NODE: &str = "productpage-v1-0";
 
 fn corpus() -> PathBuf {
     std::env::var_os("TRELLIS_CORPUS")
@@ -94,7 +94,7 @@ fn idle_bookinfo_sidecar_footprint() {
         xds,
         admin,
         &ProxyIdentity {
-            name: NODE,
+            name: "productpage-v1-0",
             namespace: "default",
             service_account: "bookinfo-productpage",
             labels: "app=productpage,version=v1",
@@ -103,19 +103,50 @@ fn idle_bookinfo_sidecar_footprint() {
         &dir.path().join("proxy.log"),
         CONVERGE,
     );
+    acked(debug, "productpage-v1-0", &cp);
+    // The proxy-only binary, with the same flags (no `proxy` subcommand).
+    let admin2 = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
+    let mut command = Command::new(TRELLIS_PROXY);
+    command
+        .args(["--xds-address", &xds.to_string()])
+        .args(["--name", "productpage-v1-1", "--namespace", "default"])
+        .args(["--service-account", "bookinfo-productpage"])
+        .args(["--labels", "app=productpage,version=v1"])
+        .args(["--ip", "127.0.0.62"])
+        .args(["--admin-port", &admin2.port().to_string()])
+        .env("TRELLIS_LOG", "info");
+    let mut proxy2 = Process::start("trellis-proxy", command, &dir.path().join("proxy2.log"));
+    acked(debug, "productpage-v1-1", &cp);
+
+    std::thread::sleep(IDLE);
+    for (name, process, admin) in [
+        ("trellis proxy", &mut proxy, admin),
+        ("trellis-proxy", &mut proxy2, admin2),
+    ] {
+        assert!(process.running(), "{name} exited\n{}", process.tail(30));
+        let ready = get(admin, "/ready", &[], Duration::from_secs(2)).expect("admin /ready");
+        assert_eq!(ready.status, 200, "{name}: {}", ready.body);
+        let pid = process.pid().expect("pid");
+        println!("{name} idle, bookinfo sidecar: {}", footprint(pid));
+    }
+}
+
+/// Waits until the control plane's `/debug/syncz` shows `node` has ACKed cds/eds/lds/rds
+/// and NACKed nothing.
+fn acked(debug: SocketAddr, node: &str, cp: &Process) {
     wait_until("every type ACKed in /debug/syncz", CONVERGE, || {
         let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
         let all: serde_json::Value =
             serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
-        let node = all
+        let entry = all
             .as_array()
             .and_then(|a| {
                 a.iter()
-                    .find(|p| p["proxy"].as_str().is_some_and(|n| n.contains(NODE)))
+                    .find(|p| p["proxy"].as_str().is_some_and(|n| n.contains(node)))
             })
             .ok_or_else(|| syncz.body.clone())?;
         for t in ["cds", "eds", "lds", "rds"] {
-            let s = &node["types"][t];
+            let s = &entry["types"][t];
             let acked = s["version_acked"].as_str().unwrap_or_default();
             if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
                 return Err(format!("{t} not ACKed: {s}\n{}", cp.tail(10)));
@@ -126,13 +157,10 @@ fn idle_bookinfo_sidecar_footprint() {
         }
         Ok(())
     });
+}
 
-    std::thread::sleep(IDLE);
-    assert!(proxy.running(), "proxy exited\n{}", proxy.tail(30));
-    let ready = get(admin, "/ready", &[], Duration::from_secs(2)).expect("admin /ready");
-    assert_eq!(ready.status, 200, "{}", ready.body);
-
-    let pid = proxy.pid().expect("pid");
+/// RSS figures and thread count of `pid`, and which build they are of.
+fn footprint(pid: u32) -> String {
     let status = proc_kib(
         &format!("/proc/{pid}/status"),
         &["VmRSS", "RssAnon", "RssFile", "VmHWM"],
@@ -151,12 +179,9 @@ fn idle_bookinfo_sidecar_footprint() {
         .chain(&rollup)
         .map(|(k, v)| format!("{k} {v} KiB"))
         .collect();
-    println!(
-        "trellis proxy idle, bookinfo sidecar ({build} build): {}, {threads} threads",
-        figures.join(", ")
-    );
     assert!(
         status.iter().any(|(k, _)| k == "VmRSS"),
         "no VmRSS for {pid}"
     );
+    format!("{build} build: {}, {threads} threads", figures.join(", "))
 }
