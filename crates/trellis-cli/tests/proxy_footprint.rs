@@ -1,0 +1,187 @@
+//! The Trellis proxy's idle footprint with the bookinfo configuration: `trellis
+//! control-plane` with bookinfo's Services, `destination-rule-all` and
+//! `virtual-service-all-v1`, and two productpage sidecars (default `--concurrency`): `trellis
+//! proxy` and the proxy-only binary `trellis-proxy`. Once each is ready and has ACKed every
+//! type, and they have idled a few seconds, this prints each one's RSS (VmRSS, RssAnon,
+//! RssFile from `/proc/PID/status`, Pss from `smaps_rollup`) and thread count.
+//!
+//! The figures are of the binary this test build produced — a debug build unless the tests
+//! run with `--release` — and are printed, never asserted: benchmarks report figures, tests
+//! do not fail on a number. The test asserts only that the proxy is up and in sync. Run with
+//! `cargo test -p trellis-cli --test proxy_footprint -- --nocapture` to see them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
+use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
+
+const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+const TRELLIS_PROXY: &str = env!("CARGO_BIN_EXE_trellis-proxy");
+const CONVERGE: Duration = Duration::from_secs(30);
+const IDLE: Duration = Duration::from_secs(3);
+
+fn corpus() -> PathBuf {
+    std::env::var_os("TRELLIS_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+fn control_plane(dir: &Path, at: IpAddr) -> (Process, SocketAddr, SocketAddr) {
+    let xds = SocketAddr::new(at, free_port(at));
+    let debug = SocketAddr::new(at, free_port(at));
+    let mut command = Command::new(TRELLIS);
+    command
+        .arg("control-plane")
+        .arg("--config-dir")
+        .arg(dir.join("config"))
+        .args(["--xds-address", &xds.to_string()])
+        .args(["--debug-address", &debug.to_string()])
+        .env("TRELLIS_LOG", "info");
+    let mut process = Process::start("control plane", command, &dir.join("control-plane.log"));
+    wait_until("control plane /ready", CONVERGE, || {
+        if !process.running() {
+            panic!("control plane exited\n{}", process.tail(30));
+        }
+        get(debug, "/ready", &[], Duration::from_secs(2))
+            .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
+    });
+    (process, xds, debug)
+}
+
+/// `key: value kB` lines of a `/proc` file, for the keys asked.
+fn proc_kib(path: &str, keys: &[&str]) -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    keys.iter()
+        .filter_map(|key| {
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((key.to_string(), value))
+        })
+        .collect()
+}
+
+#[test]
+fn idle_bookinfo_sidecar_footprint() {
+    let dir = temp_dir();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    for (from, to) in [
+        ("platform/kube/bookinfo.yaml", "bookinfo.yaml"),
+        ("networking/destination-rule-all.yaml", "dr.yaml"),
+        ("networking/virtual-service-all-v1.yaml", "vs.yaml"),
+    ] {
+        let text = std::fs::read_to_string(corpus().join("istio/samples/bookinfo").join(from))
+            .expect("bookinfo sample");
+        std::fs::write(config.join(to), text).expect("write");
+    }
+    let at = ip("127.0.0.61");
+    let (cp, xds, debug) = control_plane(dir.path(), at);
+    let admin = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
+    let mut proxy = trellis_proxy::start(
+        Path::new(TRELLIS),
+        xds,
+        admin,
+        &ProxyIdentity {
+            name: "productpage-v1-0",
+            namespace: "default",
+            service_account: "bookinfo-productpage",
+            labels: "app=productpage,version=v1",
+            ip: at,
+        },
+        &dir.path().join("proxy.log"),
+        CONVERGE,
+    );
+    acked(debug, "productpage-v1-0", &cp);
+    // The proxy-only binary, with the same flags (no `proxy` subcommand).
+    let admin2 = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
+    let mut command = Command::new(TRELLIS_PROXY);
+    command
+        .args(["--xds-address", &xds.to_string()])
+        .args(["--name", "productpage-v1-1", "--namespace", "default"])
+        .args(["--service-account", "bookinfo-productpage"])
+        .args(["--labels", "app=productpage,version=v1"])
+        .args(["--ip", "127.0.0.62"])
+        .args(["--admin-port", &admin2.port().to_string()])
+        .env("TRELLIS_LOG", "info");
+    let mut proxy2 = Process::start("trellis-proxy", command, &dir.path().join("proxy2.log"));
+    acked(debug, "productpage-v1-1", &cp);
+
+    std::thread::sleep(IDLE);
+    for (name, process, admin) in [
+        ("trellis proxy", &mut proxy, admin),
+        ("trellis-proxy", &mut proxy2, admin2),
+    ] {
+        assert!(process.running(), "{name} exited\n{}", process.tail(30));
+        let ready = get(admin, "/ready", &[], Duration::from_secs(2)).expect("admin /ready");
+        assert_eq!(ready.status, 200, "{name}: {}", ready.body);
+        let pid = process.pid().expect("pid");
+        println!("{name} idle, bookinfo sidecar: {}", footprint(pid));
+    }
+}
+
+/// Waits until the control plane's `/debug/syncz` shows `node` has ACKed cds/eds/lds/rds
+/// and NACKed nothing.
+fn acked(debug: SocketAddr, node: &str, cp: &Process) {
+    wait_until("every type ACKed in /debug/syncz", CONVERGE, || {
+        let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
+        let all: serde_json::Value =
+            serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
+        let entry = all
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|p| p["proxy"].as_str().is_some_and(|n| n.contains(node)))
+            })
+            .ok_or_else(|| syncz.body.clone())?;
+        for t in ["cds", "eds", "lds", "rds"] {
+            let s = &entry["types"][t];
+            let acked = s["version_acked"].as_str().unwrap_or_default();
+            if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
+                return Err(format!("{t} not ACKed: {s}\n{}", cp.tail(10)));
+            }
+            if !s["last_nack"].is_null() {
+                return Err(format!("{t} NACKed: {}", s["last_nack"]));
+            }
+        }
+        Ok(())
+    });
+}
+
+/// RSS figures and thread count of `pid`, and which build they are of.
+fn footprint(pid: u32) -> String {
+    let status = proc_kib(
+        &format!("/proc/{pid}/status"),
+        &["VmRSS", "RssAnon", "RssFile", "VmHWM"],
+    );
+    let rollup = proc_kib(&format!("/proc/{pid}/smaps_rollup"), &["Pss", "Pss_Anon"]);
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or_default();
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let figures: Vec<String> = status
+        .iter()
+        .chain(&rollup)
+        .map(|(k, v)| format!("{k} {v} KiB"))
+        .collect();
+    assert!(
+        status.iter().any(|(k, _)| k == "VmRSS"),
+        "no VmRSS for {pid}"
+    );
+    format!("{build} build: {}, {threads} threads", figures.join(", "))
+}
