@@ -10,6 +10,8 @@
 //! executable pages. Sidecar images should run this one; `trellis proxy` stays for trying
 //! things out. `tests/proxy_footprint.rs` prints both figures.
 
+#[path = "../commands/node.rs"]
+mod node;
 #[path = "../commands/proxy.rs"]
 mod proxy;
 
