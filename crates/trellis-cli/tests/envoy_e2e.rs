@@ -13,23 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use trellis_testkit::mesh::{self, MeshDir};
+use trellis_testkit::mesh_yaml::{bookinfo, service, sidecar_egress, stream, workload_entry};
 use trellis_testkit::{Backend, Process, free_port, get, temp_dir, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const CONVERGE: Duration = Duration::from_secs(30);
-
-fn corpus() -> PathBuf {
-    std::env::var_os("TRELLIS_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
-}
-
-fn bookinfo(file: &str) -> String {
-    let path = corpus()
-        .join("istio/samples/bookinfo/networking")
-        .join(file);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn envoy() -> PathBuf {
     trellis_testkit::envoy().expect(
@@ -43,48 +32,12 @@ fn ip(s: &str) -> IpAddr {
 
 /// The reviews service and a Sidecar whose egress listener binds `bind:9080` without capture.
 fn mesh_yaml(bind: IpAddr) -> String {
-    let mut out = String::from(
-        "apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: default}
-spec:
-  selector: {app: reviews}
-  ports:
-  - {name: http, port: 9080}
-",
-    );
-    out.push_str(&format!(
-        "---
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {{name: default, namespace: default}}
-spec:
-  egress:
-  - port: {{number: 9080, protocol: HTTP, name: http}}
-    bind: {bind}
-    captureMode: NONE
-    hosts: [./*]
-"
-    ));
-    out
-}
-
-fn workload_entry(version: usize, port: u16) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: reviews-v{version}, namespace: default}}
-spec:
-  address: 127.0.0.1{version}
-  ports: {{http: {port}}}
-  labels: {{app: reviews, version: v{version}, security.istio.io/tlsMode: disabled}}
-"
-    )
+    stream(&[service("reviews"), sidecar_egress("default", None, bind)])
 }
 
 /// A control plane, an Envoy client sidecar and three reviews backends.
 struct Mesh {
-    dir: tempfile::TempDir,
+    dir: MeshDir,
     xds: SocketAddr,
     debug: SocketAddr,
     admin: SocketAddr,
@@ -97,32 +50,22 @@ struct Mesh {
 impl Mesh {
     fn start(bind: &str, extra: &[(&str, String)]) -> Mesh {
         let bind = ip(bind);
-        let dir = temp_dir();
-        std::fs::create_dir(dir.path().join("config")).expect("config dir");
         let localhost = ip("127.0.0.1");
-        let mut backends = Vec::new();
-        let mut ports = [0u16; 3];
-        for v in 1..=3 {
-            let address = ip(&format!("127.0.0.1{v}"));
-            let backend = Backend::start(SocketAddr::new(address, 0), &format!("v{v}"));
-            ports[v - 1] = backend.address.port();
-            backends.push(backend);
-        }
         let mut mesh = Mesh {
             xds: SocketAddr::new(localhost, free_port(localhost)),
             debug: SocketAddr::new(localhost, free_port(localhost)),
             admin: SocketAddr::new(localhost, free_port(localhost)),
-            dir,
+            dir: MeshDir::new(),
             bind,
             control_plane: None,
             envoy: None,
-            backends,
+            backends: mesh::reviews_backends(),
         };
         mesh.write("mesh.yaml", &mesh_yaml(bind));
-        for (v, port) in ports.iter().enumerate() {
+        for (v, b) in mesh.backends.iter().enumerate() {
             mesh.write(
                 &format!("reviews-v{}.yaml", v + 1),
-                &workload_entry(v + 1, *port),
+                &workload_entry(v + 1, b.address.port()),
             );
         }
         for (name, text) in extra {
@@ -133,41 +76,26 @@ impl Mesh {
         mesh
     }
 
-    /// Writes a config file atomically (the store must never see half a file).
     fn write(&self, name: &str, text: &str) {
-        let staging = self.dir.path().join(format!(".{name}.tmp"));
-        std::fs::write(&staging, text).expect("write");
-        std::fs::rename(&staging, self.dir.path().join("config").join(name)).expect("rename");
+        self.dir.write(name, text);
     }
 
     fn remove(&self, name: &str) {
-        std::fs::remove_file(self.dir.path().join("config").join(name)).expect("remove");
+        self.dir.remove(name);
     }
 
     fn start_control_plane(&mut self) {
-        let mut command = Command::new(TRELLIS);
-        command
-            .arg("control-plane")
-            .arg("--config-dir")
-            .arg(self.dir.path().join("config"))
-            .args(["--xds-address", &self.xds.to_string()])
-            .args(["--debug-address", &self.debug.to_string()])
-            .env("TRELLIS_LOG", "info");
-        let log = self.dir.path().join("control-plane.log");
-        let mut process = Process::start("control plane", command, &log);
-        let debug = self.debug;
-        wait_until("control plane /ready", CONVERGE, || {
-            if !process.running() {
-                panic!("control plane exited\n{}", process.tail(30));
-            }
-            get(debug, "/ready", &[], Duration::from_secs(2))
-                .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
-        });
-        self.control_plane = Some(process);
+        self.control_plane = Some(mesh::start_control_plane(
+            Path::new(TRELLIS),
+            self.dir.path(),
+            self.xds,
+            self.debug,
+            CONVERGE,
+        ));
     }
 
     fn start_envoy(&mut self) {
-        let bootstrap = self.dir.path().join("envoy.json");
+        let bootstrap = self.dir.join("envoy.json");
         let out = Command::new(TRELLIS)
             .args(["bootstrap", "envoy", "--xds-address", &self.xds.to_string()])
             .args(["--name", "productpage-v1", "--namespace", "default"])
@@ -191,7 +119,7 @@ impl Mesh {
             "-l",
             "warning",
         ]);
-        let log = self.dir.path().join("envoy.log");
+        let log = self.dir.join("envoy.log");
         self.envoy = Some(Process::start("envoy", command, &log));
         let admin = self.admin;
         wait_until("Envoy ready (LIVE)", CONVERGE, || {
@@ -208,23 +136,7 @@ impl Mesh {
     /// Sends `n` requests for reviews through Envoy; counts the answers by body (or
     /// `status N` for errors).
     fn versions(&self, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, usize> {
-        let mut all = vec![("host", "reviews")];
-        all.extend_from_slice(headers);
-        let mut counts = BTreeMap::new();
-        for _ in 0..n {
-            let key = match get(
-                SocketAddr::new(self.bind, 9080),
-                "/",
-                &all,
-                Duration::from_secs(5),
-            ) {
-                Ok(r) if r.status == 200 => r.body,
-                Ok(r) => format!("status {}", r.status),
-                Err(e) => format!("error {e}"),
-            };
-            *counts.entry(key).or_insert(0) += 1;
-        }
-        counts
+        mesh::count_answers(SocketAddr::new(self.bind, 9080), "reviews", headers, n)
     }
 
     /// Waits until `n` requests are answered only by `expected` versions, each at least

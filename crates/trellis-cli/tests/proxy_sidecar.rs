@@ -10,46 +10,19 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
+use trellis_testkit::corpus::corpus_dir;
+use trellis_testkit::mesh;
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
-use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
+use trellis_testkit::{free_port, get, temp_dir, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn corpus() -> PathBuf {
-    std::env::var_os("TRELLIS_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
-}
-
-fn control_plane(dir: &Path, at: IpAddr) -> (Process, SocketAddr, SocketAddr) {
-    let xds = SocketAddr::new(at, free_port(at));
-    let debug = SocketAddr::new(at, free_port(at));
-    let mut command = Command::new(TRELLIS);
-    command
-        .arg("control-plane")
-        .arg("--config-dir")
-        .arg(dir.join("config"))
-        .args(["--xds-address", &xds.to_string()])
-        .args(["--debug-address", &debug.to_string()])
-        .env("TRELLIS_LOG", "info");
-    let mut process = Process::start("control plane", command, &dir.join("control-plane.log"));
-    wait_until("control plane /ready", CONVERGE, || {
-        if !process.running() {
-            panic!("control plane exited\n{}", process.tail(30));
-        }
-        get(debug, "/ready", &[], Duration::from_secs(2))
-            .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
-    });
-    (process, xds, debug)
 }
 
 #[test]
@@ -61,12 +34,12 @@ fn a_bookinfo_sidecar_acks_every_type() {
         ("platform/kube/bookinfo.yaml", "bookinfo.yaml"),
         ("networking/destination-rule-all.yaml", "dr.yaml"),
     ] {
-        let text = std::fs::read_to_string(corpus().join("istio/samples/bookinfo").join(from))
+        let text = std::fs::read_to_string(corpus_dir().join("istio/samples/bookinfo").join(from))
             .expect("bookinfo sample");
         std::fs::write(config.join(to), text).expect("write");
     }
     let at = ip("127.0.0.41");
-    let (cp, xds, debug) = control_plane(dir.path(), at);
+    let (cp, xds, debug) = mesh::control_plane(Path::new(TRELLIS), dir.path(), at, CONVERGE);
     let admin = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
     let _proxy = trellis_proxy::start(
         Path::new(TRELLIS),
@@ -168,7 +141,8 @@ spec:
         ),
     )
     .expect("write");
-    let (cp, xds, _debug) = control_plane(dir.path(), client_ip);
+    let (cp, xds, _debug) =
+        mesh::control_plane(Path::new(TRELLIS), dir.path(), client_ip, CONVERGE);
     let admin = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
     let proxy = trellis_proxy::start(
         Path::new(TRELLIS),

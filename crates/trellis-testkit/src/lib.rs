@@ -9,6 +9,8 @@
 //! - [`Backend`]: a tiny HTTP server answering every request with a fixed body;
 //! - [`get`]: one HTTP/1.1 request with a timeout;
 //! - [`wait_until`]: poll a condition with a deadline, never an unbounded sleep;
+//! - [`mesh`], [`mesh_yaml`]: a config directory, a control plane, the reviews backends and
+//!   the YAML the hand-built meshes of the end-to-end tests write;
 //! - [`scenario`]: behaviour scenarios as data (config, workloads, requests, expected
 //!   outcomes) and a runner that takes the data plane to test (Envoy first).
 
@@ -27,6 +29,8 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 pub mod corpus;
+pub mod mesh;
+pub mod mesh_yaml;
 pub mod scenario;
 
 /// A port that was free a moment ago on `ip`.

@@ -1,0 +1,124 @@
+//! The pieces of a mesh the end-to-end tests start by hand: a config directory written
+//! atomically ([`MeshDir`]), `trellis control-plane` watching it, the reviews backends, and
+//! counting the answers of a sidecar's egress listener.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Backend, Process, free_port, get, temp_dir, wait_until};
+
+/// A temporary directory with a `config` directory for the control plane to watch; logs
+/// go beside it.
+pub struct MeshDir {
+    dir: tempfile::TempDir,
+}
+
+impl MeshDir {
+    pub fn new() -> MeshDir {
+        let dir = temp_dir();
+        std::fs::create_dir(dir.path().join("config")).expect("config dir");
+        MeshDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A file beside `config` (a log, a bootstrap).
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a config file atomically (the store must never see half a file).
+    pub fn write(&self, name: &str, text: &str) {
+        let staging = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&staging, text).expect("write");
+        std::fs::rename(&staging, self.dir.path().join("config").join(name)).expect("rename");
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join("config").join(name)).expect("remove");
+    }
+}
+
+impl Default for MeshDir {
+    fn default() -> Self {
+        MeshDir::new()
+    }
+}
+
+/// Starts `trellis control-plane` (the binary at `trellis`) on `dir/config`, logging to
+/// `dir/control-plane.log`, and waits for its `/ready`.
+pub fn start_control_plane(
+    trellis: &Path,
+    dir: &Path,
+    xds: SocketAddr,
+    debug: SocketAddr,
+    timeout: Duration,
+) -> Process {
+    let mut command = Command::new(trellis);
+    command
+        .arg("control-plane")
+        .arg("--config-dir")
+        .arg(dir.join("config"))
+        .args(["--xds-address", &xds.to_string()])
+        .args(["--debug-address", &debug.to_string()])
+        .env("TRELLIS_LOG", "info");
+    let mut process = Process::start("control plane", command, &dir.join("control-plane.log"));
+    wait_until("control plane /ready", timeout, || {
+        if !process.running() {
+            panic!("control plane exited\n{}", process.tail(30));
+        }
+        get(debug, "/ready", &[], Duration::from_secs(2))
+            .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
+    });
+    process
+}
+
+/// [`start_control_plane`] on free ports of `at`; the process, its xDS and debug addresses.
+pub fn control_plane(
+    trellis: &Path,
+    dir: &Path,
+    at: IpAddr,
+    timeout: Duration,
+) -> (Process, SocketAddr, SocketAddr) {
+    let xds = SocketAddr::new(at, free_port(at));
+    let debug = SocketAddr::new(at, free_port(at));
+    let process = start_control_plane(trellis, dir, xds, debug, timeout);
+    (process, xds, debug)
+}
+
+/// The reviews backends v1..v3 on 127.0.0.11..13, each answering its version.
+pub fn reviews_backends() -> Vec<Backend> {
+    (1..=3)
+        .map(|v| {
+            let address: IpAddr = format!("127.0.0.1{v}").parse().expect("ip");
+            Backend::start(SocketAddr::new(address, 0), &format!("v{v}"))
+        })
+        .collect()
+}
+
+/// Sends `n` requests for `host` (with `headers`) to `listener`; counts the answers by body
+/// (`status N` for other statuses, `error E` when there is no answer).
+pub fn count_answers(
+    listener: SocketAddr,
+    host: &str,
+    headers: &[(&str, &str)],
+    n: usize,
+) -> BTreeMap<String, usize> {
+    let mut all = vec![("host", host)];
+    all.extend_from_slice(headers);
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let key = match get(listener, "/", &all, Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 => r.body,
+            Ok(r) => format!("status {}", r.status),
+            Err(e) => format!("error {e}"),
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
