@@ -2,13 +2,12 @@
 //! the access log on, and a wait for its admin `/ready`; and [`TrellisProxy`], the proxy as
 //! a scenario [`DataPlane`].
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::scenario::data_plane::admin_stats;
+use crate::scenario::data_plane::AdminProcess;
 use crate::scenario::{DataPlane, NodeSpec, RunningDataPlane};
 use crate::{Process, get, wait_until};
 
@@ -94,34 +93,10 @@ impl DataPlane for TrellisProxy {
             .arg("--access-log")
             .env("TRELLIS_LOG", "info");
         let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
-        Ok(Box::new(RunningProxy {
+        Ok(Box::new(AdminProcess {
+            name: "trellis proxy",
             process: Process::start("trellis proxy", command, &node.dir.join("proxy.log")),
             admin,
         }))
-    }
-}
-
-struct RunningProxy {
-    process: Process,
-    admin: SocketAddr,
-}
-
-impl RunningDataPlane for RunningProxy {
-    fn ready(&mut self) -> Result<(), String> {
-        if !self.process.running() {
-            return Err(format!("trellis proxy exited\n{}", self.process.tail(30)));
-        }
-        let r = get(self.admin, "/ready", &[], Duration::from_secs(2))?;
-        (r.status == 200)
-            .then_some(())
-            .ok_or(format!("{} {}", r.status, r.body.trim()))
-    }
-
-    fn stats(&self) -> Result<Option<BTreeMap<String, u64>>, String> {
-        admin_stats(self.admin).map(Some)
-    }
-
-    fn logs(&self) -> String {
-        self.process.tail(20)
     }
 }

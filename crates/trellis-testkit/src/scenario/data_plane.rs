@@ -109,22 +109,28 @@ impl DataPlane for Envoy {
         ]);
         // The bootstrap's admin listener is on 127.0.0.1 at `admin`'s port.
         let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
-        Ok(Box::new(RunningEnvoy {
+        Ok(Box::new(AdminProcess {
+            name: "envoy",
             process: Process::start("envoy", command, &node.dir.join("envoy.log")),
             admin,
         }))
     }
 }
 
-struct RunningEnvoy {
-    process: Process,
-    admin: SocketAddr,
+/// A data plane process with an Envoy-style admin listener: ready when the process runs and
+/// the admin's `/ready` answers 200, counters from the admin's `/stats`. Envoy and the
+/// Trellis proxy both run as one.
+pub struct AdminProcess {
+    /// What to call the process in errors (`envoy`, `trellis proxy`).
+    pub name: &'static str,
+    pub process: Process,
+    pub admin: SocketAddr,
 }
 
-impl RunningDataPlane for RunningEnvoy {
+impl RunningDataPlane for AdminProcess {
     fn ready(&mut self) -> Result<(), String> {
         if !self.process.running() {
-            return Err(format!("envoy exited\n{}", self.process.tail(30)));
+            return Err(format!("{} exited\n{}", self.name, self.process.tail(30)));
         }
         let r = get(self.admin, "/ready", &[], Duration::from_secs(2))?;
         (r.status == 200)
