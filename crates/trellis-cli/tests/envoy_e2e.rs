@@ -95,32 +95,25 @@ impl Mesh {
     }
 
     fn start_envoy(&mut self) {
-        let bootstrap = self.dir.join("envoy.json");
-        let out = Command::new(TRELLIS)
-            .args(["bootstrap", "envoy", "--xds-address", &self.xds.to_string()])
-            .args(["--name", "productpage-v1", "--namespace", "default"])
-            .args(["--service-account", "bookinfo-productpage"])
-            .args(["--labels", "app=productpage,version=v1"])
-            .args(["--ip", &self.bind.to_string()])
-            .args(["--admin-port", &self.admin.port().to_string()])
-            .output()
-            .expect("trellis bootstrap");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
-        let mut command = Command::new(envoy());
-        command.arg("-c").arg(&bootstrap).args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "-l",
-            "warning",
-        ]);
-        let log = self.dir.join("envoy.log");
-        self.envoy = Some(Process::start("envoy", command, &log));
+        self.envoy = Some(mesh::start_envoy_sidecar(
+            Path::new(TRELLIS),
+            &envoy(),
+            self.dir.path(),
+            self.xds,
+            self.admin,
+            &[
+                "--name",
+                "productpage-v1",
+                "--namespace",
+                "default",
+                "--service-account",
+                "bookinfo-productpage",
+                "--labels",
+                "app=productpage,version=v1",
+                "--ip",
+                &self.bind.to_string(),
+            ],
+        ));
         let admin = self.admin;
         wait_until("Envoy ready (LIVE)", CONVERGE, || {
             get(admin, "/ready", &[], Duration::from_secs(2))

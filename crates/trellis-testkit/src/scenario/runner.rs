@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -31,7 +30,8 @@ use super::client::{self, Outcome};
 use super::data_plane::{DataPlane, NodeSpec, RunningDataPlane};
 use super::expect::{self, Expect, Observed, SKIPPED};
 use super::{Check, Scenario, workload_name};
-use crate::{Process, free_port, get, temp_dir, wait_until};
+use crate::mesh;
+use crate::{Process, free_port, temp_dir, wait_until};
 
 /// How long processes get to start and configuration to arrive.
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -361,27 +361,13 @@ impl ControlPlane {
     fn start(trellis: &Path, dir: &Path, ip: IpAddr, mesh_config: Option<&str>) -> ControlPlane {
         let xds = SocketAddr::new(ip, free_port(ip));
         let debug = SocketAddr::new(ip, free_port(ip));
-        let mut command = Command::new(trellis);
-        command
-            .arg("control-plane")
-            .arg("--config-dir")
-            .arg(dir.join("config"))
-            .args(["--xds-address", &xds.to_string()])
-            .args(["--debug-address", &debug.to_string()])
-            .env("TRELLIS_LOG", "info");
+        let mut command = mesh::control_plane_command(trellis, dir, xds, debug);
         if let Some(mesh) = mesh_config {
             let path = dir.join("mesh.yaml");
             std::fs::write(&path, mesh).expect("write mesh config");
             command.arg("--mesh-config").arg(path);
         }
-        let mut process = Process::start("control plane", command, &dir.join("control-plane.log"));
-        wait_until("control plane /ready", CONVERGE, || {
-            if !process.running() {
-                panic!("control plane exited\n{}", process.tail(30));
-            }
-            get(debug, "/ready", &[], Duration::from_secs(2))
-                .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
-        });
+        let process = mesh::run_control_plane(command, dir, debug, CONVERGE);
         ControlPlane { process, xds }
     }
 }
