@@ -62,12 +62,7 @@ impl Mesh {
             backends: mesh::reviews_backends(),
         };
         mesh.write("mesh.yaml", &mesh_yaml(bind));
-        for (v, b) in mesh.backends.iter().enumerate() {
-            mesh.write(
-                &format!("reviews-v{}.yaml", v + 1),
-                &workload_entry(v + 1, b.address.port()),
-            );
-        }
+        mesh.dir.write_reviews(&mesh.backends);
         for (name, text) in extra {
             mesh.write(name, text);
         }

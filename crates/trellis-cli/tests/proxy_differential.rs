@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use trellis_testkit::mesh::{self, MeshDir};
-use trellis_testkit::mesh_yaml::{bookinfo, service, sidecar_egress, stream, workload_entry};
+use trellis_testkit::mesh_yaml::{bookinfo, service, sidecar_egress, stream};
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
 use trellis_testkit::{Backend, Process, free_port, get, wait_until};
 
@@ -64,12 +64,7 @@ impl Mesh {
             _backends: mesh::reviews_backends(),
         };
         mesh.write("mesh.yaml", &mesh_yaml());
-        for (v, b) in mesh._backends.iter().enumerate() {
-            mesh.write(
-                &format!("reviews-v{}.yaml", v + 1),
-                &workload_entry(v + 1, b.address.port()),
-            );
-        }
+        mesh.dir.write_reviews(&mesh._backends);
         for (name, text) in extra {
             mesh.write(name, text);
         }

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use trellis_testkit::corpus::corpus_dir;
 use trellis_testkit::mesh;
+use trellis_testkit::mesh_yaml::bookinfo_sample;
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
 use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
 
@@ -56,9 +56,7 @@ fn idle_bookinfo_sidecar_footprint() {
         ("networking/destination-rule-all.yaml", "dr.yaml"),
         ("networking/virtual-service-all-v1.yaml", "vs.yaml"),
     ] {
-        let text = std::fs::read_to_string(corpus_dir().join("istio/samples/bookinfo").join(from))
-            .expect("bookinfo sample");
-        std::fs::write(config.join(to), text).expect("write");
+        std::fs::write(config.join(to), bookinfo_sample(from)).expect("write");
     }
     let at = ip("127.0.0.61");
     let (cp, xds, debug) = mesh::control_plane(Path::new(TRELLIS), dir.path(), at, CONVERGE);

@@ -13,8 +13,8 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use trellis_testkit::corpus::corpus_dir;
 use trellis_testkit::mesh;
+use trellis_testkit::mesh_yaml::bookinfo_sample;
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
 use trellis_testkit::{free_port, get, temp_dir, wait_until};
 
@@ -34,9 +34,7 @@ fn a_bookinfo_sidecar_acks_every_type() {
         ("platform/kube/bookinfo.yaml", "bookinfo.yaml"),
         ("networking/destination-rule-all.yaml", "dr.yaml"),
     ] {
-        let text = std::fs::read_to_string(corpus_dir().join("istio/samples/bookinfo").join(from))
-            .expect("bookinfo sample");
-        std::fs::write(config.join(to), text).expect("write");
+        std::fs::write(config.join(to), bookinfo_sample(from)).expect("write");
     }
     let at = ip("127.0.0.41");
     let (cp, xds, debug) = mesh::control_plane(Path::new(TRELLIS), dir.path(), at, CONVERGE);

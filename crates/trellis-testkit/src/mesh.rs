@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::mesh_yaml::workload_entry;
 use crate::{Backend, Process, free_port, get, temp_dir, wait_until};
 
 /// A temporary directory with a `config` directory for the control plane to watch; logs
@@ -37,6 +38,16 @@ impl MeshDir {
         let staging = self.dir.path().join(format!(".{name}.tmp"));
         std::fs::write(&staging, text).expect("write");
         std::fs::rename(&staging, self.dir.path().join("config").join(name)).expect("rename");
+    }
+
+    /// The WorkloadEntries `reviews-v1.yaml`.. of the [`reviews_backends`].
+    pub fn write_reviews(&self, backends: &[Backend]) {
+        for (v, b) in backends.iter().enumerate() {
+            self.write(
+                &format!("reviews-v{}.yaml", v + 1),
+                &workload_entry(v + 1, b.address.port()),
+            );
+        }
     }
 
     pub fn remove(&self, name: &str) {
@@ -171,13 +182,20 @@ pub fn start_envoy_sidecar(
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
+    let command = envoy_command(envoy, &bootstrap);
+    Process::start("envoy", command, &dir.join("envoy.log"))
+}
+
+/// Envoy (the binary at `envoy`) on `bootstrap`, as the tests run it: one worker, no hot
+/// restart, warnings only.
+pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
     let mut command = Command::new(envoy);
-    command.arg("-c").arg(&bootstrap).args([
+    command.arg("-c").arg(bootstrap).args([
         "--concurrency",
         "1",
         "--disable-hot-restart",
         "-l",
         "warning",
     ]);
-    Process::start("envoy", command, &dir.join("envoy.log"))
+    command
 }

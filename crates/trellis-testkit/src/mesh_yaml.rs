@@ -63,12 +63,15 @@ pub fn stream<S: AsRef<str>>(documents: &[S]) -> String {
         .join("---\n")
 }
 
+/// A file of Istio's bookinfo samples in the corpus (`path` below `samples/bookinfo`).
+pub fn bookinfo_sample(path: &str) -> String {
+    let path = corpus_dir().join("istio/samples/bookinfo").join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A file of Istio's bookinfo networking samples in the corpus.
 pub fn bookinfo(file: &str) -> String {
-    let path = corpus_dir()
-        .join("istio/samples/bookinfo/networking")
-        .join(file);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    bookinfo_sample(&format!("networking/{file}"))
 }
 
 #[cfg(test)]

@@ -31,16 +31,7 @@ pub fn start(
     log: &Path,
     timeout: Duration,
 ) -> Process {
-    let mut command = Command::new(trellis);
-    command
-        .args(["proxy", "--xds-address", &xds.to_string()])
-        .args(["--name", who.name, "--namespace", who.namespace])
-        .args(["--service-account", who.service_account])
-        .args(["--labels", who.labels])
-        .args(["--ip", &who.ip.to_string()])
-        .args(["--admin-port", &admin.port().to_string()])
-        .arg("--access-log")
-        .env("TRELLIS_LOG", "info");
+    let command = proxy_command(trellis, xds, admin, who);
     let mut process = Process::start("trellis proxy", command, log);
     wait_until("trellis proxy ready", timeout, || {
         if !process.running() {
@@ -53,6 +44,27 @@ pub fn start(
         })
     });
     process
+}
+
+/// The `trellis proxy` command (the binary at `trellis`) for `who`, with ADS at `xds`, the
+/// admin listener at `admin`'s port and the access log on.
+fn proxy_command(
+    trellis: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    who: &ProxyIdentity<'_>,
+) -> Command {
+    let mut command = Command::new(trellis);
+    command
+        .args(["proxy", "--xds-address", &xds.to_string()])
+        .args(["--name", who.name, "--namespace", who.namespace])
+        .args(["--service-account", who.service_account])
+        .args(["--labels", who.labels])
+        .args(["--ip", &who.ip.to_string()])
+        .args(["--admin-port", &admin.port().to_string()])
+        .arg("--access-log")
+        .env("TRELLIS_LOG", "info");
+    command
 }
 
 /// The resident set size of a process, in KiB, from `/proc/<pid>/status`.
@@ -82,16 +94,18 @@ impl DataPlane for TrellisProxy {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut command = Command::new(&node.trellis);
-        command
-            .args(["proxy", "--xds-address", &node.xds.to_string()])
-            .args(["--name", &node.name, "--namespace", &node.namespace])
-            .args(["--service-account", &node.service_account])
-            .args(["--labels", &labels])
-            .args(["--ip", &node.ip.to_string()])
-            .args(["--admin-port", &node.admin.port().to_string()])
-            .arg("--access-log")
-            .env("TRELLIS_LOG", "info");
+        let command = proxy_command(
+            &node.trellis,
+            node.xds,
+            node.admin,
+            &ProxyIdentity {
+                name: &node.name,
+                namespace: &node.namespace,
+                service_account: &node.service_account,
+                labels: &labels,
+                ip: node.ip,
+            },
+        );
         let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
         Ok(Box::new(AdminProcess {
             name: "trellis proxy",

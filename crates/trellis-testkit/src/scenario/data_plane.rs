@@ -99,14 +99,7 @@ impl DataPlane for Envoy {
         }
         let bootstrap = node.dir.join("envoy.json");
         std::fs::write(&bootstrap, &out.stdout).map_err(|e| e.to_string())?;
-        let mut command = Command::new(&self.binary);
-        command.arg("-c").arg(&bootstrap).args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "-l",
-            "warning",
-        ]);
+        let command = crate::mesh::envoy_command(&self.binary, &bootstrap);
         // The bootstrap's admin listener is on 127.0.0.1 at `admin`'s port.
         let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
         Ok(Box::new(AdminProcess {
