@@ -4,7 +4,7 @@
 //! A [`Snapshot`] is immutable and shared behind an `Arc`: an update builds a new one and
 //! swaps it in atomically, and a request keeps the snapshot it started with to the end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +132,42 @@ pub struct RouteConfig {
     pub name: String,
     pub virtual_hosts: Vec<VirtualHost>,
     pub ignore_port_in_host_matching: bool,
+    /// Exact domains → index of their virtual host (the first one that lists it), so that
+    /// choosing a virtual host costs one lookup however many services the mesh has; only
+    /// wildcard domains are scanned.
+    exact_domains: HashMap<String, usize>,
+}
+
+impl RouteConfig {
+    pub fn new(
+        name: String,
+        virtual_hosts: Vec<VirtualHost>,
+        ignore_port_in_host_matching: bool,
+    ) -> Self {
+        let mut exact_domains = HashMap::new();
+        for (i, vh) in virtual_hosts.iter().enumerate() {
+            for d in vh
+                .domains
+                .iter()
+                .filter(|d| !d.starts_with('*') && !d.ends_with('*'))
+            {
+                exact_domains.entry(d.to_ascii_lowercase()).or_insert(i);
+            }
+        }
+        RouteConfig {
+            name,
+            virtual_hosts,
+            ignore_port_in_host_matching,
+            exact_domains,
+        }
+    }
+
+    /// The virtual host listing `host` (lowercase) exactly.
+    pub fn exact_domain(&self, host: &str) -> Option<&VirtualHost> {
+        self.exact_domains
+            .get(host)
+            .and_then(|i| self.virtual_hosts.get(*i))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

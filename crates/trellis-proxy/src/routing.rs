@@ -30,12 +30,13 @@ fn strip_port(host: &str) -> &str {
 }
 
 fn find_domain<'a>(rc: &'a RouteConfig, host: &str) -> Option<&'a VirtualHost> {
+    if let Some(vh) = rc.exact_domain(host) {
+        return Some(vh);
+    }
     let mut best: Option<(u8, usize, &VirtualHost)> = None;
     for vh in &rc.virtual_hosts {
         for d in &vh.domains {
-            let rank = if d == host {
-                Some((3, d.len()))
-            } else if d == "*" {
+            let rank = if d == "*" {
                 Some((0, 0))
             } else if let Some(suffix) = d.strip_prefix('*') {
                 (host.len() > suffix.len() && host.ends_with(suffix)).then_some((2, d.len()))
@@ -198,16 +199,16 @@ mod tests {
 
     #[test]
     fn domains_exact_then_suffix_then_prefix_then_any() {
-        let rc = RouteConfig {
-            name: "80".into(),
-            virtual_hosts: vec![
+        let rc = RouteConfig::new(
+            "80".into(),
+            vec![
                 vh("any", &["*"], vec![]),
                 vh("suffix", &["*.example.com"], vec![]),
                 vh("prefix", &["api.*"], vec![]),
                 vh("exact", &["reviews", "reviews:9080"], vec![]),
             ],
-            ignore_port_in_host_matching: false,
-        };
+            false,
+        );
         let name = |host: &str| virtual_host(&rc, host).map(|v| v.name.clone());
         assert_eq!(name("reviews").as_deref(), Some("exact"));
         assert_eq!(name("Reviews:9080").as_deref(), Some("exact"));
@@ -215,11 +216,11 @@ mod tests {
         assert_eq!(name("api.example.com").as_deref(), Some("suffix"));
         assert_eq!(name("api.local").as_deref(), Some("prefix"));
         assert_eq!(name("other").as_deref(), Some("any"));
-        let strict = RouteConfig {
-            virtual_hosts: vec![vh("exact", &["reviews"], vec![])],
-            ignore_port_in_host_matching: true,
-            ..rc
-        };
+        let strict = RouteConfig::new(
+            rc.name.clone(),
+            vec![vh("exact", &["reviews"], vec![])],
+            true,
+        );
         assert_eq!(virtual_host(&strict, "reviews:1234").unwrap().name, "exact");
         assert!(virtual_host(&strict, "ratings").is_none());
     }

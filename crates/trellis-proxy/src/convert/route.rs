@@ -66,11 +66,11 @@ pub fn route_configuration(rc: &RouteConfiguration) -> Result<config::RouteConfi
         .iter()
         .map(|vh| virtual_host(vh, &format!("{p}.virtual_hosts[{}]", vh.name)))
         .collect::<Result<_>>()?;
-    Ok(config::RouteConfig {
-        name: name.clone(),
+    Ok(config::RouteConfig::new(
+        name.clone(),
         virtual_hosts,
-        ignore_port_in_host_matching: *ignore_port_in_host_matching,
-    })
+        *ignore_port_in_host_matching,
+    ))
 }
 
 fn virtual_host(vh: &VirtualHost, p: &str) -> Result<config::VirtualHost> {
