@@ -11,7 +11,9 @@ use trellis_api::istio::networking::{
 };
 use trellis_api::{Kind, Resource, Spec};
 
-use crate::mesh::{MeshSnapshot, wildcard_matches};
+use trellis_api::host::covers;
+
+use crate::mesh::MeshSnapshot;
 use crate::protocol::Protocol;
 use crate::proxy::ProxyNode;
 use crate::registry::Service;
@@ -243,5 +245,5 @@ fn pattern_admits(pattern: &str, namespace: &str, hostname: &str, sidecar_ns: &s
         "~" => false,
         other => namespace == other,
     };
-    ns_ok && (host == "*" || host == hostname || wildcard_matches(host, hostname))
+    ns_ok && covers(host, hostname)
 }

@@ -29,7 +29,9 @@ use trellis_api::{Kind, Resource, Spec};
 
 use super::http::{self, Side};
 use super::{TLS_INSPECTOR, listener, listener_filter, tcp};
-use crate::mesh::{MeshSnapshot, wildcard_matches};
+use trellis_api::host::overlaps;
+
+use crate::mesh::MeshSnapshot;
 use crate::protocol::Protocol;
 use crate::proxy::ProxyNode;
 use crate::registry::build::selects;
@@ -233,9 +235,7 @@ fn server_hosts(server: &Server) -> Vec<String> {
 }
 
 fn host_served(hosts: &[String], host: &str) -> bool {
-    hosts
-        .iter()
-        .any(|h| h == "*" || h == host || wildcard_matches(h, host) || wildcard_matches(host, h))
+    hosts.iter().any(|h| overlaps(h, host))
 }
 
 /// SNI names for a server's hosts (none when it serves any host).

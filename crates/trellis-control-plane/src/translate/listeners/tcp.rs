@@ -12,7 +12,9 @@ use envoy_types::util::pack_any;
 use trellis_api::Resource;
 use trellis_api::istio::networking::{RouteDestination, VirtualService};
 
-use crate::mesh::{MeshSnapshot, wildcard_matches};
+use trellis_api::host::covers;
+
+use crate::mesh::MeshSnapshot;
 use crate::proxy::ProxyNode;
 use crate::registry::build::selects;
 use crate::translate::names;
@@ -75,7 +77,7 @@ pub fn names_host(
 ) -> bool {
     vs.hosts.iter().any(|h| {
         let h = mesh.resolve(h, &resource.meta.namespace);
-        h == hostname || wildcard_matches(&h, hostname)
+        covers(&h, hostname)
     })
 }
 

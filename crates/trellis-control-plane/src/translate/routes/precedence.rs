@@ -18,6 +18,7 @@ use envoy_types::pb::envoy::config::route::v3::Route;
 use super::{RouteContext, VirtualServiceRoutes, http};
 use crate::mesh::wildcard_matches;
 use crate::registry::Service;
+use trellis_api::host::covers;
 
 /// A virtual host to build, in the order Istio builds them (which decides who keeps a
 /// contested domain).
@@ -89,9 +90,7 @@ pub(super) fn sidecar_hosts<'a>(
 }
 
 fn host_covers(hosts: &[String], hostname: &str) -> bool {
-    hosts
-        .iter()
-        .any(|h| h == hostname || wildcard_matches(h, hostname))
+    hosts.iter().any(|h| covers(h, hostname))
 }
 
 /// The VirtualService whose wildcard host covering `hostname` is the longest (the most
