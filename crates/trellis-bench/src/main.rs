@@ -1,12 +1,15 @@
 //! `trellis-bench`: programs that measure Trellis and print figures. Never pass/fail.
 //!
 //! Subcommands, one per scenario family, so the benchmarks issue can add `proxy`, `all`...:
+//! - `data-plane`: no proxy, Envoy and the Trellis proxy side by side on one path, under
+//!   open-loop load; writes BENCHMARKS.md, benchmarks.json and SVG plots.
 //! - `control-plane`: a synthetic mesh (services × endpoints) and N proxies: snapshot build
 //!   time, per-proxy translation time and size, then the push path through an in-process
 //!   ADS server to N lightweight ADS clients that ACK like Envoy.
 
 mod ads_client;
 mod control_plane;
+mod data_plane;
 mod machine;
 mod stats;
 mod synthetic;
@@ -27,11 +30,14 @@ struct Cli {
 enum Command {
     /// Translation and push time for a synthetic mesh.
     ControlPlane(control_plane::Args),
+    /// No proxy, Envoy and the Trellis proxy on the same path, same load, same run.
+    DataPlane(data_plane::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::ControlPlane(args) => control_plane::run(&args),
+        Command::DataPlane(args) => data_plane::run(&args),
     }
 }

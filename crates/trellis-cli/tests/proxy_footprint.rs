@@ -107,27 +107,7 @@ fn idle_bookinfo_sidecar_footprint() {
 /// and NACKed nothing.
 fn acked(debug: SocketAddr, node: &str, cp: &Process) {
     wait_until("every type ACKed in /debug/syncz", CONVERGE, || {
-        let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
-        let all: serde_json::Value =
-            serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
-        let entry = all
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|p| p["proxy"].as_str().is_some_and(|n| n.contains(node)))
-            })
-            .ok_or_else(|| syncz.body.clone())?;
-        for t in ["cds", "eds", "lds", "rds"] {
-            let s = &entry["types"][t];
-            let acked = s["version_acked"].as_str().unwrap_or_default();
-            if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
-                return Err(format!("{t} not ACKed: {s}\n{}", cp.tail(10)));
-            }
-            if !s["last_nack"].is_null() {
-                return Err(format!("{t} NACKed: {}", s["last_nack"]));
-            }
-        }
-        Ok(())
+        mesh::synced(debug, node).map_err(|e| format!("{e}\n{}", cp.tail(10)))
     });
 }
 

@@ -54,30 +54,7 @@ fn a_bookinfo_sidecar_acks_every_type() {
         CONVERGE,
     );
     wait_until("every type ACKed in /debug/syncz", CONVERGE, || {
-        let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
-        let all: serde_json::Value =
-            serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
-        let proxy = all
-            .as_array()
-            .and_then(|a| {
-                a.iter().find(|p| {
-                    p["proxy"]
-                        .as_str()
-                        .is_some_and(|n| n.contains("productpage-v1-0"))
-                })
-            })
-            .ok_or_else(|| syncz.body.clone())?;
-        for t in ["cds", "eds", "lds", "rds"] {
-            let s = &proxy["types"][t];
-            let acked = s["version_acked"].as_str().unwrap_or_default();
-            if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
-                return Err(format!("{t} not ACKed: {s}\n{}", cp.tail(10)));
-            }
-            if !s["last_nack"].is_null() {
-                return Err(format!("{t} NACKed: {}", s["last_nack"]));
-            }
-        }
-        Ok(())
+        mesh::synced(debug, "productpage-v1-0").map_err(|e| format!("{e}\n{}", cp.tail(10)))
     });
 }
 
