@@ -117,8 +117,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reply, "hello world");
-        drop(server);
-        tokio::task::yield_now().await;
+        server.stop().await;
         assert!(send(&address, "x", Duration::from_secs(5)).await.is_err());
     }
 
