@@ -214,6 +214,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = tokio::runtime::Runtime::new()
@@ -301,6 +302,9 @@ async fn run(command: Command) -> Result<ExitCode> {
 }
 
 async fn serve(app: App, address: SocketAddr) -> Result<ExitCode> {
+    if HeaderValue::from_str(&app.label()).is_err() {
+        anyhow::bail!("--version must be printable ASCII (it goes in a header)");
+    }
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("listen on {address}"))?;
