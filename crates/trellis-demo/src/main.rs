@@ -152,7 +152,7 @@ struct ClientArgs {
     url: String,
     #[arg(long, default_value_t = 1)]
     count: u64,
-    /// Requests per second (default: as fast as the workers go).
+    /// Requests per second, e.g. 50 or 50/s (default: as fast as the workers go).
     #[arg(long, value_parser = rate)]
     rate: Option<f64>,
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
@@ -200,11 +200,8 @@ fn header(arg: &str) -> Result<(HeaderName, HeaderValue), client::ArgError> {
     client::parse_header(arg)
 }
 
-fn rate(arg: &str) -> Result<f64, String> {
-    match arg.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("invalid rate {arg:?}: expected a positive number")),
-    }
+fn rate(arg: &str) -> Result<f64, client::ArgError> {
+    client::parse_rate(arg)
 }
 
 fn main() -> ExitCode {

@@ -62,6 +62,8 @@ pub enum ArgError {
     Header(String),
     #[error("invalid duration {0:?}: expected e.g. 5s, 250ms, 1.5s, 2m")]
     Duration(String),
+    #[error("invalid rate {0:?}: expected requests per second, e.g. 50 or 50/s")]
+    Rate(String),
 }
 
 /// Where requests go: the address dialled, the `Host` header and the request target.
@@ -121,6 +123,15 @@ pub fn parse_duration(arg: &str) -> Result<Duration, ArgError> {
         _ => return Err(bad()),
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+/// Parses a positive rate in requests per second: `50`, `50/s`, `0.5`.
+pub fn parse_rate(arg: &str) -> Result<f64, ArgError> {
+    let number = arg.strip_suffix("/s").unwrap_or(arg);
+    match number.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(ArgError::Rate(arg.to_string())),
+    }
 }
 
 /// Sends `config.count` requests and aggregates what came back.
@@ -294,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn headers_and_durations_parse() {
+    fn headers_durations_and_rates_parse() {
         let (name, value) = parse_header("end-user: jason").unwrap();
         assert_eq!(
             (name.as_str(), value.to_str().unwrap()),
@@ -308,6 +319,11 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         for bad in ["", "s", "-1s", "5h", "1e400s", "NaNs"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_rate("50/s").unwrap(), 50.0);
+        assert_eq!(parse_rate("0.5").unwrap(), 0.5);
+        for bad in ["0", "-1", "inf", "x/s", "/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 }
