@@ -39,7 +39,7 @@ pub fn measure_all(
     for i in 0..services {
         dir.write(
             &format!("{}.yaml", synthetic::service_name(i)),
-            &synthetic::service_yaml(shape, i, 0),
+            &synthetic::service_yaml(shape, i, Default::default()),
         );
     }
     let (_cp, xds, debug) = mesh::control_plane(&bins.trellis, dir.path(), AT, CONVERGE);

@@ -15,7 +15,8 @@ mod idle;
 pub mod load;
 mod measure;
 mod plot;
-mod procstat;
+pub mod procstat;
+mod profile;
 pub mod report;
 pub mod topology;
 
@@ -79,6 +80,10 @@ pub struct Figures {
     pub cases: Vec<Case>,
     pub tcp: Vec<bulk::Bulk>,
     pub idle: Vec<idle::Idle>,
+    /// The Trellis client sidecar's hottest symbols under the headline load.
+    pub profile: Option<profile::Profile>,
+    /// The live control-plane scenario, when run (`all`).
+    pub control_plane: Option<crate::control_plane::live::Live>,
 }
 
 const PAYLOAD: usize = 1024;
@@ -128,7 +133,8 @@ fn scenarios(params: &Params) -> Vec<(String, Protocol, Port, usize, f64)> {
     out
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+/// Runs every data-plane scenario and returns the figures (the caller writes the report).
+pub fn run(args: &Args) -> anyhow::Result<Figures> {
     let params = Params {
         repeats: args.repeats.unwrap_or(if args.short { 1 } else { 3 }),
         seconds: args.seconds.unwrap_or(if args.short { 5 } else { 30 }),
@@ -161,6 +167,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .build()?;
     let mut cases: Vec<Case> = Vec::new();
     let mut tcp = Vec::new();
+    let mut profiled = None;
     for plane in &planes {
         eprintln!("== {}", plane.name());
         let topology = Topology::start(*plane, &bins, apps)?;
@@ -194,6 +201,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 runs,
             });
         }
+        if *plane == DataPlane::Trellis {
+            profiled = Some(profile_client(&runtime, &topology, &args.out));
+        }
         tcp.push(runtime.block_on(bulk::measure(
             &topology,
             *plane,
@@ -201,13 +211,47 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )));
     }
     let idle = idle::measure_all(&bins, &planes, params.idle_services)?;
-    let figures = Figures {
+    Ok(Figures {
         machine: crate::machine::describe(),
         params,
         cases,
         tcp,
         idle,
+        profile: profiled,
+        control_plane: None,
+    })
+}
+
+/// Profiles the client sidecar (the first proxy) for 5 s of the headline load.
+fn profile_client(
+    runtime: &tokio::runtime::Runtime,
+    topology: &Topology,
+    out: &std::path::Path,
+) -> profile::Profile {
+    let Some(pid) = topology.proxies.first().and_then(|p| p.pid()) else {
+        return profile::Profile::default();
     };
-    report::write(&figures, &args.out)?;
-    Ok(())
+    let seconds = Duration::from_secs(5);
+    let data = out.join("perf-trellis.data");
+    let record = match profile::start(pid, seconds, &data) {
+        Ok(r) => r,
+        Err(why) => {
+            return profile::Profile {
+                symbols: Vec::new(),
+                skipped: Some(why),
+            };
+        }
+    };
+    runtime.block_on(load::run(&LoadSpec {
+        target: topology.entry(Port::Http),
+        authority: Port::Http.authority(),
+        protocol: Protocol::Http1,
+        rate: HEADLINE_RPS,
+        connections: 16,
+        duration: seconds,
+        payload: PAYLOAD,
+    }));
+    let profile = profile::finish(record, &data, 15);
+    let _ = std::fs::remove_file(&data);
+    profile
 }
