@@ -2,11 +2,14 @@
 //! filters ([`sniff`]), picks the filter chain ([`chains`]) and hands the connection to its
 //! network filter: hyper (HTTP/1.1 and HTTP/2 prior knowledge) or the TCP proxy. A listener
 //! whose address and settings are unchanged keeps its socket across updates; a removed one
-//! stops accepting (its connections finish). Listeners with `bind_to_port: false` and
-//! capture listeners are held, not bound (see [`crate::config::Listener`]).
+//! stops accepting (its connections finish). Listeners with `bind_to_port: false` are held,
+//! not bound: capture listeners hand connections to them by original destination (see
+//! [`crate::config::Listener`]). Once the proxy drains ([`crate::drain`]) every listener
+//! stops accepting and none is bound again.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::service::service_fn;
@@ -16,8 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::chains::{self, Connection};
-use crate::config::{Listener, Network, Snapshot};
+use crate::config::{HttpManager, Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
+use crate::{drain, original_dst};
 use crate::sniff::{self, Prefixed, Sniffed};
 use crate::{Proxy, tcp};
 
@@ -44,8 +48,11 @@ impl Listeners {
             }
             keep
         });
+        if proxy.drain.is_draining() {
+            return errors;
+        }
         for (name, listener) in &snapshot.listeners {
-            if running.contains_key(name) || !listener.bind || listener.capture {
+            if running.contains_key(name) || !listener.bind {
                 continue;
             }
             match bind(listener.address) {
@@ -90,8 +97,17 @@ fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener) {
+    let draining = proxy.drain.started();
+    tokio::pin!(draining);
     loop {
-        let (stream, remote) = match socket.accept().await {
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            () = &mut draining => {
+                tracing::info!(listener = %listener.name, "draining: no longer accepting");
+                return;
+            }
+        };
+        let (stream, remote) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -100,14 +116,16 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
             }
         };
         let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(listener.address);
+        // A capture listener's connections carry their original destination as local address.
+        let local = if listener.capture {
+            original_dst::destination(&stream)
+        } else {
+            stream.local_addr().ok()
+        }
+        .unwrap_or(listener.address);
+        let target = chains::receiving(&proxy.config.load(), &listener, local);
         let downstream = Downstream { local, remote };
-        tokio::spawn(connection(
-            proxy.clone(),
-            listener.clone(),
-            stream,
-            downstream,
-        ));
+        tokio::spawn(connection(proxy.clone(), target, stream, downstream));
     }
 }
 
@@ -118,6 +136,8 @@ pub async fn connection(
     mut stream: TcpStream,
     downstream: Downstream,
 ) {
+    let counted = proxy.clone();
+    let _open = counted.drain.track();
     let stat = |name: &str| format!("listener.{}.{name}", listener.address);
     proxy.stats.inc(&stat("downstream_cx_total"));
     let mut conn = Connection::raw(downstream.local);
@@ -160,23 +180,49 @@ pub async fn connection(
     let io = Prefixed::new(prefix, stream);
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
-        Network::Http(hcm) => {
-            let hcm = hcm.clone();
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                let hcm = hcm.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        http::handle(proxy, hcm, downstream, req).await,
-                    )
-                }
-            });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await
-            {
-                tracing::debug!(error = %e, "downstream connection error");
+        Network::Http(hcm) => serve_http(proxy, hcm.clone(), downstream, io).await,
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one connection. Once the proxy drains, HTTP/1 responses say
+/// `connection: close` and an HTTP/2 connection gets a GOAWAY; requests in flight finish.
+async fn serve_http<I>(proxy: Arc<Proxy>, hcm: Arc<HttpManager>, downstream: Downstream, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let h2 = Arc::new(AtomicBool::new(false));
+    let service = {
+        let (proxy, h2) = (proxy.clone(), h2.clone());
+        service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (proxy, hcm) = (proxy.clone(), hcm.clone());
+            let version = req.version();
+            if version == hyper::Version::HTTP_2 {
+                h2.store(true, Ordering::Relaxed);
             }
+            async move {
+                let mut response = http::handle(proxy.clone(), hcm, downstream, req).await;
+                drain::close_if_draining(
+                    proxy.drain.is_draining(),
+                    version,
+                    response.headers_mut(),
+                );
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = proxy.drain.started() => {
+            if h2.load(Ordering::Relaxed) {
+                connection.as_mut().graceful_shutdown();
+            }
+            connection.await
         }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "downstream connection error");
     }
 }
