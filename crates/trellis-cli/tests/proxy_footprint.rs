@@ -86,6 +86,7 @@ fn idle_bookinfo_sidecar_footprint() {
         .args(["--labels", "app=productpage,version=v1"])
         .args(["--ip", "127.0.0.62"])
         .args(["--admin-port", &admin2.port().to_string()])
+        .args(["--status-port", "0"])
         .env("TRELLIS_LOG", "info");
     let mut proxy2 = Process::start("trellis-proxy", command, &dir.path().join("proxy2.log"));
     acked(debug, "productpage-v1-1", &cp);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use trellis_testkit::mesh;
 use trellis_testkit::mesh_yaml::bookinfo_sample;
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
-use trellis_testkit::{free_port, get, temp_dir, wait_until};
+use trellis_testkit::{echo_after_eof, free_port, get, temp_dir, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -58,21 +58,6 @@ fn a_bookinfo_sidecar_acks_every_type() {
     });
 }
 
-/// Reads everything until the client half-closes, then answers and closes.
-fn echo_after_eof(listener: TcpListener) {
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(4) {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut got = Vec::new();
-            if s.read_to_end(&mut got).is_ok() {
-                let _ = s.write_all(format!("echo {}", String::from_utf8_lossy(&got)).as_bytes());
-            }
-            let _ = s.shutdown(Shutdown::Write);
-        }
-    });
-}
-
 #[test]
 fn tcp_egress_passes_half_close_both_ways() {
     let dir = temp_dir();
@@ -81,7 +66,7 @@ fn tcp_egress_passes_half_close_both_ways() {
     let (client_ip, backend_ip) = (ip("127.0.0.43"), ip("127.0.0.44"));
     let backend = TcpListener::bind((backend_ip, 0)).expect("bind backend");
     let backend_port = backend.local_addr().expect("addr").port();
-    echo_after_eof(backend);
+    echo_after_eof(backend, 4);
     std::fs::write(
         config.join("mesh.yaml"),
         format!(
