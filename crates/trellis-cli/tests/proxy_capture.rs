@@ -51,10 +51,39 @@ fn capture(ns: &Netns) {
     let rules: [&[&str]; 6] = [
         &["-N", "TRELLIS_OUTPUT"],
         &["-A", "OUTPUT", "-p", "tcp", "-j", "TRELLIS_OUTPUT"],
-        &["-A", "TRELLIS_OUTPUT", "-m", "owner", "--uid-owner", &uid, "-j", "RETURN"],
+        &[
+            "-A",
+            "TRELLIS_OUTPUT",
+            "-m",
+            "owner",
+            "--uid-owner",
+            &uid,
+            "-j",
+            "RETURN",
+        ],
         &["-A", "TRELLIS_OUTPUT", "-d", "127.0.0.0/8", "-j", "RETURN"],
-        &["-A", "TRELLIS_OUTPUT", "-d", &inbound, "-p", "tcp", "-j", "REDIRECT", "--to-ports", "15006"],
-        &["-A", "TRELLIS_OUTPUT", "-p", "tcp", "-j", "REDIRECT", "--to-ports", "15001"],
+        &[
+            "-A",
+            "TRELLIS_OUTPUT",
+            "-d",
+            &inbound,
+            "-p",
+            "tcp",
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            "15006",
+        ],
+        &[
+            "-A",
+            "TRELLIS_OUTPUT",
+            "-p",
+            "tcp",
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            "15001",
+        ],
     ];
     for rule in rules {
         let mut args = vec!["iptables", "-t", "nat"];
@@ -137,7 +166,10 @@ fn peer_echo(listener: TcpListener) {
             let Ok(mut s) = stream else { continue };
             let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
             let _ = s.read_to_end(&mut Vec::new());
-            let peer = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            let peer = s
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
             let _ = s.write_all(format!("from {peer}").as_bytes());
         }
     });
@@ -159,7 +191,8 @@ fn runnable_binary(dir: &Path) -> PathBuf {
 }
 
 fn tcp_exchange(to: SocketAddr, send: &[u8]) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&to, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     s.write_all(send).map_err(|e| e.to_string())?;
@@ -170,14 +203,11 @@ fn tcp_exchange(to: SocketAddr, send: &[u8]) -> Result<String, String> {
 }
 
 fn expect_body(to: SocketAddr, headers: &[(&str, &str)], body: &str, proxy: &Process) {
-    wait_until(&format!("{body:?} from {to}"), CONVERGE, || match get(
-        to,
-        "/",
-        headers,
-        Duration::from_secs(5),
-    ) {
-        Ok(r) if r.status == 200 && r.body == body => Ok(()),
-        other => Err(format!("{other:?}\n{}", proxy.tail(10))),
+    wait_until(&format!("{body:?} from {to}"), CONVERGE, || {
+        match get(to, "/", headers, Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 && r.body == body => Ok(()),
+            other => Err(format!("{other:?}\n{}", proxy.tail(10))),
+        }
     });
 }
 
@@ -273,14 +303,22 @@ fn inside() {
     expect_body(reviews, &[("end-user", "jason")], "v2", &proxy);
     let counts = |headers: &[(&str, &str)]| mesh::count_answers(reviews, "reviews", headers, 10);
     assert_eq!(counts(&[]), [("v1".to_string(), 10)].into());
-    assert_eq!(counts(&[("end-user", "jason")]), [("v2".to_string(), 10)].into());
+    assert_eq!(
+        counts(&[("end-user", "jason")]),
+        [("v2".to_string(), 10)].into()
+    );
 
     // Outbound TCP.
     let answer = wait_until("tcpecho through capture", CONVERGE, || {
         tcp_exchange(addr("240.240.0.20:9000"), b"ping")
     });
     assert_eq!(answer, "echo ping");
-    assert!(stat(admin, "cluster.outbound|9000||tcpecho.default.svc.cluster.local.upstream_cx_total") > 0);
+    assert!(
+        stat(
+            admin,
+            "cluster.outbound|9000||tcpecho.default.svc.cluster.local.upstream_cx_total"
+        ) > 0
+    );
 
     // No listener for the destination: to it, through PassthroughCluster.
     expect_body(addr(EXTERNAL), &[], "external", &proxy);
@@ -288,7 +326,12 @@ fn inside() {
 
     // Inbound: a declared port reaches the app; an undeclared one passes through from
     // Istio's inbound passthrough address.
-    expect_body(SocketAddr::new(ip(POD_IP), 9090), &[], "inbound app", &proxy);
+    expect_body(
+        SocketAddr::new(ip(POD_IP), 9090),
+        &[],
+        "inbound app",
+        &proxy,
+    );
     let from = tcp_exchange(SocketAddr::new(ip(POD_IP), 7777), b"who")
         .unwrap_or_else(|e| panic!("7777: {e}\n{}", proxy.tail(20)));
     assert_eq!(from, "from 127.0.0.6", "{}", proxy.tail(10));

@@ -11,8 +11,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::Proxy;
-use crate::status::text;
 use crate::config::{Action, Discovery, Network, RouteSource};
+use crate::status::text;
 
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) {
     crate::status::serve_with(proxy, listener, handle).await;

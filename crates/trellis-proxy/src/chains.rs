@@ -158,7 +158,11 @@ pub fn handoff(snapshot: &Snapshot, original: SocketAddr) -> Option<Arc<Listener
 /// The listener that serves a connection accepted by `listener` for `original`: the
 /// handoff target when `listener` hands off (`use_original_dst`) and one exists, else
 /// `listener` itself.
-pub fn receiving(snapshot: &Snapshot, listener: &Arc<Listener>, original: SocketAddr) -> Arc<Listener> {
+pub fn receiving(
+    snapshot: &Snapshot,
+    listener: &Arc<Listener>,
+    original: SocketAddr,
+) -> Arc<Listener> {
     listener
         .handoff
         .then(|| handoff(snapshot, original))

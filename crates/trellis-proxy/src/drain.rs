@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use hyper::header::{CONNECTION, HeaderMap, HeaderValue};
 use hyper::Version;
+use hyper::header::{CONNECTION, HeaderMap, HeaderValue};
 use tokio::sync::watch;
 
 /// Whether the proxy drains, and how many downstream connections are open.

@@ -21,9 +21,9 @@ use tokio::task::JoinHandle;
 use crate::chains::{self, Connection};
 use crate::config::{HttpManager, Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
-use crate::{drain, original_dst};
 use crate::sniff::{self, Prefixed, Sniffed};
 use crate::{Proxy, tcp};
+use crate::{drain, original_dst};
 
 /// A bound listener: its config and its accept loop.
 type Bound = (Arc<Listener>, JoinHandle<()>);

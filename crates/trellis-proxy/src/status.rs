@@ -103,14 +103,23 @@ mod tests {
     #[test]
     fn ready_only_with_config_and_not_draining() {
         let all = [
-            (false, false, StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n"),
+            (
+                false,
+                false,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PRE_INITIALIZING\n",
+            ),
             (true, false, StatusCode::OK, "LIVE\n"),
             (true, true, StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n"),
             (false, true, StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n"),
         ];
         for (applied, draining, status, text) in all {
             let r = Readiness::of(applied, draining);
-            assert_eq!((r.status(), r.text()), (status, text), "{applied} {draining}");
+            assert_eq!(
+                (r.status(), r.text()),
+                (status, text),
+                "{applied} {draining}"
+            );
         }
     }
 

@@ -65,8 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         xds_address: args.node.xds_address().to_string(),
         admin: SocketAddr::from(([127, 0, 0, 1], args.node.admin_port())),
         access_log: args.access_log,
-        status: (args.status_port != 0)
-            .then(|| SocketAddr::from(([0, 0, 0, 0], args.status_port))),
+        status: (args.status_port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], args.status_port))),
         drain_duration: args.drain_duration,
     }))?;
     Ok(ExitCode::SUCCESS)
