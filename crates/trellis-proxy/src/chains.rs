@@ -194,6 +194,7 @@ mod tests {
             bind,
             capture: false,
             handoff: false,
+            reuse_port: false,
             inspect_tls: false,
             inspect_http: false,
             inspect_timeout: None,

@@ -52,6 +52,9 @@ pub struct Listener {
     /// `use_original_dst`: hand each connection to the listener of its original destination
     /// when there is one ([`crate::chains::handoff`]), else serve it on its own chains.
     pub handoff: bool,
+    /// `enable_reuse_port` (Envoy's default: on): the socket is bound with `SO_REUSEPORT`,
+    /// so that several proxies on one host (tests, hot restarts) can each bind 15001/15006.
+    pub reuse_port: bool,
     /// Listener filters `tls_inspector` / `http_inspector`: sniff before choosing a chain.
     pub inspect_tls: bool,
     pub inspect_http: bool,

@@ -55,7 +55,7 @@ impl Listeners {
             if running.contains_key(name) || !listener.bind {
                 continue;
             }
-            match bind(listener.address) {
+            match bind(listener.address, listener.reuse_port) {
                 Ok(socket) => {
                     let task = tokio::spawn(accept(proxy.clone(), listener.clone(), socket));
                     running.insert(name.clone(), (listener.clone(), task));
@@ -85,13 +85,14 @@ impl Listeners {
     }
 }
 
-fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if address.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
     socket.bind(address)?;
     socket.listen(1024)
 }
@@ -224,5 +225,125 @@ where
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "downstream connection error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        Action, ChainMatch, FilterChain, HeaderMutations, PathMatch, Route, RouteConfig,
+        RouteMatch, RouteSource, VirtualHost,
+    };
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use std::time::Duration;
+
+    /// A bound listener whose one HTTP chain answers every request `200 ok` by itself.
+    async fn direct_listener() -> (Arc<Proxy>, SocketAddr) {
+        let route = Route {
+            name: "all".into(),
+            matcher: RouteMatch {
+                path: PathMatch::Prefix("/".into()),
+                case_sensitive: true,
+                headers: vec![],
+                query: vec![],
+            },
+            action: Action::Direct {
+                status: 200,
+                body: Some("ok".into()),
+            },
+            headers: HeaderMutations::default(),
+            fault: None,
+        };
+        let vh = VirtualHost {
+            name: "all".into(),
+            domains: vec!["*".into()],
+            routes: vec![route],
+        };
+        let hcm = HttpManager {
+            stat_prefix: "test".into(),
+            route_config: RouteSource::Inline(Arc::new(RouteConfig::new(
+                "r".into(),
+                vec![vh],
+                true,
+            ))),
+            server_name: None,
+            generate_request_id: false,
+            normalize_path: false,
+            use_remote_address: false,
+        };
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        let listener = Arc::new(Listener {
+            name: "test".into(),
+            address,
+            bind: true,
+            capture: false,
+            handoff: false,
+            reuse_port: false,
+            inspect_tls: false,
+            inspect_http: false,
+            inspect_timeout: None,
+            continue_on_timeout: false,
+            chains: vec![FilterChain {
+                name: "http".into(),
+                matcher: ChainMatch::default(),
+                network: Network::Http(Arc::new(hcm)),
+            }],
+            default_chain: None,
+        });
+        let proxy = Proxy::new(false);
+        tokio::spawn(accept(proxy.clone(), listener, socket));
+        (proxy, address)
+    }
+
+    fn get() -> hyper::Request<Empty<Bytes>> {
+        hyper::Request::get("http://test/")
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    /// HTTP/1: the connection stays open; after the drain began its next response says
+    /// `connection: close`, the proxy closes it, and the drain completes.
+    #[tokio::test]
+    async fn http1_connections_close_after_their_next_response() {
+        let (proxy, address) = direct_listener().await;
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let before = tx.send_request(get()).await.unwrap();
+        assert!(before.headers().get("connection").is_none());
+        proxy.drain.start();
+        let during = tx.send_request(get()).await.unwrap();
+        assert_eq!(during.headers()["connection"], "close");
+        assert_eq!(during.into_body().collect().await.unwrap().to_bytes(), "ok");
+        conn.await.unwrap().unwrap();
+        let drained = proxy.drain.finish(Duration::from_secs(30)).await;
+        assert_eq!(drained, drain::Finished::Drained);
+        // The listener is closed.
+        assert!(TcpStream::connect(address).await.is_err());
+    }
+
+    /// HTTP/2: the drain sends a GOAWAY; the client's connection ends cleanly.
+    #[tokio::test]
+    async fn http2_connections_get_a_goaway() {
+        let (proxy, address) = direct_listener().await;
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (mut tx, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        let conn = tokio::spawn(conn);
+        let r = tx.send_request(get()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(proxy.drain.open(), 1);
+        proxy.drain.start();
+        // The GOAWAY ends the connection without error.
+        conn.await.unwrap().unwrap();
+        let drained = proxy.drain.finish(Duration::from_secs(30)).await;
+        assert_eq!(drained, drain::Finished::Drained);
     }
 }

@@ -108,7 +108,7 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         api_listener,
         connection_balance_config: _,
         reuse_port: _,
-        enable_reuse_port: _,
+        enable_reuse_port,
         access_log,
         tcp_backlog_size: _,
         max_connections_to_accept_per_socket_event: _,
@@ -130,6 +130,7 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         bind: bind_to_port.as_ref().is_none_or(|b| b.value),
         capture: use_original_dst.as_ref().is_some_and(|b| b.value),
         handoff: use_original_dst.as_ref().is_some_and(|b| b.value),
+        reuse_port: enable_reuse_port.as_ref().is_none_or(|b| b.value),
         inspect_tls: false,
         inspect_http: false,
         inspect_timeout: match listener_filters_timeout {
