@@ -1,7 +1,8 @@
 //! The proxy's shutdown, end to end: a request in flight when SIGTERM arrives still gets
 //! its answer (with `connection: close`), new connections are refused from then on, admin
 //! `/ready` says DRAINING, and once the last connection has closed the process exits 0 —
-//! long before its drain duration.
+//! long before its drain duration. Admin `/drain_listeners` drains without exiting;
+//! `/quitquitquit` drains and exits.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -63,15 +64,17 @@ fn refused(to: SocketAddr) -> Result<(), String> {
     }
 }
 
-#[test]
-fn sigterm_drains_in_flight_requests_then_exits_zero() {
-    let (backend_ip, listener_ip) = (ip("127.0.0.71"), ip("127.0.0.72"));
-    let backend = TcpListener::bind((backend_ip, 0)).expect("bind backend");
-    let backend_port = backend.local_addr().expect("addr").port();
-    let (held_tx, held) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    slow_backend(backend, held_tx, release_rx);
+/// A control plane and a proxy whose explicit egress listener `<listener_ip>:9080` routes
+/// service `slow` to the [`slow_backend`] at `backend`, ready and routing.
+struct Mesh {
+    _dir: MeshDir,
+    _cp: Process,
+    proxy: Process,
+    admin: SocketAddr,
+    egress: SocketAddr,
+}
 
+fn mesh_with_proxy(backend: SocketAddr, listener_ip: IpAddr) -> Mesh {
     let dir = MeshDir::new();
     dir.write(
         "mesh.yaml",
@@ -82,15 +85,17 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
 kind: WorkloadEntry
 metadata: {{name: slow, namespace: default}}
 spec:
-  address: {backend_ip}
-  ports: {{http: {backend_port}}}
+  address: {}
+  ports: {{http: {}}}
   labels: {{app: slow, security.istio.io/tlsMode: disabled}}
-"
+",
+                backend.ip(),
+                backend.port()
             ),
             sidecar_egress("client", Some("client"), listener_ip),
         ]),
     );
-    let (_cp, xds, _debug) =
+    let (cp, xds, _debug) =
         mesh::control_plane(Path::new(TRELLIS), dir.path(), listener_ip, CONVERGE);
     let local = ip("127.0.0.1");
     let admin = SocketAddr::new(local, free_port(local));
@@ -107,7 +112,7 @@ spec:
         },
         0,
     );
-    // Far longer than the test: the exit must come from the last connection closing.
+    // Far longer than the tests: an exit must come from the last connection closing.
     command.args(["--drain-duration", "120s"]);
     let mut proxy = Process::start("trellis proxy", command, &dir.join("proxy.log"));
     trellis_proxy::wait_ready(&mut proxy, admin, CONVERGE);
@@ -116,6 +121,32 @@ spec:
         get(egress, "/fast", &[("host", "slow")], Duration::from_secs(5))
             .and_then(|r| (r.body == "fast").then_some(()).ok_or(format!("{r:?}")))
     });
+    Mesh {
+        _dir: dir,
+        _cp: cp,
+        proxy,
+        admin,
+        egress,
+    }
+}
+
+/// A [`slow_backend`] on `at`: its address, the channel reporting held requests and the
+/// one releasing them.
+fn start_slow_backend(at: IpAddr) -> (SocketAddr, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let backend = TcpListener::bind((at, 0)).expect("bind backend");
+    let address = backend.local_addr().expect("addr");
+    let (held_tx, held) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    slow_backend(backend, held_tx, release_rx);
+    (address, held, release)
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let (backend, held, release) = start_slow_backend(ip("127.0.0.71"));
+    // Bound whole: the control plane and the directory live to the end.
+    let mesh = mesh_with_proxy(backend, ip("127.0.0.72"));
+    let (mut proxy, admin, egress) = (mesh.proxy, mesh.admin, mesh.egress);
 
     // Before the drain, a keep-alive connection stays open: no `connection: close`.
     let mut kept = TcpStream::connect(egress).expect("connect");
@@ -162,4 +193,31 @@ spec:
         .wait_exit(CONVERGE)
         .unwrap_or_else(|| panic!("still running after the drain\n{}", proxy.tail(20)));
     assert!(status.success(), "{status:?}\n{}", proxy.tail(20));
+}
+
+/// `/drain_listeners` stops accepting but keeps the process (and admin) up, not ready;
+/// `/quitquitquit` then exits 0.
+#[test]
+fn admin_drain_listeners_then_quitquitquit() {
+    let (backend, _held, _release) = start_slow_backend(ip("127.0.0.73"));
+    let mut mesh = mesh_with_proxy(backend, ip("127.0.0.74"));
+    let drained = get(
+        mesh.admin,
+        "/drain_listeners?graceful",
+        &[],
+        Duration::from_secs(2),
+    )
+    .expect("drain_listeners");
+    assert_eq!(drained.status, 200);
+    wait_until("new connections refused", CONVERGE, || refused(mesh.egress));
+    let ready = get(mesh.admin, "/ready", &[], Duration::from_secs(2)).expect("admin /ready");
+    assert_eq!((ready.status, ready.body.as_str()), (503, "DRAINING\n"));
+    assert!(mesh.proxy.running(), "drain_listeners must not exit");
+    let quit = get(mesh.admin, "/quitquitquit", &[], Duration::from_secs(2)).expect("quit");
+    assert_eq!(quit.status, 200);
+    let status = mesh
+        .proxy
+        .wait_exit(CONVERGE)
+        .unwrap_or_else(|| panic!("still running after /quitquitquit\n{}", mesh.proxy.tail(20)));
+    assert!(status.success(), "{status:?}");
 }

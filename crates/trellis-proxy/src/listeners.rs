@@ -22,8 +22,7 @@ use crate::chains::{self, Connection};
 use crate::config::{HttpManager, Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
 use crate::sniff::{self, Prefixed, Sniffed};
-use crate::{Proxy, tcp};
-use crate::{drain, original_dst};
+use crate::{Proxy, drain, original_dst, tcp};
 
 /// A bound listener: its config and its accept loop.
 type Bound = (Arc<Listener>, JoinHandle<()>);
