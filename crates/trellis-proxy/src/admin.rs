@@ -37,9 +37,8 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             );
             r
         }
-        // `?graceful` and `?inboundonly` are accepted; every listener drains at once.
         "/drain_listeners" => {
-            proxy.drain.start();
+            proxy.drain.drain_listeners(req.uri().query());
             text(StatusCode::OK, "OK\n".into())
         }
         "/quitquitquit" => {

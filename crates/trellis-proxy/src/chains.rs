@@ -195,6 +195,7 @@ mod tests {
             capture: false,
             handoff: false,
             reuse_port: false,
+            inbound: false,
             inspect_tls: false,
             inspect_http: false,
             inspect_timeout: None,

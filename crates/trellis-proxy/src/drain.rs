@@ -1,10 +1,12 @@
 //! The proxy's lifecycle after start: serving, then draining, then gone. Draining begins on
-//! SIGTERM / SIGINT, `/quitquitquit` or `/drain_listeners`: every listener stops accepting
-//! (new connections are refused), readiness turns 503, HTTP/1 connections get
-//! `connection: close` on their next response and HTTP/2 connections a GOAWAY, while
-//! requests and connections in flight carry on. The process exits once the last downstream
-//! connection has closed or the drain duration (Istio's `terminationDrainDuration`, 5 s by
-//! default) is over, whichever comes first.
+//! SIGTERM / SIGINT, `/quitquitquit` or `/drain_listeners`: the drained listeners stop
+//! accepting (new connections are refused), readiness turns 503, HTTP/1 connections they
+//! accepted get `connection: close` on their next response and HTTP/2 connections a
+//! GOAWAY, while requests and connections in flight carry on. `/drain_listeners?inboundonly`
+//! drains only the inbound listeners (`traffic_direction: INBOUND`), as Istio's agent does
+//! first so that a terminating application can still call out; everything else drains all.
+//! The process exits once the last downstream connection has closed or the drain duration
+//! (Istio's `terminationDrainDuration`, 5 s by default) is over, whichever comes first.
 
 use std::time::Duration;
 
@@ -12,17 +14,38 @@ use hyper::Version;
 use hyper::header::{CONNECTION, HeaderMap, HeaderValue};
 use tokio::sync::watch;
 
-/// Whether the proxy drains, and how many downstream connections are open.
+/// Which listeners drain; it only ever moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Serving,
+    /// The inbound listeners drain; outbound ones still accept.
+    Inbound,
+    /// Every listener drains.
+    All,
+}
+
+impl Phase {
+    /// Whether a listener (inbound or not) drains in this phase.
+    pub fn covers(self, inbound: bool) -> bool {
+        match self {
+            Phase::Serving => false,
+            Phase::Inbound => inbound,
+            Phase::All => true,
+        }
+    }
+}
+
+/// Which listeners drain, and how many downstream connections are open.
 #[derive(Debug)]
 pub struct Drain {
-    draining: watch::Sender<bool>,
+    phase: watch::Sender<Phase>,
     open: watch::Sender<usize>,
 }
 
 impl Default for Drain {
     fn default() -> Self {
         Drain {
-            draining: watch::channel(false).0,
+            phase: watch::channel(Phase::Serving).0,
             open: watch::channel(0).0,
         }
     }
@@ -38,20 +61,52 @@ pub enum Finished {
 }
 
 impl Drain {
-    /// Begins draining; true when this call began it (later calls change nothing).
+    /// Drains every listener; true when this call changed anything.
     pub fn start(&self) -> bool {
-        !self.draining.send_replace(true)
+        self.advance(Phase::All)
     }
 
+    /// Drains the inbound listeners (unless all drain already); true when this changed anything.
+    pub fn start_inbound(&self) -> bool {
+        self.advance(Phase::Inbound)
+    }
+
+    /// Admin `/drain_listeners` with its query: `inboundonly` drains the inbound listeners
+    /// only; `graceful` is accepted, but the listeners stop accepting at once.
+    pub fn drain_listeners(&self, query: Option<&str>) {
+        let inbound_only = query.is_some_and(|q| q.split('&').any(|p| p == "inboundonly"));
+        if inbound_only {
+            self.start_inbound();
+        } else {
+            self.start();
+        }
+    }
+
+    fn advance(&self, to: Phase) -> bool {
+        self.phase.send_if_modified(|p| {
+            let forward = to > *p;
+            if forward {
+                *p = to;
+            }
+            forward
+        })
+    }
+
+    /// Whether any listener drains (readiness turns 503).
     pub fn is_draining(&self) -> bool {
-        *self.draining.borrow()
+        *self.phase.borrow() != Phase::Serving
     }
 
-    /// Resolves once draining has begun (at once if it already has).
-    pub async fn started(&self) {
-        let mut rx = self.draining.subscribe();
+    /// Whether a listener (inbound or not) drains now.
+    pub fn covers(&self, inbound: bool) -> bool {
+        self.phase.borrow().covers(inbound)
+    }
+
+    /// Resolves once a listener (inbound or not) drains (at once if it already does).
+    pub async fn started(&self, inbound: bool) {
+        let mut rx = self.phase.subscribe();
         // The sender lives as long as `self`: the wait ends only by draining.
-        let _ = rx.wait_for(|d| *d).await;
+        let _ = rx.wait_for(|p| p.covers(inbound)).await;
     }
 
     /// Counts one downstream connection until the guard is dropped.
@@ -112,13 +167,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn draining_starts_once() {
+    fn draining_only_moves_forward() {
         let d = Drain::default();
         assert!(!d.is_draining());
+        assert!(!d.covers(true) && !d.covers(false));
+        assert!(d.start_inbound());
+        assert!(d.is_draining());
+        assert!(d.covers(true) && !d.covers(false));
+        assert!(!d.start_inbound());
         assert!(d.start());
-        assert!(d.is_draining());
+        assert!(d.covers(true) && d.covers(false));
         assert!(!d.start());
-        assert!(d.is_draining());
+        // Never back to inbound only.
+        assert!(!d.start_inbound());
+        assert!(d.covers(false));
+    }
+
+    #[test]
+    fn drain_listeners_reads_inboundonly() {
+        let d = Drain::default();
+        d.drain_listeners(Some("graceful&inboundonly"));
+        assert!(d.covers(true) && !d.covers(false));
+        d.drain_listeners(Some("graceful"));
+        assert!(d.covers(false));
+        let d = Drain::default();
+        d.drain_listeners(None);
+        assert!(d.covers(false));
     }
 
     #[test]
@@ -174,14 +248,20 @@ mod tests {
         let d = std::sync::Arc::new(Drain::default());
         let waiting = {
             let d = d.clone();
-            tokio::spawn(async move { d.started().await })
+            tokio::spawn(async move { d.started(false).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
+        d.start_inbound();
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "an outbound listener waits for a full drain"
+        );
         d.start();
         waiting.await.unwrap();
         // Already draining: at once.
-        d.started().await;
+        d.started(true).await;
     }
 
     #[test]

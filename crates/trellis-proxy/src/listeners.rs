@@ -97,7 +97,7 @@ fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
 }
 
 async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener) {
-    let draining = proxy.drain.started();
+    let draining = proxy.drain.started(listener.inbound);
     tokio::pin!(draining);
     loop {
         let accepted = tokio::select! {
@@ -180,14 +180,22 @@ pub async fn connection(
     let io = Prefixed::new(prefix, stream);
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
-        Network::Http(hcm) => serve_http(proxy, hcm.clone(), downstream, io).await,
+        Network::Http(hcm) => {
+            serve_http(proxy, hcm.clone(), listener.inbound, downstream, io).await
+        }
     }
 }
 
-/// Serves HTTP/1.1 or HTTP/2 on one connection. Once the proxy drains, HTTP/1 responses say
-/// `connection: close` and an HTTP/2 connection gets a GOAWAY; requests in flight finish.
-async fn serve_http<I>(proxy: Arc<Proxy>, hcm: Arc<HttpManager>, downstream: Downstream, io: I)
-where
+/// Serves HTTP/1.1 or HTTP/2 on one connection of an `inbound` listener or not. Once that
+/// listener drains, HTTP/1 responses say `connection: close` and an HTTP/2 connection gets
+/// a GOAWAY; requests in flight finish.
+async fn serve_http<I>(
+    proxy: Arc<Proxy>,
+    hcm: Arc<HttpManager>,
+    inbound: bool,
+    downstream: Downstream,
+    io: I,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let h2 = Arc::new(AtomicBool::new(false));
@@ -202,7 +210,7 @@ where
             async move {
                 let mut response = http::handle(proxy.clone(), hcm, downstream, req).await;
                 drain::close_if_draining(
-                    proxy.drain.is_draining(),
+                    proxy.drain.covers(inbound),
                     version,
                     response.headers_mut(),
                 );
@@ -215,7 +223,7 @@ where
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        () = proxy.drain.started() => {
+        () = proxy.drain.started(inbound) => {
             if h2.load(Ordering::Relaxed) {
                 connection.as_mut().graceful_shutdown();
             }
@@ -238,8 +246,15 @@ mod tests {
     use hyper::body::Bytes;
     use std::time::Duration;
 
-    /// A bound listener whose one HTTP chain answers every request `200 ok` by itself.
-    async fn direct_listener() -> (Arc<Proxy>, SocketAddr) {
+    /// A bound listener (`inbound` or not) of a new proxy whose one HTTP chain answers
+    /// every request `200 ok` by itself.
+    async fn direct_listener(inbound: bool) -> (Arc<Proxy>, SocketAddr) {
+        let proxy = Proxy::new(false);
+        let address = serve_direct(&proxy, inbound).await;
+        (proxy, address)
+    }
+
+    async fn serve_direct(proxy: &Arc<Proxy>, inbound: bool) -> SocketAddr {
         let route = Route {
             name: "all".into(),
             matcher: RouteMatch {
@@ -281,6 +296,7 @@ mod tests {
             capture: false,
             handoff: false,
             reuse_port: false,
+            inbound,
             inspect_tls: false,
             inspect_http: false,
             inspect_timeout: None,
@@ -292,9 +308,8 @@ mod tests {
             }],
             default_chain: None,
         });
-        let proxy = Proxy::new(false);
         tokio::spawn(accept(proxy.clone(), listener, socket));
-        (proxy, address)
+        address
     }
 
     fn get() -> hyper::Request<Empty<Bytes>> {
@@ -307,7 +322,7 @@ mod tests {
     /// `connection: close`, the proxy closes it, and the drain completes.
     #[tokio::test]
     async fn http1_connections_close_after_their_next_response() {
-        let (proxy, address) = direct_listener().await;
+        let (proxy, address) = direct_listener(false).await;
         let stream = TcpStream::connect(address).await.unwrap();
         let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -329,7 +344,7 @@ mod tests {
     /// HTTP/2: the drain sends a GOAWAY; the client's connection ends cleanly.
     #[tokio::test]
     async fn http2_connections_get_a_goaway() {
-        let (proxy, address) = direct_listener().await;
+        let (proxy, address) = direct_listener(false).await;
         let stream = TcpStream::connect(address).await.unwrap();
         let (mut tx, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -344,5 +359,38 @@ mod tests {
         conn.await.unwrap().unwrap();
         let drained = proxy.drain.finish(Duration::from_secs(30)).await;
         assert_eq!(drained, drain::Finished::Drained);
+    }
+
+    /// `/drain_listeners?inboundonly`: the inbound listener refuses, the outbound one still
+    /// serves (a terminating application can call out); a full drain then stops it too.
+    #[tokio::test]
+    async fn inbound_only_drains_spare_outbound_listeners() {
+        let (proxy, inbound) = direct_listener(true).await;
+        let outbound = serve_direct(&proxy, false).await;
+        proxy.drain.drain_listeners(Some("inboundonly&graceful"));
+        let refused = |a: SocketAddr| async move {
+            // Until the accept loop has seen the drain and closed its socket.
+            for _ in 0..1000 {
+                if TcpStream::connect(a).await.is_err() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        };
+        assert!(refused(inbound).await, "the inbound listener still accepts");
+        let stream = TcpStream::connect(outbound).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let r = tx.send_request(get()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("connection").is_none());
+        proxy.drain.start();
+        assert!(
+            refused(outbound).await,
+            "the outbound listener still accepts"
+        );
     }
 }

@@ -103,7 +103,7 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         freebind,
         socket_options,
         tcp_fast_open_queue_length: _,
-        traffic_direction: _,
+        traffic_direction,
         udp_listener_config,
         api_listener,
         connection_balance_config: _,
@@ -131,6 +131,8 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         capture: use_original_dst.as_ref().is_some_and(|b| b.value),
         handoff: use_original_dst.as_ref().is_some_and(|b| b.value),
         reuse_port: enable_reuse_port.as_ref().is_none_or(|b| b.value),
+        inbound: *traffic_direction
+            == envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         inspect_tls: false,
         inspect_http: false,
         inspect_timeout: match listener_filters_timeout {
