@@ -16,7 +16,9 @@
 //!   the app on 127.0.0.1:9090 through `inbound|9090||`; port 7777, which nothing declares,
 //!   goes through `InboundPassthroughCluster` to the original destination from 127.0.0.6;
 //! - the status port 15021 says 503 before the control plane is there, 200 once the
-//!   configuration is applied.
+//!   configuration is applied;
+//! - `/drain_listeners?inboundonly` closes 15006 while outbound still works; SIGTERM then
+//!   ends the proxy with exit status 0.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -336,5 +338,31 @@ fn inside() {
         .unwrap_or_else(|e| panic!("7777: {e}\n{}", proxy.tail(20)));
     assert_eq!(from, "from 127.0.0.6", "{}", proxy.tail(10));
     assert!(stat(admin, "cluster.InboundPassthroughCluster.upstream_cx_total") > 0);
+
+    // Istio's termination order: inbound drains first while the app can still call out,
+    // then SIGTERM ends the proxy.
+    let drained = get(
+        admin,
+        "/drain_listeners?inboundonly&graceful",
+        &[],
+        Duration::from_secs(2),
+    )
+    .expect("drain_listeners");
+    assert_eq!(drained.status, 200);
+    let app = SocketAddr::new(ip(POD_IP), 9090);
+    wait_until("inbound refused", CONVERGE, || {
+        match get(app, "/", &[], Duration::from_secs(2)) {
+            Err(e) if e.contains("refused") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    expect_body(reviews, &[], "v1", &proxy);
+    let draining = get(status, "/healthz/ready", &[], Duration::from_secs(2)).expect("status");
+    assert_eq!(draining.status, 503);
+    proxy.signal_term();
+    let exit = proxy
+        .wait_exit(CONVERGE)
+        .unwrap_or_else(|| panic!("still running after SIGTERM\n{}", proxy.tail(20)));
+    assert!(exit.success(), "{exit:?}");
     drop(backends);
 }
