@@ -125,6 +125,8 @@ pub struct HttpManager {
     pub normalize_path: bool,
     /// False on a sidecar: `x-forwarded-for` is not rewritten with the peer's address.
     pub use_remote_address: bool,
+    /// `envoy.filters.http.cors` is in the filter chain: routes' CORS policies apply.
+    pub cors: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +195,8 @@ pub struct Route {
     pub action: Action,
     pub headers: HeaderMutations,
     pub fault: Option<Fault>,
+    /// The CORS filter's per-route policy (acts only if the HCM has the filter).
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -78,7 +78,17 @@ pub async fn handle(
             match inject_fault(&proxy, hcm, route, &mut outcome).await {
                 Some(reply) => local(reply, &mut outcome),
                 None => {
+                    let cors = crate::cors::filter(
+                        hcm.cors,
+                        route.cors.as_deref(),
+                        method.as_str(),
+                        req.headers(),
+                    );
                     let mut response = match &route.action {
+                        _ if matches!(cors, crate::cors::Decision::Preflight(_)) => {
+                            outcome.details = "cors_response".into();
+                            reply(200, String::new())
+                        }
                         Action::Direct { status, body } => {
                             outcome.details = "direct_response".into();
                             proxy
@@ -106,6 +116,7 @@ pub async fn handle(
                         &route.headers.response_add,
                         &route.headers.response_remove,
                     );
+                    crate::cors::apply(&cors, response.headers_mut());
                     response
                 }
             }

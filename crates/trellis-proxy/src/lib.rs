@@ -20,6 +20,7 @@ pub mod admin;
 pub mod chains;
 pub mod config;
 pub mod convert;
+pub mod cors;
 pub mod drain;
 pub mod flags;
 pub mod hash;

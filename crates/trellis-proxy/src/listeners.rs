@@ -269,6 +269,7 @@ mod tests {
             },
             headers: HeaderMutations::default(),
             fault: None,
+            cors: None,
         };
         let vh = VirtualHost {
             name: "all".into(),
@@ -286,6 +287,7 @@ mod tests {
             generate_request_id: false,
             normalize_path: false,
             use_remote_address: false,
+            cors: false,
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();

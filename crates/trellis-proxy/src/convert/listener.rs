@@ -491,6 +491,9 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         generate_request_id: generate_request_id.as_ref().is_none_or(|b| b.value),
         normalize_path: normalize_path.as_ref().is_some_and(|b| b.value),
         use_remote_address: use_remote_address.as_ref().is_some_and(|b| b.value),
+        cors: http_filters
+            .iter()
+            .any(|f| f.name == super::cors::CORS_FILTER && !f.disabled),
     })
 }
 

@@ -12,6 +12,7 @@
 #![allow(deprecated)]
 
 pub mod cluster;
+pub mod cors;
 pub mod listener;
 pub mod route;
 

@@ -144,13 +144,13 @@ fn route(r: &Route, p: &str) -> Result<config::Route> {
     {
         reject!(p; propagate);
     }
-    let mut fault = None;
+    let (mut fault, mut cors) = (None, None);
     for (filter, any) in typed_per_filter_config {
+        let at = format!("{p}.typed_per_filter_config[{filter}]");
         if filter == FAULT_FILTER {
-            fault = Some(http_fault(
-                any,
-                &format!("{p}.typed_per_filter_config[{filter}]"),
-            )?);
+            fault = Some(http_fault(any, &at)?);
+        } else if filter == super::cors::CORS_FILTER {
+            cors = Some(std::sync::Arc::new(super::cors::cors_policy(any, &at)?));
         } else {
             return Err(format!(
                 "{p}.typed_per_filter_config: per-route config of {filter} is not implemented"
@@ -186,6 +186,7 @@ fn route(r: &Route, p: &str) -> Result<config::Route> {
             response_remove: lower(response_headers_to_remove),
         },
         fault,
+        cors,
     })
 }
 
