@@ -127,6 +127,8 @@ pub struct HttpManager {
     pub use_remote_address: bool,
     /// `envoy.filters.http.cors` is in the filter chain: routes' CORS policies apply.
     pub cors: bool,
+    /// Header size, count and time, HTTP/2 streams: bad input bounded.
+    pub limits: crate::limits::HttpLimits,
 }
 
 #[derive(Debug, Clone, PartialEq)]

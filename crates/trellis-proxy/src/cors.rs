@@ -211,7 +211,10 @@ mod tests {
         assert!(matches!(d, Decision::Preflight(_)));
         let h = names(&d);
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        assert_eq!(get("access-control-allow-origin"), Some("https://example.com"));
+        assert_eq!(
+            get("access-control-allow-origin"),
+            Some("https://example.com")
+        );
         assert_eq!(get("access-control-allow-methods"), Some("POST,GET"));
         assert_eq!(get("access-control-allow-headers"), Some("X-Foo-Bar"));
         assert_eq!(get("access-control-max-age"), Some("86400"));
@@ -236,7 +239,10 @@ mod tests {
         let d = decide(&strict, "OPTIONS", &other, 0);
         let h = names(&d);
         assert!(matches!(d, Decision::Preflight(_)));
-        assert!(h.iter().all(|(n, _)| n != "access-control-allow-origin"), "{h:?}");
+        assert!(
+            h.iter().all(|(n, _)| n != "access-control-allow-origin"),
+            "{h:?}"
+        );
     }
 
     #[test]
@@ -250,7 +256,10 @@ mod tests {
         assert_eq!(names(&d).len(), 3);
         let mut response = HeaderMap::new();
         apply(&d, &mut response);
-        assert_eq!(response["access-control-allow-origin"], "https://example.com");
+        assert_eq!(
+            response["access-control-allow-origin"],
+            "https://example.com"
+        );
         assert_eq!(response["access-control-expose-headers"], "X-Expose");
         let other = decide(
             &policy(),
@@ -263,12 +272,18 @@ mod tests {
 
     #[test]
     fn no_origin_disabled_or_shadow_passes() {
-        assert_eq!(decide(&policy(), "GET", &HeaderMap::new(), 0), Decision::Pass);
+        assert_eq!(
+            decide(&policy(), "GET", &HeaderMap::new(), 0),
+            Decision::Pass
+        );
         let off = CorsPolicy {
             enabled: 0,
             ..policy()
         };
-        assert_eq!(decide(&off, "OPTIONS", &headers(PREFLIGHT), 0), Decision::Pass);
+        assert_eq!(
+            decide(&off, "OPTIONS", &headers(PREFLIGHT), 0),
+            Decision::Pass
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Flag {
     FaultInjected,
     /// Retries exhausted: the last attempt's failure is reported with it.
     RetryLimitExceeded,
+    /// The request broke a rule of the protocol or a limit on bad input.
+    DownstreamProtocolError,
 }
 
 impl Flag {
@@ -39,6 +41,7 @@ impl Flag {
             Self::DelayInjected => "DI",
             Self::FaultInjected => "FI",
             Self::RetryLimitExceeded => "URX",
+            Self::DownstreamProtocolError => "DPE",
         }
     }
 }
@@ -115,6 +118,11 @@ impl LocalReply {
             Flag::FaultInjected,
             "fault_filter_abort",
         )
+    }
+
+    /// Envoy's 400 for a request it refuses to parse further (`details`: why).
+    pub fn bad_request(details: &str) -> Self {
+        Self::new(400, "Bad Request", Flag::DownstreamProtocolError, details)
     }
 
     fn new(status: u16, body: &str, flag: Flag, details: &str) -> Self {

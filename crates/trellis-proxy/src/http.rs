@@ -61,6 +61,18 @@ pub async fn handle(
     // The snapshot this request runs on, to its end.
     let snapshot = proxy.config.load_full();
     let hcm = &*hcm;
+    if crate::limits::refuse_underscores(hcm.limits.underscores, req.headers_mut()) {
+        let mut outcome = Outcome::default();
+        let response = local(
+            LocalReply::bad_request("unexpected_underscore"),
+            &mut outcome,
+        );
+        let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
+        let (authority, id) = (authority(&req), header(req.headers(), "x-request-id"));
+        return finish(
+            &proxy, hcm, response, &outcome, start, &line, &authority, &id, downstream,
+        );
+    }
     prepare(hcm, &mut req);
     let method = req.method().clone();
     let path = req

@@ -26,6 +26,7 @@ pub mod flags;
 pub mod hash;
 pub mod http;
 pub mod lb;
+pub mod limits;
 pub mod listeners;
 pub mod original_dst;
 pub mod outlier;

@@ -421,10 +421,10 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
     let p = format!("{p} ({HCM})");
     // Client certificates only exist with TLS, which the proxy does not terminate yet: the
     // forward/set settings have nothing to act on.
-    reject!(p; add_user_agent, tracing, common_http_protocol_options,
-        http1_safe_max_connection_duration, http_protocol_options, http2_protocol_options,
-        http3_protocol_options, scheme_header_transformation, max_request_headers_kb,
-        stream_flush_timeout, request_timeout, request_headers_timeout, access_log,
+    reject!(p; add_user_agent, tracing,
+        http1_safe_max_connection_duration, http_protocol_options,
+        http3_protocol_options, scheme_header_transformation,
+        stream_flush_timeout, request_timeout, access_log,
         access_log_flush_interval, flush_access_log_on_new_request, access_log_options,
         xff_num_trusted_hops, original_ip_detection_extensions, early_header_mutation_extensions,
         internal_address_config, skip_xff_append, via, preserve_external_request_id,
@@ -491,6 +491,13 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         generate_request_id: generate_request_id.as_ref().is_none_or(|b| b.value),
         normalize_path: normalize_path.as_ref().is_some_and(|b| b.value),
         use_remote_address: use_remote_address.as_ref().is_some_and(|b| b.value),
+        limits: super::limits::http_limits(
+            max_request_headers_kb.as_ref(),
+            request_headers_timeout.as_ref(),
+            common_http_protocol_options.as_ref(),
+            http2_protocol_options.as_ref(),
+            &p,
+        )?,
         cors: http_filters
             .iter()
             .any(|f| f.name == super::cors::CORS_FILTER && !f.disabled),

@@ -13,6 +13,7 @@
 
 pub mod cluster;
 pub mod cors;
+pub mod limits;
 pub mod listener;
 pub mod route;
 
