@@ -127,6 +127,8 @@ pub struct HttpManager {
     pub use_remote_address: bool,
     /// `envoy.filters.http.cors` is in the filter chain: routes' CORS policies apply.
     pub cors: bool,
+    /// `upgrade_configs`: the upgrades (WebSocket...) every route may carry.
+    pub upgrades: crate::upgrade::Upgrades,
     /// Header size, count and time, HTTP/2 streams: bad input bounded.
     pub limits: crate::limits::HttpLimits,
 }
@@ -294,6 +296,8 @@ pub struct Forward {
     pub mirrors: Vec<Mirror>,
     /// `hash_policy`: the key for a RING_HASH / MAGLEV cluster.
     pub hash_policy: Vec<crate::hash::HashPolicy>,
+    /// The route's `upgrade_configs`, over the connection manager's.
+    pub upgrades: Option<crate::upgrade::Upgrades>,
 }
 
 /// `request_mirror_policies`: fire and forget a copy to `cluster`, for `share` millionths
@@ -317,6 +321,7 @@ impl PartialEq for Forward {
             && self.max_grpc_timeout == o.max_grpc_timeout
             && self.mirrors == o.mirrors
             && self.hash_policy == o.hash_policy
+            && self.upgrades == o.upgrades
     }
 }
 

@@ -85,6 +85,11 @@ pub async fn handle(
     let mut outcome = Outcome::default();
     let response = match select_route(&snapshot, hcm, &authority, &path, req.headers()) {
         None => local(LocalReply::no_route(), &mut outcome),
+        Some(route) if crate::upgrade::refused(&hcm.upgrades, route, version, req.headers()) => {
+            outcome.route = route.name.clone();
+            outcome.details = "upgrade_failed".into();
+            reply(403, String::new())
+        }
         Some(route) => {
             outcome.route = route.name.clone();
             match inject_fault(&proxy, hcm, route, &mut outcome).await {
@@ -319,12 +324,16 @@ async fn forward(
         .map_or("/".into(), |p| p.to_string());
     let new_path = rewrite_path(f, route, &path);
     let host = f.host_rewrite.clone().unwrap_or_else(|| authority(&req));
+    let mut upgrade = crate::upgrade::Pending::take(&mut req);
     mutate(
         req.headers_mut(),
         &route.headers.request_add,
         &route.headers.request_remove,
     );
     strip_hop_by_hop(req.headers_mut());
+    if let Some(u) = &upgrade {
+        u.restore_headers(req.headers_mut());
+    }
     if let Ok(v) = HeaderValue::from_str(&host) {
         req.headers_mut().insert(hyper::header::HOST, v);
     }
@@ -495,7 +504,11 @@ async fn forward(
                     {
                         parts.headers.append(hyper::header::SET_COOKIE, v);
                     }
-                    return Response::from_parts(parts, body.boxed());
+                    let response = Response::from_parts(parts, body.boxed());
+                    return match upgrade.take() {
+                        Some(u) => u.complete(response),
+                        None => response,
+                    };
                 }
                 // Drain nothing: the response is dropped and retried.
                 LocalReply::new_status(status)

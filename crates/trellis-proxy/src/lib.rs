@@ -35,6 +35,7 @@ pub mod sniff;
 pub mod stats;
 pub mod status;
 pub mod tcp;
+pub mod upgrade;
 pub mod upstream;
 pub mod xds;
 

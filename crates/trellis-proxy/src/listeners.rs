@@ -299,6 +299,7 @@ mod tests {
             normalize_path: false,
             use_remote_address: false,
             cors: false,
+            upgrades: Default::default(),
             limits: Default::default(),
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();

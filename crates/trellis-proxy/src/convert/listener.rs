@@ -458,16 +458,20 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
     for (i, f) in http_filters.iter().enumerate() {
         http_filter(f, &format!("{p}.http_filters[{i}]"))?;
     }
+    let mut upgrades = crate::upgrade::Upgrades::default();
     for (i, u) in upgrade_configs.iter().enumerate() {
         let UpgradeConfig {
             upgrade_type,
             filters,
-            enabled: _,
+            enabled,
         } = u;
-        if !upgrade_type.eq_ignore_ascii_case("websocket") || !filters.is_empty() {
+        if upgrade_type.eq_ignore_ascii_case("connect") || !filters.is_empty() {
             return Err(format!(
-                "{p}.upgrade_configs[{i}]: only websocket upgrades without filters are implemented"
+                "{p}.upgrade_configs[{i}]: only upgrades other than CONNECT, without filters, are implemented"
             ));
+        }
+        if enabled.as_ref().is_none_or(|b| b.value) {
+            upgrades.enabled.push(upgrade_type.to_ascii_lowercase());
         }
     }
     let route_config = match route_specifier {
@@ -491,6 +495,7 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         generate_request_id: generate_request_id.as_ref().is_none_or(|b| b.value),
         normalize_path: normalize_path.as_ref().is_some_and(|b| b.value),
         use_remote_address: use_remote_address.as_ref().is_some_and(|b| b.value),
+        upgrades,
         limits: super::limits::http_limits(
             max_request_headers_kb.as_ref(),
             request_headers_timeout.as_ref(),

@@ -373,7 +373,7 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
     reject!(p; cluster_not_found_response_code, metadata_match, path_rewrite_policy,
         path_rewrite, append_x_forwarded_host, idle_timeout, flush_timeout, early_data_policy,
         retry_policy_typed_config, priority, rate_limits,
-        include_vh_rate_limits, cors, grpc_timeout_offset, upgrade_configs,
+        include_vh_rate_limits, cors, grpc_timeout_offset,
         internal_redirect_policy, max_internal_redirects, hedge_policy);
     if let Some(msd) = max_stream_duration {
         let zero = |d: &Option<envoy_types::pb::google::protobuf::Duration>| {
@@ -450,7 +450,39 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
             .enumerate()
             .map(|(i, h)| hash(h, &format!("{p}.hash_policy[{i}]")))
             .collect::<Result<_>>()?,
+        upgrades: route_upgrades(upgrade_configs, p)?,
     })
+}
+
+/// A route's `upgrade_configs`: which upgrade types it enables or disables (CONNECT, with
+/// its `connect_config`, is not implemented).
+fn route_upgrades(
+    configs: &[envoy_types::pb::envoy::config::route::v3::route_action::UpgradeConfig],
+    p: &str,
+) -> Result<Option<crate::upgrade::Upgrades>> {
+    if configs.is_empty() {
+        return Ok(None);
+    }
+    let mut out = crate::upgrade::Upgrades::default();
+    for (i, u) in configs.iter().enumerate() {
+        let envoy_types::pb::envoy::config::route::v3::route_action::UpgradeConfig {
+            upgrade_type,
+            enabled,
+            connect_config,
+        } = u;
+        let p = format!("{p}.upgrade_configs[{i}]");
+        reject!(p; connect_config);
+        if upgrade_type.eq_ignore_ascii_case("connect") {
+            return Err(format!("{p}: CONNECT is not implemented"));
+        }
+        let kind = upgrade_type.to_ascii_lowercase();
+        if enabled.as_ref().is_none_or(|b| b.value) {
+            out.enabled.push(kind);
+        } else {
+            out.disabled.push(kind);
+        }
+    }
+    Ok(Some(out))
 }
 
 fn hash(
