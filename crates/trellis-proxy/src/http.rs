@@ -685,7 +685,8 @@ fn grpc_timeout(f: &Forward, headers: &HeaderMap) -> Option<Duration> {
     Some(if max.is_zero() { d } else { d.min(max) })
 }
 
-fn rewrite_path(f: &Forward, route: &Route, path: &str) -> String {
+/// The upstream path of a forwarded request: `prefix_rewrite`, then `regex_rewrite`.
+pub fn rewrite_path(f: &Forward, route: &Route, path: &str) -> String {
     let (p, q) = match path.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path, None),
@@ -717,7 +718,8 @@ fn set_path(req: &mut Request<Incoming>, path: &str) {
     }
 }
 
-fn mutate(headers: &mut HeaderMap, add: &[HeaderAdd], remove: &[String]) {
+/// A route's header mutations: removals, then additions (appended or overwriting).
+pub fn mutate(headers: &mut HeaderMap, add: &[HeaderAdd], remove: &[String]) {
     for name in remove {
         headers.remove(name.as_str());
     }
@@ -749,7 +751,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn redirect(r: &Redirect, authority: &str, path: &str) -> Response<Body> {
+/// A redirect route's answer, with its `location`.
+pub fn redirect(r: &Redirect, authority: &str, path: &str) -> Response<Body> {
     let host_only = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     let mut host = r.host.clone().unwrap_or_else(|| {
         if r.port.is_some() {
