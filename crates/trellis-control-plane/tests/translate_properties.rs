@@ -559,6 +559,7 @@ fn workloads(plan: &MeshPlan, svcs: &[Svc]) -> Vec<Workload> {
                 ]),
                 service_account: "default".to_string(),
                 ports: BTreeMap::new(),
+                istio_mtls: false,
             }
         })
         .collect()
@@ -601,6 +602,7 @@ fn proxy(choice: usize, svcs: &[Svc]) -> ProxyNode {
         labels,
         workload_name: name,
         ports: vec![],
+        sds: false,
     }
 }
 

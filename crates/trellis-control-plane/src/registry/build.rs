@@ -182,7 +182,7 @@ impl Instances {
             labels: w.labels.clone(),
             ports: w.ports.clone(),
             service_account: w.service_account.clone(),
-            has_sidecar: true,
+            has_sidecar: w.istio_mtls,
             locality: String::new(),
             weight: 1,
         }));
@@ -258,6 +258,11 @@ fn pod_instance(resource: &Resource, pod: &kube::PodSpec) -> Option<Instance> {
 }
 
 fn workload_entry_instance(namespace: &str, entry: &networking::WorkloadEntry) -> Instance {
+    // Istio: the tlsMode label when there is one, else mTLS when a service account is named.
+    let has_sidecar = match entry.labels.get(TLS_MODE_LABEL) {
+        Some(mode) => mode == "istio",
+        None => !entry.service_account.is_empty(),
+    };
     Instance {
         namespace: namespace.to_string(),
         address: entry.address.clone(),
@@ -268,11 +273,7 @@ fn workload_entry_instance(namespace: &str, entry: &networking::WorkloadEntry) -
         } else {
             entry.service_account.clone()
         },
-        // Istio assumes a WorkloadEntry runs a sidecar unless its tlsMode label says not.
-        has_sidecar: entry
-            .labels
-            .get(TLS_MODE_LABEL)
-            .is_none_or(|m| m == "istio"),
+        has_sidecar,
         locality: entry.locality.clone(),
         weight: entry.weight.max(1),
     }
@@ -313,10 +314,6 @@ fn inline_endpoints(service: &Service, port: &ServicePort, snapshot: &Snapshot) 
         })
         .flat_map(|entry| &entry.endpoints)
         .map(|e| instance_endpoint(&workload_entry_instance(&service.namespace, e), port))
-        .map(|mut e| {
-            e.has_sidecar = e.labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio");
-            e
-        })
         .collect()
 }
 

@@ -103,6 +103,9 @@ pub struct Workload {
     pub service_account: String,
     /// Ports by name (like WorkloadEntry `ports`), when declared.
     pub ports: BTreeMap<String, u32>,
+    /// Its proxy terminates Istio mTLS (it has SDS): clients may use mTLS to reach it
+    /// (`tlsMode: istio`).
+    pub istio_mtls: bool,
 }
 
 /// Every service and its endpoints, keyed by host name and port number.

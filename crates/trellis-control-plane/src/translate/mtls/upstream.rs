@@ -1,0 +1,178 @@
+//! Originating Istio mTLS from a client's outbound cluster.
+//!
+//! - `ISTIO_MUTUAL` in a DestinationRule: always the TLS socket — workload certificate,
+//!   validation against the mesh root and the destination's identities (the rule's
+//!   `subjectAltNames`, else the service accounts of the service's workloads), SNI
+//!   `outbound_.<port>_.<subset>_.<host>` unless the rule sets one, Istio's in-mesh ALPN.
+//! - No `tls` in the rule and auto mTLS on (`enableAutoMtls`, default true): the same
+//!   socket under `transport_socket_matches` for endpoints marked `tlsMode: istio` (their
+//!   workload has a sidecar), plain text for the others. Not for services outside the mesh,
+//!   nor for destinations whose namespace (or the mesh) disables mTLS by PeerAuthentication.
+//!   A passthrough (headless) service gets the socket itself when every endpoint has a
+//!   sidecar, plain text otherwise.
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
+use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use envoy_types::util::pack_any;
+use trellis_api::istio::networking::ClientTlsSettings;
+
+use super::{Mode, TLS_MODE_ISTIO, TLS_MODE_KEY, mesh_tls_context, spiffe_id, trust_domain};
+use crate::mesh::MeshSnapshot;
+use crate::proxy::ProxyNode;
+use crate::registry::{Resolution, Service};
+use crate::translate::clusters::tls::{san_matchers, transport_socket};
+
+/// Istio's ALPN for in-mesh clusters with metadata exchange: HTTP/1 or TCP ...
+pub const ALPN_IN_MESH: [&str; 2] = ["istio-peer-exchange", "istio"];
+/// ... and HTTP/2.
+pub const ALPN_IN_MESH_H2: [&str; 3] = ["istio-peer-exchange", "istio", "h2"];
+/// The name Envoy knows the plain-text transport socket by.
+pub const RAW_BUFFER: &str = "envoy.transport_sockets.raw_buffer";
+
+/// When a cluster without a TLS setting uses Istio mTLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auto {
+    /// Never: plain text.
+    Off,
+    /// For the endpoints marked `tlsMode: istio`.
+    ByEndpoint,
+    /// Always (a passthrough service whose endpoints all have sidecars).
+    Always,
+}
+
+/// What a client needs to originate Istio mTLS to one cluster of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub sni: String,
+    /// SPIFFE identities of the service's workloads, sorted.
+    pub identities: Vec<String>,
+    pub auto: Auto,
+}
+
+impl Destination {
+    /// The destination `outbound|port|subset|host` as seen from `proxy`; `None` when the
+    /// proxy has no workload certificate to present (no SDS).
+    pub fn of(
+        mesh: &MeshSnapshot,
+        proxy: &ProxyNode,
+        service: &Service,
+        port: u32,
+        subset: &str,
+    ) -> Option<Destination> {
+        if !proxy.sds {
+            return None;
+        }
+        let td = trust_domain(&mesh.mesh);
+        let mut identities: Vec<String> = service
+            .ports
+            .iter()
+            .flat_map(|p| mesh.registry.endpoints(&service.hostname, p.number))
+            .filter(|e| !e.service_account.is_empty())
+            .map(|e| spiffe_id(td, &e.namespace, &e.service_account))
+            .collect();
+        identities.sort();
+        identities.dedup();
+        Some(Destination {
+            sni: sni(port, subset, &service.hostname),
+            identities,
+            auto: auto_mode(mesh, service, port),
+        })
+    }
+
+    /// The TLS context of `ISTIO_MUTUAL`, the rule's `sni` and `subjectAltNames` (when
+    /// set) replacing the computed ones.
+    pub fn context(&self, tls: Option<&ClientTlsSettings>, http2: bool) -> UpstreamTlsContext {
+        let sans = match tls {
+            Some(t) if !t.subject_alt_names.is_empty() => &t.subject_alt_names,
+            _ => &self.identities,
+        };
+        let sni = match tls {
+            Some(t) if !t.sni.is_empty() => t.sni.clone(),
+            _ => self.sni.clone(),
+        };
+        let alpn: &[&str] = if http2 {
+            &ALPN_IN_MESH_H2
+        } else {
+            &ALPN_IN_MESH
+        };
+        UpstreamTlsContext {
+            common_tls_context: Some(mesh_tls_context(alpn, san_matchers(sans), Vec::new())),
+            sni,
+            ..Default::default()
+        }
+    }
+
+    /// Auto mTLS for a cluster without a TLS setting.
+    pub fn apply_auto(&self, cluster: &mut Cluster, http2: bool) {
+        match self.auto {
+            Auto::Off => {}
+            Auto::Always => {
+                cluster.transport_socket = Some(transport_socket(self.context(None, http2)))
+            }
+            Auto::ByEndpoint => {
+                cluster.transport_socket_matches = vec![
+                    TransportSocketMatch {
+                        name: format!("tlsMode-{TLS_MODE_ISTIO}"),
+                        r#match: Some(istio_tls_mode()),
+                        transport_socket: Some(transport_socket(self.context(None, http2))),
+                    },
+                    TransportSocketMatch {
+                        name: "tlsMode-disabled".to_string(),
+                        r#match: Some(Struct::default()),
+                        transport_socket: Some(raw_buffer()),
+                    },
+                ]
+            }
+        }
+    }
+}
+
+/// Istio's SNI for mesh traffic to a cluster: `outbound_.9080_.v1_.reviews.ns.svc.cluster.local`.
+pub fn sni(port: u32, subset: &str, host: &str) -> String {
+    format!("outbound_.{port}_.{subset}_.{host}")
+}
+
+/// `{tlsMode: istio}`, the match (and endpoint metadata) of a sidecar'd endpoint.
+pub fn istio_tls_mode() -> Struct {
+    Struct {
+        fields: [(
+            TLS_MODE_KEY.to_string(),
+            Value {
+                kind: Some(Kind::StringValue(TLS_MODE_ISTIO.to_string())),
+            },
+        )]
+        .into(),
+    }
+}
+
+/// The plain-text transport socket.
+pub fn raw_buffer() -> TransportSocket {
+    TransportSocket {
+        name: RAW_BUFFER.to_string(),
+        config_type: Some(ConfigType::TypedConfig(pack_any(RawBuffer::default()))),
+    }
+}
+
+/// Istio's inference of whether a destination accepts mTLS.
+fn auto_mode(mesh: &MeshSnapshot, service: &Service, port: u32) -> Auto {
+    if !mesh.mesh.enable_auto_mtls.unwrap_or(true) || service.mesh_external {
+        return Auto::Off;
+    }
+    if mesh.peer_authentications.namespace_mode(&service.namespace) == Mode::Disable {
+        return Auto::Off;
+    }
+    if service.resolution == Resolution::Passthrough {
+        let endpoints = mesh.registry.endpoints(&service.hostname, port);
+        return if !endpoints.is_empty() && endpoints.iter().all(|e| e.has_sidecar) {
+            Auto::Always
+        } else {
+            Auto::Off
+        };
+    }
+    Auto::ByEndpoint
+}
