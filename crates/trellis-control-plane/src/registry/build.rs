@@ -268,11 +268,8 @@ fn workload_entry_instance(namespace: &str, entry: &networking::WorkloadEntry) -
         address: entry.address.clone(),
         labels: entry.labels.clone(),
         ports: entry.ports.clone(),
-        service_account: if entry.service_account.is_empty() {
-            "default".to_string()
-        } else {
-            entry.service_account.clone()
-        },
+        // Istio gives a WorkloadEntry without `serviceAccount` no identity at all.
+        service_account: entry.service_account.clone(),
         has_sidecar,
         locality: entry.locality.clone(),
         weight: entry.weight.max(1),

@@ -85,6 +85,7 @@ pub struct Endpoint {
     pub address: String,
     pub port: u32,
     pub labels: BTreeMap<String, String>,
+    /// Empty when the workload has none (a WorkloadEntry without `serviceAccount`).
     pub service_account: String,
     pub namespace: String,
     /// True when the endpoint has a sidecar (`security.istio.io/tlsMode: istio`).
