@@ -87,16 +87,11 @@ const VS: Kind = Kind::VirtualService;
 const GW: Kind = Kind::Gateway;
 const SC: Kind = Kind::Sidecar;
 
-const MTLS: &str = "Istio mutual TLS comes with the mTLS work";
 const GW_SKIPPED: &str = "the server gets no listener";
 
 /// Everything the translation does not honour today. Remove an entry when it lands.
 pub const UNSUPPORTED: &[Unsupported] = &[
     // Whole kinds: nothing of theirs reaches the proxies.
-    kind(
-        Kind::PeerAuthentication,
-        "mutual TLS is not enforced; traffic is plain text",
-    ),
     kind(
         Kind::AuthorizationPolicy,
         "requests are not authorized; every request is allowed",
@@ -152,12 +147,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "spec.**.outlierDetection.outlierDetectionHttpErrorCodes",
         Set,
         "only 5xx and gateway errors count towards ejection",
-    ),
-    field(
-        DR,
-        "spec.**.tls.mode",
-        OneOf(&["ISTIO_MUTUAL"]),
-        "Istio mutual TLS comes with the mTLS work; until then this traffic is plain text",
     ),
     field(
         DR,
@@ -290,8 +279,13 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         Set,
         "unknown destinations go to PassthroughCluster, not to the egress proxy",
     ),
-    // ServiceEntry: SANs only matter to Istio mutual TLS.
-    field(Kind::ServiceEntry, "spec.subjectAltNames", Set, MTLS),
+    // ServiceEntry: translate/mtls/upstream.rs takes identities from the workloads only.
+    field(
+        Kind::ServiceEntry,
+        "spec.subjectAltNames",
+        Set,
+        "mutual TLS checks the service accounts of the entry's workloads, not these names",
+    ),
     // MeshConfig: the control plane reads rootNamespace, connectTimeout, tcpKeepalive,
     // h2UpgradePolicy, defaultHttpRetryPolicy and outboundTrafficPolicy.mode.
     mesh(
@@ -306,8 +300,14 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "defaultTrafficPolicy",
         "only DestinationRules set traffic policies",
     ),
-    mesh("meshMTLS", MTLS),
-    mesh("tlsDefaults", MTLS),
+    mesh(
+        "meshMTLS",
+        "mesh mutual TLS uses TLS 1.2 to 1.3 and Istio's default cipher suites",
+    ),
+    mesh(
+        "tlsDefaults",
+        "TLS origination uses Envoy's default cipher suites and curves",
+    ),
     mesh(
         "inboundTrafficPolicy",
         "inbound traffic is passed through as in the default mode",
@@ -629,13 +629,6 @@ mod tests {
         vec![
             (
                 "",
-                "PeerAuthentication",
-                json!({"mtls": {"mode": "STRICT"}}),
-                Value::Null,
-                "",
-            ),
-            (
-                "",
                 "AuthorizationPolicy",
                 json!({"action": "ALLOW"}),
                 Value::Null,
@@ -733,13 +726,6 @@ mod tests {
                 ),
                 dr(json!({"outlierDetection": {"consecutive5xxErrors": 3}})),
                 "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes",
-            ),
-            (
-                "spec.**.tls.mode",
-                "DestinationRule",
-                dr(json!({"tls": {"mode": "ISTIO_MUTUAL"}})),
-                dr(json!({"tls": {"mode": "SIMPLE", "caCertificates": "/ca.pem"}})),
-                "spec.trafficPolicy.tls.mode",
             ),
             (
                 "spec.workloadSelector",
@@ -1095,10 +1081,13 @@ mod tests {
 
     #[test]
     fn every_occurrence_is_reported_with_its_path() {
+        let zone = json!({"loadBalancer": {"zoneAwareLbSetting": {"enabled": true}}});
+        let mut port = zone.clone();
+        port["port"] = json!({"number": 80});
         let spec = json!({"host": "reviews",
-            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"},
-                "portLevelSettings": [{"port": {"number": 80}, "tls": {"mode": "ISTIO_MUTUAL"}}]},
-            "subsets": [{"name": "v1", "labels": {"v": "1"}, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+            "trafficPolicy": {"loadBalancer": {"zoneAwareLbSetting": {"enabled": true}},
+                "portLevelSettings": [port]},
+            "subsets": [{"name": "v1", "labels": {"v": "1"}, "trafficPolicy": zone},
                 {"name": "v2", "labels": {"v": "2"}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}]});
         let got = run(&[object("DestinationRule", &spec)], &MeshConfig::default());
         let fields: Vec<&str> = got
@@ -1108,9 +1097,9 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "spec.subsets[0].trafficPolicy.tls.mode",
-                "spec.trafficPolicy.portLevelSettings[0].tls.mode",
-                "spec.trafficPolicy.tls.mode",
+                "spec.subsets[0].trafficPolicy.loadBalancer.zoneAwareLbSetting",
+                "spec.trafficPolicy.loadBalancer.zoneAwareLbSetting",
+                "spec.trafficPolicy.portLevelSettings[0].loadBalancer.zoneAwareLbSetting",
             ]
         );
     }
@@ -1135,6 +1124,15 @@ mod tests {
                 "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}),
             ),
             object("Gateway", &server("HTTPS", simple_tls(json!({})))),
+            object(
+                "PeerAuthentication",
+                &json!({"selector": {"matchLabels": {"app": "reviews"}},
+                "mtls": {"mode": "STRICT"}, "portLevelMtls": {"9080": {"mode": "PERMISSIVE"}}}),
+            ),
+            object(
+                "DestinationRule",
+                &json!({"host": "ratings", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+            ),
         ];
         assert!(run(&objects, &MeshConfig::default()).is_empty());
     }
