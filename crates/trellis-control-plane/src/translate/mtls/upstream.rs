@@ -176,3 +176,143 @@ fn auto_mode(mesh: &MeshSnapshot, service: &Service, port: u32) -> Auto {
     }
     Auto::ByEndpoint
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testing::snapshot;
+    use crate::translate::endpoints::load_assignment;
+    use crate::translate::mtls::TRANSPORT_SOCKET_MATCH;
+
+    const MESH: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: shop}
+spec:
+  selector: {app: ratings}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: shop}
+spec: {address: 10.0.0.1, serviceAccount: ratings, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-vm, namespace: shop}
+spec: {address: 10.0.0.2, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.internal]
+  location: MESH_INTERNAL
+  resolution: NONE
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  workloadSelector: {labels: {app: db}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: db-1, namespace: shop}
+spec: {address: 10.0.0.3, labels: {app: db, security.istio.io/tlsMode: istio}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: old, namespace: legacy}
+spec:
+  selector: {app: old}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: legacy}
+spec: {mtls: {mode: DISABLE}}
+";
+
+    fn mesh() -> MeshSnapshot {
+        MeshSnapshot::new(snapshot(MESH), &[], Arc::new(Default::default()))
+    }
+
+    fn client(sds: bool) -> ProxyNode {
+        let id = ProxyNode::node_id(crate::proxy::ProxyKind::Sidecar, "10.0.0.9", "c", "shop");
+        let metadata: BTreeMap<String, String> = if sds {
+            [("SDS".to_string(), "true".to_string())].into()
+        } else {
+            BTreeMap::new()
+        };
+        ProxyNode::from_parts(&id, &metadata, BTreeMap::new()).unwrap()
+    }
+
+    fn destination(mesh: &MeshSnapshot, host: &str, port: u32) -> Option<Destination> {
+        let service = mesh.registry.service(host).unwrap().clone();
+        Destination::of(mesh, &client(true), &service, port, "")
+    }
+
+    #[test]
+    fn auto_mtls_follows_istio_inference() {
+        let mesh = mesh();
+        let ratings = destination(&mesh, "ratings.shop.svc.cluster.local", 9080).unwrap();
+        assert_eq!(ratings.auto, Auto::ByEndpoint);
+        assert_eq!(
+            ratings.sni,
+            "outbound_.9080_._.ratings.shop.svc.cluster.local"
+        );
+        // The VM entry without a service account has no identity.
+        assert_eq!(
+            ratings.identities,
+            ["spiffe://cluster.local/ns/shop/sa/ratings"]
+        );
+        let old = destination(&mesh, "old.legacy.svc.cluster.local", 8080).unwrap();
+        assert_eq!(old.auto, Auto::Off, "PeerAuthentication DISABLE");
+        let api = destination(&mesh, "api.example.com", 443).unwrap();
+        assert_eq!(api.auto, Auto::Off, "MESH_EXTERNAL");
+        let db = destination(&mesh, "db.internal", 5432).unwrap();
+        assert_eq!(
+            db.auto,
+            Auto::Always,
+            "passthrough, every endpoint a sidecar"
+        );
+        let service = mesh.registry.service("db.internal").unwrap().clone();
+        assert!(Destination::of(&mesh, &client(false), &service, 5432, "").is_none());
+    }
+
+    #[test]
+    fn auto_mtls_off_in_mesh_config() {
+        let config = trellis_api::istio::mesh::MeshConfig {
+            enable_auto_mtls: Some(false),
+            ..Default::default()
+        };
+        let mesh = MeshSnapshot::new(snapshot(MESH), &[], Arc::new(config));
+        let ratings = destination(&mesh, "ratings.shop.svc.cluster.local", 9080).unwrap();
+        assert_eq!(ratings.auto, Auto::Off);
+    }
+
+    #[test]
+    fn sidecar_endpoints_carry_the_tls_mode() {
+        let mesh = mesh();
+        let cla = load_assignment(&mesh, "outbound|9080||ratings.shop.svc.cluster.local");
+        let marks: Vec<bool> = cla.endpoints[0]
+            .lb_endpoints
+            .iter()
+            .map(|e| {
+                e.metadata.as_ref().is_some_and(|m| {
+                    m.filter_metadata.get(TRANSPORT_SOCKET_MATCH) == Some(&istio_tls_mode())
+                })
+            })
+            .collect();
+        assert_eq!(marks, [true, false], "10.0.0.1 has a sidecar, 10.0.0.2 not");
+    }
+}
