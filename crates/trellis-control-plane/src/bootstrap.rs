@@ -241,7 +241,7 @@ mod tests {
             "/var/run/trellis/sds.sock"
         );
         let node = ProxyNode::from_parts(
-            &b["node"]["id"].as_str().unwrap().to_string(),
+            b["node"]["id"].as_str().unwrap(),
             &[("SDS".to_string(), "true".to_string())].into(),
             Default::default(),
         )

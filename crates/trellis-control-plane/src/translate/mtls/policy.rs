@@ -139,11 +139,11 @@ fn compose(
     namespace: Option<&PeerAuthentication>,
     workload: Option<&PeerAuthentication>,
 ) -> Effective {
-    let mode = [mesh, namespace, workload]
+    // The most specific layer that sets a mode wins.
+    let mode = [workload, namespace, mesh]
         .into_iter()
         .flatten()
-        .filter_map(|pa| mode_of(pa.mtls.as_ref()))
-        .last()
+        .find_map(|pa| mode_of(pa.mtls.as_ref()))
         .unwrap_or(Mode::Permissive);
     let ports = workload
         .map(|pa| {
@@ -179,7 +179,9 @@ mod tests {
         PeerAuthentications::new(&snapshot(yaml), "istio-system")
     }
 
-    /// (policies, workload namespace, workload labels, port, expected mode)
+    /// Policies (YAML), workload namespace, workload labels, port, expected mode.
+    type Case<'a> = (String, &'a str, &'a BTreeMap<String, String>, u32, Mode);
+
     #[test]
     fn effective_mode_table() {
         use Mode::*;
@@ -206,7 +208,7 @@ mod tests {
         );
         let reviews = labels(&[("app", "reviews")]);
         let other = labels(&[("app", "ratings")]);
-        let cases: Vec<(String, &str, &BTreeMap<String, String>, u32, Mode)> = vec![
+        let cases: Vec<Case> = vec![
             (String::new(), "shop", &reviews, 9080, Permissive),
             (mesh_strict.clone(), "shop", &reviews, 9080, Strict),
             (mesh_unset.clone(), "shop", &reviews, 9080, Permissive),
