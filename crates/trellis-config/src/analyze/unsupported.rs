@@ -279,15 +279,9 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         Set,
         "unknown destinations go to PassthroughCluster, not to the egress proxy",
     ),
-    // ServiceEntry: translate/mtls/upstream.rs takes identities from the workloads only.
-    field(
-        Kind::ServiceEntry,
-        "spec.subjectAltNames",
-        Set,
-        "mutual TLS checks the service accounts of the entry's workloads, not these names",
-    ),
     // MeshConfig: the control plane reads rootNamespace, connectTimeout, tcpKeepalive,
-    // h2UpgradePolicy, defaultHttpRetryPolicy and outboundTrafficPolicy.mode.
+    // h2UpgradePolicy, defaultHttpRetryPolicy, outboundTrafficPolicy.mode, enableAutoMtls,
+    // trustDomain, trustDomainAliases and meshMTLS (but its ecdhCurves).
     mesh(
         "localityLbSetting",
         "endpoints are balanced without regard to locality",
@@ -300,9 +294,10 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "defaultTrafficPolicy",
         "only DestinationRules set traffic policies",
     ),
+    // translate/mtls/downstream.rs reads meshMTLS.minProtocolVersion and cipherSuites.
     mesh(
-        "meshMTLS",
-        "mesh mutual TLS uses TLS 1.2 to 1.3 and Istio's default cipher suites",
+        "meshMTLS.ecdhCurves",
+        "mesh mutual TLS uses Envoy's default curves",
     ),
     mesh(
         "tlsDefaults",
@@ -915,15 +910,6 @@ mod tests {
                 json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}),
                 "spec.outboundTrafficPolicy.egressProxy",
             ),
-            (
-                "spec.subjectAltNames",
-                "ServiceEntry",
-                json!({"hosts": ["a.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                    "resolution": "DNS", "subjectAltNames": ["spiffe://cluster.local/ns/a/sa/a"]}),
-                json!({"hosts": ["a.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                    "resolution": "DNS"}),
-                "spec.subjectAltNames",
-            ),
         ]
     }
 
@@ -935,7 +921,7 @@ mod tests {
                 "defaultTrafficPolicy",
                 json!({"connectionPool": {"tcp": {"maxConnections": 1}}}),
             ),
-            ("meshMTLS", json!({"minProtocolVersion": "TLSV1_3"})),
+            ("meshMTLS.ecdhCurves", json!(["P-256"])),
             ("tlsDefaults", json!({"ecdhCurves": ["P-256"]})),
             ("inboundTrafficPolicy", json!({"mode": "LOCALHOST"})),
             ("defaultServiceExportTo", json!(["."])),
@@ -1059,7 +1045,8 @@ mod tests {
     fn each_mesh_config_entry_warns_when_set() {
         assert!(run(&[], &MeshConfig::default()).is_empty());
         for (field, value) in mesh_cases() {
-            let got = run(&[], &mesh(&json!({ field: value })));
+            let nested = field.rsplit('.').fold(value, |v, key| json!({ key: v }));
+            let got = run(&[], &mesh(&nested));
             assert_eq!(got.len(), 1, "{field}: {got:?}");
             assert_eq!(got[0].origin, "MeshConfig");
             assert!(
@@ -1074,7 +1061,9 @@ mod tests {
         let read = mesh(
             &json!({"rootNamespace": "istio-system", "connectTimeout": "5s",
             "h2UpgradePolicy": "UPGRADE", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
-            "tcpKeepalive": {"time": "10s"}, "defaultHttpRetryPolicy": {"attempts": 2}}),
+            "tcpKeepalive": {"time": "10s"}, "defaultHttpRetryPolicy": {"attempts": 2},
+            "enableAutoMtls": false, "trustDomain": "example.org", "trustDomainAliases": ["old.org"],
+            "meshMTLS": {"minProtocolVersion": "TLSV1_3", "cipherSuites": ["ECDHE-RSA-AES128-GCM-SHA256"]}}),
         );
         assert!(run(&[], &read).is_empty());
     }

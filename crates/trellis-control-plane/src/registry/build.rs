@@ -86,6 +86,7 @@ fn kube_service(resource: &Resource, spec: &kube::ServiceSpec, domain: &str) -> 
         ports,
         resolution: Resolution::Static,
         mesh_external: false,
+        subject_alt_names: Vec::new(),
         export_to: meta
             .annotations
             .get(EXPORT_TO_ANNOTATION)
@@ -127,6 +128,7 @@ fn service_entry(resource: &Resource, entry: &networking::ServiceEntry) -> Vec<S
             ports: ports.clone(),
             resolution,
             mesh_external: entry.location == ServiceEntryLocation::MeshExternal,
+            subject_alt_names: entry.subject_alt_names.clone(),
             export_to: entry.export_to.clone(),
             selector: entry.workload_selector.as_ref().map(|s| s.labels.clone()),
         })

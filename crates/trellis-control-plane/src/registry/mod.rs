@@ -60,6 +60,9 @@ pub struct Service {
     pub export_to: Vec<String>,
     /// Label selector of a Kubernetes Service or a ServiceEntry's workloadSelector.
     pub selector: Option<BTreeMap<String, String>>,
+    /// Identities a ServiceEntry declares for its workloads (`subjectAltNames`), which
+    /// mutual TLS accepts besides those of the workloads themselves.
+    pub subject_alt_names: Vec<String>,
 }
 
 impl Service {

@@ -10,7 +10,8 @@
 //! | undeclared (sniffed) | TLS as HTTP (ALPN `istio-http*`) + TLS as TCP | both TLS, plain HTTP, plain TCP, TLS passed through | plain HTTP + plain TCP |
 //!
 //! The TLS chains terminate with the workload certificate and require a client
-//! certificate from the mesh root. A proxy without SDS cannot terminate mesh TLS: it keeps
+//! certificate from the mesh root; `meshMTLS` sets their minimum TLS version and cipher
+//! suites. A proxy without SDS cannot terminate mesh TLS: it keeps
 //! the plain-text chains it always had, except that a STRICT port refuses every connection
 //! (it never falls back to plain text).
 //!
@@ -19,13 +20,14 @@
 
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::tls_parameters::TlsProtocol;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     DownstreamTlsContext, SubjectAltNameMatcher,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
 use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use envoy_types::pb::google::protobuf::BoolValue;
-use trellis_api::istio::mesh::MeshConfig;
+use trellis_api::istio::mesh::{MeshConfig, MeshConfigTlsConfigTlsProtocol as TlsVersion};
 
 use super::{Mode, mesh_tls_context};
 use crate::protocol::Protocol;
@@ -203,9 +205,19 @@ impl Inbound<'_> {
                 ..Default::default()
             })
             .collect();
-        let ciphers = CIPHER_SUITES.iter().map(|s| s.to_string()).collect();
+        let mesh_mtls = self.mesh.mesh_m_tls.as_ref();
+        let ciphers = match mesh_mtls {
+            Some(m) if !m.cipher_suites.is_empty() => m.cipher_suites.clone(),
+            _ => CIPHER_SUITES.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut common = mesh_tls_context(alpn, aliases, ciphers);
+        if mesh_mtls.is_some_and(|m| m.min_protocol_version == TlsVersion::Tlsv13)
+            && let Some(params) = common.tls_params.as_mut()
+        {
+            params.tls_minimum_protocol_version = TlsProtocol::TlSv13 as i32;
+        }
         DownstreamTlsContext {
-            common_tls_context: Some(mesh_tls_context(alpn, aliases, ciphers)),
+            common_tls_context: Some(common),
             require_client_certificate: Some(BoolValue { value: true }),
             ..Default::default()
         }
@@ -346,6 +358,27 @@ mod tests {
             .unwrap()
             .match_typed_subject_alt_names;
         assert_eq!(sans.len(), 1, "one prefix matcher per trust domain alias");
+    }
+
+    #[test]
+    fn mesh_mtls_sets_version_and_ciphers() {
+        let mesh: MeshConfig = trellis_api::decode_mesh_config(
+            "mesh.yaml",
+            b"meshMTLS: {minProtocolVersion: TLSV1_3, cipherSuites: [ECDHE-RSA-AES128-GCM-SHA256]}",
+        )
+        .unwrap();
+        let inbound = Inbound {
+            sds: true,
+            mesh: &mesh,
+        };
+        let v = &inbound.variants(Mode::Strict, Protocol::Tcp)[0];
+        let common = v.tls.as_ref().unwrap().common_tls_context.as_ref().unwrap();
+        let params = common.tls_params.as_ref().unwrap();
+        assert_eq!(
+            params.tls_minimum_protocol_version,
+            TlsProtocol::TlSv13 as i32
+        );
+        assert_eq!(params.cipher_suites, ["ECDHE-RSA-AES128-GCM-SHA256"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - `ISTIO_MUTUAL` in a DestinationRule: always the TLS socket — workload certificate,
 //!   validation against the mesh root and the destination's identities (the rule's
-//!   `subjectAltNames`, else the service accounts of the service's workloads), SNI
+//!   `subjectAltNames`, else the service accounts of the service's workloads and a
+//!   ServiceEntry's `subjectAltNames`), SNI
 //!   `outbound_.<port>_.<subset>_.<host>` unless the rule sets one, Istio's in-mesh ALPN.
 //! - No `tls` in the rule and auto mTLS on (`enableAutoMtls`, default true): the same
 //!   socket under `transport_socket_matches` for endpoints marked `tlsMode: istio` (their
@@ -49,7 +50,8 @@ pub enum Auto {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
     pub sni: String,
-    /// SPIFFE identities of the service's workloads, sorted.
+    /// SPIFFE identities of the service's workloads and the ServiceEntry's
+    /// `subjectAltNames`, sorted.
     pub identities: Vec<String>,
     pub auto: Auto,
 }
@@ -74,6 +76,7 @@ impl Destination {
             .flat_map(|p| mesh.registry.endpoints(&service.hostname, p.number))
             .filter(|e| !e.service_account.is_empty())
             .map(|e| spiffe_id(td, &e.namespace, &e.service_account))
+            .chain(service.subject_alt_names.iter().cloned())
             .collect();
         identities.sort();
         identities.dedup();
@@ -210,6 +213,7 @@ kind: ServiceEntry
 metadata: {name: db, namespace: shop}
 spec:
   hosts: [db.internal]
+  subjectAltNames: [spiffe://cluster.local/ns/data/sa/postgres]
   location: MESH_INTERNAL
   resolution: NONE
   ports: [{number: 5432, name: tcp, protocol: TCP}]
@@ -284,6 +288,11 @@ spec: {mtls: {mode: DISABLE}}
             db.auto,
             Auto::Always,
             "passthrough, every endpoint a sidecar"
+        );
+        assert_eq!(
+            db.identities,
+            ["spiffe://cluster.local/ns/data/sa/postgres"],
+            "the entry's subjectAltNames"
         );
         let service = mesh.registry.service("db.internal").unwrap().clone();
         assert!(Destination::of(&mesh, &client(false), &service, 5432, "").is_none());
