@@ -36,6 +36,7 @@ pub mod mesh;
 pub mod mesh_yaml;
 pub mod netns;
 pub mod scenario;
+pub mod sds;
 
 /// A port that was free a moment ago on `ip`.
 pub fn free_port(ip: IpAddr) -> u16 {
