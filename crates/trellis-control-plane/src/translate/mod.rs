@@ -4,6 +4,8 @@
 //! concept has its own module: [`clusters`] (CDS), [`endpoints`] (EDS), [`listeners`]
 //! (LDS), [`routes`] (RDS), [`scope`] (which services a proxy sees).
 
+pub mod authn;
+pub mod authz;
 pub mod clusters;
 pub mod endpoints;
 pub mod listeners;

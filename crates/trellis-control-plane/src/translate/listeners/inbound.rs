@@ -6,7 +6,10 @@
 //! their own listener bound to a real address.
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::http::{self, HTTP_ALPNS};
@@ -14,6 +17,7 @@ use super::{HTTP_INSPECTOR, ORIGINAL_DST, TLS_INSPECTOR, listener, listener_filt
 use crate::mesh::MeshSnapshot;
 use crate::protocol::Protocol;
 use crate::proxy::ProxyNode;
+use crate::translate::authz;
 use crate::translate::clusters::inbound::{InboundPort, inbound_ports};
 use crate::translate::names;
 use crate::translate::scope::Scope;
@@ -21,6 +25,10 @@ use crate::translate::scope::Scope;
 /// `virtualInbound` and any explicitly bound ingress listeners.
 pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> Vec<Listener> {
     let ports = inbound_ports(mesh, proxy, scope);
+    let security = Security {
+        http: authz::http_filters(mesh, proxy),
+        tcp: authz::network_filters(mesh, proxy),
+    };
     let mut chains = vec![tcp::chain_to(
         names::BLACKHOLE_CLUSTER,
         Some(on_port(names::INBOUND_CAPTURE_PORT, &[])),
@@ -28,14 +36,14 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
     let mut out = Vec::new();
     for port in &ports {
         match &port.bind {
-            None => chains.extend(port_chains(port, true)),
+            None => chains.extend(port_chains(port, true, &security)),
             Some(bind) => {
                 let mut l = listener(
                     bind,
                     port.port,
                     true,
                     TrafficDirection::Inbound,
-                    port_chains(port, false),
+                    port_chains(port, false, &security),
                 );
                 if port.protocol == Protocol::Unknown {
                     l.listener_filters = vec![listener_filter(HTTP_INSPECTOR)];
@@ -71,9 +79,16 @@ fn on_port(port: u32, alpns: &[&str]) -> FilterChainMatch {
     }
 }
 
+/// What authorization and authentication put on the workload's chains
+/// ([`authz::http_filters`], [`authz::network_filters`]).
+struct Security {
+    http: Vec<HttpFilter>,
+    tcp: Vec<Filter>,
+}
+
 /// The chains serving one workload port; `by_port` adds the destination-port match that
 /// `virtualInbound` needs.
-fn port_chains(port: &InboundPort, by_port: bool) -> Vec<FilterChain> {
+fn port_chains(port: &InboundPort, by_port: bool, security: &Security) -> Vec<FilterChain> {
     let cluster = names::inbound_cluster(port.port);
     let matching = |alpns: &[&str]| {
         if by_port {
@@ -85,13 +100,15 @@ fn port_chains(port: &InboundPort, by_port: bool) -> Vec<FilterChain> {
             })
         }
     };
-    let http_chain = |m| tcp::chain(http::inbound(port.port, &cluster), m);
+    let http_chain = |m| tcp::chain(http::inbound(port.port, &cluster, &security.http), m);
+    let tcp_chain = |m| {
+        let mut chain = tcp::chain_to(&cluster, m);
+        chain.filters.splice(0..0, security.tcp.iter().cloned());
+        chain
+    };
     match port.protocol {
         p if p.is_http() => vec![http_chain(matching(&[]))],
-        Protocol::Unknown => vec![
-            http_chain(matching(&HTTP_ALPNS)),
-            tcp::chain_to(&cluster, matching(&[])),
-        ],
-        _ => vec![tcp::chain_to(&cluster, matching(&[]))],
+        Protocol::Unknown => vec![http_chain(matching(&HTTP_ALPNS)), tcp_chain(matching(&[]))],
+        _ => vec![tcp_chain(matching(&[]))],
     }
 }
