@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{MetadataMatcher, StringMatcher
 use envoy_types::util::pack_any;
 
 use super::logic::Node;
-use super::matcher as m;
+use super::matcher::{self as m, quote_meta};
 
 /// The scheme of every SPIFFE identity.
 const SPIFFE: &str = "spiffe://";
@@ -284,19 +284,6 @@ fn port(v: &str) -> Result<u32, String> {
         .ok()
         .filter(|p| *p <= 65535 && !v.starts_with('+'))
         .ok_or_else(|| format!("invalid port {v:?}"))
-}
-
-/// Escapes regular-expression syntax the way Go's `regexp.QuoteMeta` does, so the
-/// emitted regexes read as Istio's.
-pub fn quote_meta(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if r"\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `[name]` → `name`.

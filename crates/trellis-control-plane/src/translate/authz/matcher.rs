@@ -63,13 +63,26 @@ pub fn with_prefix(v: &str, literal: &str) -> StringMatcher {
         return if literal.is_empty() {
             suffix(rest, false)
         } else {
-            regex(&format!("{literal}.*{}", regex::escape(rest)))
+            regex(&format!("{literal}.*{}", quote_meta(rest)))
         };
     }
     if let Some(rest) = v.strip_suffix('*') {
         return prefix(&format!("{literal}{rest}"), false);
     }
     exact(&format!("{literal}{v}"), false)
+}
+
+/// Escapes regular-expression syntax the way Go's `regexp.QuoteMeta` does, so the
+/// emitted regexes read as Istio's.
+pub fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A value with Istio's wildcards.

@@ -35,14 +35,14 @@ impl TrustDomains {
                 out.push(p.clone());
                 continue;
             };
-            if !(self.0.iter().any(|d| d == td) || *td == CLUSTER_LOCAL) {
+            if !(self.0.iter().any(|d| wildcard_eq(td, d)) || *td == CLUSTER_LOCAL) {
                 out.push(p.clone());
                 continue;
             }
             let rest = parts.get(1..).unwrap_or_default().join("/");
             let mut mine: Vec<String> = Vec::new();
             for d in &self.0 {
-                let candidate = if d == td {
+                let candidate = if suffix_match(d, td) {
                     p.clone()
                 } else {
                     format!("{d}/{rest}")
@@ -73,6 +73,26 @@ impl TrustDomains {
         }
         out
     }
+}
+
+/// `a` ends with what follows the `*` that `pattern` starts with.
+fn suffix_match(a: &str, pattern: &str) -> bool {
+    pattern.strip_prefix('*').is_some_and(|p| a.ends_with(p))
+}
+
+/// `a` starts with what precedes the `*` that `pattern` ends with.
+fn prefix_match(a: &str, pattern: &str) -> bool {
+    pattern.strip_suffix('*').is_some_and(|p| a.starts_with(p))
+}
+
+/// Equal, or one covers the other with a leading or trailing `*`.
+fn wildcard_eq(a: &str, b: &str) -> bool {
+    a == b
+        || b == "*"
+        || prefix_match(a, b)
+        || prefix_match(b, a)
+        || suffix_match(a, b)
+        || suffix_match(b, a)
 }
 
 #[cfg(test)]
