@@ -98,11 +98,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "mutual TLS is not enforced; traffic is plain text",
     ),
     kind(
-        Kind::AuthorizationPolicy,
-        "requests are not authorized; every request is allowed",
-    ),
-    kind(Kind::RequestAuthentication, "JWTs are not validated"),
-    kind(
         Kind::Telemetry,
         "no metrics, access log or tracing configuration is applied",
     ),
@@ -165,6 +160,20 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         Set,
         "the rule applies to every proxy that sees it, not only to the selected workloads",
     ),
+    // AuthorizationPolicy: translate/authz calls no external authorizer.
+    field(
+        Kind::AuthorizationPolicy,
+        "spec.action",
+        OneOf(&["CUSTOM"]),
+        "no external authorizer is called; requests the rules match are denied, as Istio does for a provider it cannot use",
+    ),
+    // RequestAuthentication: jwks.rs fetches plain http:// only.
+    field(
+        Kind::RequestAuthentication,
+        "spec.jwtRules[].jwksUri",
+        StartsWith("https://"),
+        "only http:// JWKS URIs are fetched; tokens of this issuer are rejected unless the keys are given inline in jwks",
+    ),
     // VirtualService: listeners/tcp.rs matches port, sourceLabels, sourceNamespace and
     // gateways (and sniHosts for tls); routes/matches.rs skips JWT claim matches.
     field(
@@ -189,13 +198,13 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         VS,
         "spec.http[].match[].headers",
         KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims needs RequestAuthentication, which is not implemented; the route is left out",
+        "routing on JWT claims is not implemented; the route is left out",
     ),
     field(
         VS,
         "spec.http[].match[].withoutHeaders",
         KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims needs RequestAuthentication, which is not implemented; the route is left out",
+        "routing on JWT claims is not implemented; the route is left out",
     ),
     // Gateway: listeners/gateway.rs listens on 0.0.0.0 and skips the servers it cannot serve.
     field(GW, "spec.servers[].bind", Set, "the listener binds 0.0.0.0"),
@@ -635,18 +644,18 @@ mod tests {
                 "",
             ),
             (
-                "",
+                "spec.action",
                 "AuthorizationPolicy",
-                json!({"action": "ALLOW"}),
-                Value::Null,
-                "",
+                json!({"action": "CUSTOM", "provider": {"name": "opa"}, "rules": [{}]}),
+                json!({"action": "DENY", "rules": [{}]}),
+                "spec.action",
             ),
             (
-                "",
+                "spec.jwtRules[].jwksUri",
                 "RequestAuthentication",
-                json!({"jwtRules": [{"issuer": "i"}]}),
-                Value::Null,
-                "",
+                json!({"jwtRules": [{"issuer": "i", "jwksUri": "https://keys.example/jwks"}]}),
+                json!({"jwtRules": [{"issuer": "i", "jwksUri": "http://keys.example/jwks"}]}),
+                "spec.jwtRules[0].jwksUri",
             ),
             (
                 "",

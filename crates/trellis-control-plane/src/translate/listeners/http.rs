@@ -104,11 +104,13 @@ fn base(side: Side, stat_prefix: String) -> HttpConnectionManager {
     hcm
 }
 
-/// An HCM that takes its routes from RDS configuration `route_name`.
-pub fn rds(side: Side, stat_prefix: String, route_name: &str) -> Filter {
+/// An HCM that takes its routes from RDS configuration `route_name`; `security`
+/// (authentication and authorization filters, in order) runs before fault/cors/router.
+pub fn rds(side: Side, stat_prefix: String, route_name: &str, security: &[HttpFilter]) -> Filter {
     let mut config_source = ads_config_source();
     config_source.initial_fetch_timeout = zero();
     let mut hcm = base(side, stat_prefix);
+    hcm.http_filters.splice(0..0, security.iter().cloned());
     hcm.route_specifier = Some(RouteSpecifier::Rds(Rds {
         config_source: Some(config_source),
         route_config_name: route_name.to_string(),
