@@ -132,7 +132,10 @@ fn render(template: &str, ip: IpAddr) -> String {
     text = text
         .replace("{{ .To.ServiceName }}", "b")
         .replace("{{ .To.NamespaceName }}", NS)
-        .replace("{{ .To.MustWorkloads.Addresses | toJson }}", &format!("[\"{ip}\"]"))
+        .replace(
+            "{{ .To.MustWorkloads.Addresses | toJson }}",
+            &format!("[\"{ip}\"]"),
+        )
         .replace("{{ .JWTServer.JwksURI }}", JWKS_URI);
     text.split("\n---")
         .filter(|doc| !doc.contains("{{") && doc.contains("kind:"))
@@ -195,8 +198,12 @@ fn integration_worlds(
             pending.mtls += 1;
             continue;
         }
-        if ["TestAuthz_NotHost", "TestAuthz_IngressGateway", "TestAuthz_EgressGateway"]
-            .contains(&test.as_str())
+        if [
+            "TestAuthz_NotHost",
+            "TestAuthz_IngressGateway",
+            "TestAuthz_EgressGateway",
+        ]
+        .contains(&test.as_str())
         {
             pending.gateway += 1;
             continue;
@@ -339,7 +346,11 @@ fn docs_worlds(tokens: &BTreeMap<String, String>, pending: &mut Pending) -> Vec<
             "https://raw.githubusercontent.com/istio/istio/release-1.8/security/tools/jwt/samples/jwks.json",
             JWKS_URI,
         );
-        let app = if task == "authz-tcp" { "tcp-echo" } else { "httpbin" };
+        let app = if task == "authz-tcp" {
+            "tcp-echo"
+        } else {
+            "httpbin"
+        };
         let name = format!("{task} {}", in_force.len());
         let world = match worlds
             .iter_mut()
@@ -465,9 +476,13 @@ fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Running {
     if let Some(server) = &jwks {
         config = config.replace(JWKS_URI, &format!("http://{}/jwks", server.address));
     }
-    dir.write("00-workload.yaml", &workload_yaml(&world.app, ip, app.address));
+    dir.write(
+        "00-workload.yaml",
+        &workload_yaml(&world.app, ip, app.address),
+    );
     dir.write("10-policies.yaml", &config);
-    let (control_plane, xds, _) = control_plane(Path::new(TRELLIS), dir.path(), lease.client(), START);
+    let (control_plane, xds, _) =
+        control_plane(Path::new(TRELLIS), dir.path(), lease.client(), START);
     let node = NodeSpec {
         trellis: PathBuf::from(TRELLIS),
         xds,
@@ -475,7 +490,10 @@ fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Running {
         name: format!("{}-v1", world.app),
         namespace: NS.into(),
         service_account: world.app.clone(),
-        labels: vec![("app".into(), world.app.clone()), ("version".into(), "v1".into())],
+        labels: vec![
+            ("app".into(), world.app.clone()),
+            ("version".into(), "v1".into()),
+        ],
         admin: SocketAddr::new(
             Ipv4Addr::LOCALHOST.into(),
             free_port(Ipv4Addr::LOCALHOST.into()),

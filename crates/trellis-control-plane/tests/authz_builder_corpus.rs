@@ -60,7 +60,10 @@ fn filters(policies: &[Resource], tcp: bool, domains: &TrustDomains) -> Vec<Valu
                     (None, Some(b)) => b.network(),
                     _ => unreachable!(),
                 };
-                (rbac::NETWORK_RBAC, rbac_json::network_rbac(&prost::Message::encode_to_vec(&m)))
+                (
+                    rbac::NETWORK_RBAC,
+                    rbac_json::network_rbac(&prost::Message::encode_to_vec(&m)),
+                )
             } else {
                 let m = match (custom, b) {
                     (Some(c), _) => HttpRbac {
@@ -70,7 +73,10 @@ fn filters(policies: &[Resource], tcp: bool, domains: &TrustDomains) -> Vec<Valu
                     (None, Some(b)) => b.http(),
                     _ => unreachable!(),
                 };
-                (rbac::HTTP_RBAC, rbac_json::http_rbac(&prost::Message::encode_to_vec(&m)))
+                (
+                    rbac::HTTP_RBAC,
+                    rbac_json::http_rbac(&prost::Message::encode_to_vec(&m)),
+                )
             };
             json!({"name": name, "typedConfig": config})
         })
@@ -132,7 +138,9 @@ fn istio_builder_cases() {
             ));
         }
     }
-    println!("Istio builder cases: {agree}/{total} agree; not applicable (CUSTOM with a provider): {skipped:?}");
+    println!(
+        "Istio builder cases: {agree}/{total} agree; not applicable (CUSTOM with a provider): {skipped:?}"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(total >= 20, "too few cases ran: {total}");
 }

@@ -41,8 +41,14 @@ pub fn http_rbac(bytes: &[u8]) -> Value {
             json!("type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"),
         ),
         ("rules", m.rules.as_ref().map_or(Value::Null, rbac)),
-        ("shadowRules", m.shadow_rules.as_ref().map_or(Value::Null, rbac)),
-        ("shadowRulesStatPrefix", non_empty(&m.shadow_rules_stat_prefix)),
+        (
+            "shadowRules",
+            m.shadow_rules.as_ref().map_or(Value::Null, rbac),
+        ),
+        (
+            "shadowRulesStatPrefix",
+            non_empty(&m.shadow_rules_stat_prefix),
+        ),
     ])
 }
 
@@ -54,9 +60,15 @@ pub fn network_rbac(bytes: &[u8]) -> Value {
             json!("type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"),
         ),
         ("rules", m.rules.as_ref().map_or(Value::Null, rbac)),
-        ("shadowRules", m.shadow_rules.as_ref().map_or(Value::Null, rbac)),
+        (
+            "shadowRules",
+            m.shadow_rules.as_ref().map_or(Value::Null, rbac),
+        ),
         ("statPrefix", non_empty(&m.stat_prefix)),
-        ("shadowRulesStatPrefix", non_empty(&m.shadow_rules_stat_prefix)),
+        (
+            "shadowRulesStatPrefix",
+            non_empty(&m.shadow_rules_stat_prefix),
+        ),
     ])
 }
 
@@ -146,7 +158,14 @@ fn string(s: &StringMatcher) -> Value {
     };
     obj(vec![
         (k, v),
-        ("ignoreCase", if s.ignore_case { json!(true) } else { Value::Null }),
+        (
+            "ignoreCase",
+            if s.ignore_case {
+                json!(true)
+            } else {
+                Value::Null
+            },
+        ),
     ])
 }
 

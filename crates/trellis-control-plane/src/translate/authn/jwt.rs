@@ -59,6 +59,10 @@ pub struct JwtAuthentication {
 impl prost::Name for JwtAuthentication {
     const NAME: &'static str = "JwtAuthentication";
     const PACKAGE: &'static str = "envoy.extensions.filters.http.jwt_authn.v3";
+
+    fn type_url() -> String {
+        format!("type.googleapis.com/{}", Self::full_name())
+    }
 }
 
 fn provider(rule: &JwtRule, jwks: &JwksCache, clear_route_cache: bool) -> JwtProvider {
@@ -149,9 +153,9 @@ pub fn config(rules: &[&JwtRule], jwks: &JwksCache, gateway: bool) -> Option<Jwt
         Some(only) if each.is_empty() => only,
         Some(last) => {
             each.push(last);
-            alone.push(requirement(RequiresType::RequiresAll(JwtRequirementAndList {
-                requirements: each,
-            })));
+            alone.push(requirement(RequiresType::RequiresAll(
+                JwtRequirementAndList { requirements: each },
+            )));
             any_of(alone)
         }
         None => return None,

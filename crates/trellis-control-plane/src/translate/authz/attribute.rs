@@ -146,10 +146,12 @@ impl Attr {
         let (filter, field) = envoy_filter_key(key)?;
         let matchers = values
             .iter()
-            .map(|v| match v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-                Some(item) => m::list_one_of(m::string_value(m::plain(item))),
-                None => m::string_value(m::plain(v)),
-            })
+            .map(
+                |v| match v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+                    Some(item) => m::list_one_of(m::string_value(m::plain(item))),
+                    None => m::string_value(m::plain(v)),
+                },
+            )
             .collect();
         Ok(Permission {
             rule: Some(permission::Rule::Metadata(m::metadata(
@@ -197,7 +199,8 @@ impl Attr {
         let claim = |claims: &[&str]| metadata(m::jwt_claims(claims, m::or_strings(values)));
         match self {
             Attr::RequestPrincipal => {
-                let mut each: Vec<Principal> = values.iter().map(|v| request_principal(v)).collect();
+                let mut each: Vec<Principal> =
+                    values.iter().map(|v| request_principal(v)).collect();
                 match each.pop() {
                     Some(one) if each.is_empty() => Ok(one),
                     Some(last) => {

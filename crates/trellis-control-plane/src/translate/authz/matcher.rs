@@ -143,9 +143,11 @@ pub fn or_strings(values: &[String]) -> ValueMatcher {
 /// A list whose items include one matching `value`.
 pub fn list_one_of(value: ValueMatcher) -> ValueMatcher {
     ValueMatcher {
-        match_pattern: Some(value_matcher::MatchPattern::ListMatch(Box::new(ListMatcher {
-            match_pattern: Some(list_matcher::MatchPattern::OneOf(Box::new(value))),
-        }))),
+        match_pattern: Some(value_matcher::MatchPattern::ListMatch(Box::new(
+            ListMatcher {
+                match_pattern: Some(list_matcher::MatchPattern::OneOf(Box::new(value))),
+            },
+        ))),
     }
 }
 
@@ -234,7 +236,10 @@ mod tests {
     #[test]
     fn cidrs() {
         let c = cidr("10.1.0.0/16").unwrap();
-        assert_eq!((c.address_prefix.as_str(), c.prefix_len.unwrap().value), ("10.1.0.0", 16));
+        assert_eq!(
+            (c.address_prefix.as_str(), c.prefix_len.unwrap().value),
+            ("10.1.0.0", 16)
+        );
         assert_eq!(cidr("1.2.3.4").unwrap().prefix_len.unwrap().value, 32);
         assert_eq!(cidr("::1").unwrap().prefix_len.unwrap().value, 128);
         for bad in ["", "x", "1.2.3.4/33", "1.2.3.4/", "1.2.3.4/a", "300.1.1.1"] {

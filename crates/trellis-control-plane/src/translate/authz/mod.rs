@@ -71,7 +71,11 @@ fn by_action<'a>(mesh: &'a MeshSnapshot, proxy: &ProxyNode) -> ByAction<'a> {
 
 /// The RBAC configs in evaluation order: bad CUSTOM, then AUDIT, DENY, ALLOW. The
 /// first list goes before `jwt_authn` on HTTP chains.
-fn rbac_configs(mesh: &MeshSnapshot, proxy: &ProxyNode, tcp: bool) -> (Vec<SortedRbac>, Vec<Built>) {
+fn rbac_configs(
+    mesh: &MeshSnapshot,
+    proxy: &ProxyNode,
+    tcp: bool,
+) -> (Vec<SortedRbac>, Vec<Built>) {
     let domains = TrustDomains::of(&mesh.mesh);
     let policies = by_action(mesh, proxy);
     let custom = rbac::bad_custom(&policies.custom, tcp, &domains);

@@ -55,6 +55,10 @@ pub struct HttpRbac {
 impl prost::Name for HttpRbac {
     const NAME: &'static str = "RBAC";
     const PACKAGE: &'static str = "envoy.extensions.filters.http.rbac.v3";
+
+    fn type_url() -> String {
+        format!("type.googleapis.com/{}", Self::full_name())
+    }
 }
 
 /// `envoy.extensions.filters.network.rbac.v3.RBAC` (the fields Trellis sets).
@@ -73,6 +77,10 @@ pub struct NetworkRbac {
 impl prost::Name for NetworkRbac {
     const NAME: &'static str = "RBAC";
     const PACKAGE: &'static str = "envoy.extensions.filters.network.rbac.v3";
+
+    fn type_url() -> String {
+        format!("type.googleapis.com/{}", Self::full_name())
+    }
 }
 
 /// Envoy's RBAC action numbers.
@@ -187,7 +195,9 @@ pub fn build(
             }
         }
         if policy.rules.is_empty() {
-            target.policies.insert(policy_name(prefix, resource, 0), never());
+            target
+                .policies
+                .insert(policy_name(prefix, resource, 0), never());
         }
     }
     Some(Built { rules, shadow })

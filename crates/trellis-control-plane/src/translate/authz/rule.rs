@@ -133,7 +133,12 @@ impl Model {
 
 fn source_conditions(list: &mut Vec<Condition>, s: &Source, namespace: &str, td: &TrustDomains) {
     push_front(list, Attr::SrcIp, &s.ip_blocks, &s.not_ip_blocks);
-    push_front(list, Attr::RemoteIp, &s.remote_ip_blocks, &s.not_remote_ip_blocks);
+    push_front(
+        list,
+        Attr::RemoteIp,
+        &s.remote_ip_blocks,
+        &s.not_remote_ip_blocks,
+    );
     push_front(list, Attr::SrcNamespace, &s.namespaces, &s.not_namespaces);
     push_front(
         list,
@@ -222,7 +227,8 @@ fn permission_parts(c: &Condition, tcp: bool) -> Parts<Permission> {
     if c.attr.is_extended() {
         return extended(c, |values| c.attr.extended_permission(values));
     }
-    let each = |values: &[String]| Group::Each(values.iter().map(|v| c.attr.permission(v, tcp)).collect());
+    let each =
+        |values: &[String]| Group::Each(values.iter().map(|v| c.attr.permission(v, tcp)).collect());
     [each(&c.values), each(&c.not_values)]
 }
 
@@ -230,7 +236,8 @@ fn principal_parts(c: &Condition, tcp: bool) -> Parts<Principal> {
     if c.attr.is_extended() {
         return extended(c, |values| c.attr.extended_principal(values, tcp));
     }
-    let each = |values: &[String]| Group::Each(values.iter().map(|v| c.attr.principal(v, tcp)).collect());
+    let each =
+        |values: &[String]| Group::Each(values.iter().map(|v| c.attr.principal(v, tcp)).collect());
     [each(&c.values), each(&c.not_values)]
 }
 

@@ -39,11 +39,7 @@ fn attachment(resource: &Resource) -> Option<Attachment<'_>> {
 }
 
 fn selected(selector: Option<&WorkloadSelector>, labels: &BTreeMap<String, String>) -> bool {
-    selector.is_none_or(|s| {
-        s.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-    })
+    selector.is_none_or(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
 
 /// True when `resource` (an AuthorizationPolicy or RequestAuthentication) applies to the

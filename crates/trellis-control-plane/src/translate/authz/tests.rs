@@ -1,11 +1,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+use envoy_types::pb::envoy::config::rbac::v3::Permission;
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::jwt_provider::JwksSourceSpecifier;
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::jwt_requirement::RequiresType;
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::requirement_rule::RequirementType;
-use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
-use envoy_types::pb::envoy::config::rbac::v3::Permission;
 use prost::Message;
 
 use logic::Node;
@@ -101,7 +101,12 @@ fn filters_come_in_istios_order_for_the_policies_that_select_the_proxy() {
     let reviews = http_filters(&mesh, &proxy("shop", &[("app", "reviews")]));
     assert_eq!(
         names(&reviews),
-        [jwt::JWT_AUTHN, rbac::HTTP_RBAC, rbac::HTTP_RBAC, rbac::HTTP_RBAC]
+        [
+            jwt::JWT_AUTHN,
+            rbac::HTTP_RBAC,
+            rbac::HTTP_RBAC,
+            rbac::HTTP_RBAC
+        ]
     );
     let actions: Vec<i32> = reviews[1..]
         .iter()
@@ -122,11 +127,18 @@ fn filters_come_in_istios_order_for_the_policies_that_select_the_proxy() {
         "no AUDIT filter without the selected labels"
     );
     let elsewhere = http_filters(&mesh, &proxy("web", &[]));
-    assert_eq!(names(&elsewhere), [rbac::HTTP_RBAC], "only the mesh-wide DENY");
+    assert_eq!(
+        names(&elsewhere),
+        [rbac::HTTP_RBAC],
+        "only the mesh-wide DENY"
+    );
 
     let gateway = http_filters(&mesh, &proxy("shop", &[(select::GATEWAY_NAME_LABEL, "gw")]));
     let deny = http_rbac(&gateway[1]).rules.unwrap();
-    assert!(deny.policies.contains_key("ns[shop]-policy[for-a-gateway]-rule[0]"));
+    assert!(
+        deny.policies
+            .contains_key("ns[shop]-policy[for-a-gateway]-rule[0]")
+    );
 }
 
 #[test]
@@ -134,7 +146,8 @@ fn jwt_rules_are_sorted_by_issuer_and_unfetched_keys_verify_nothing() {
     let mesh = mesh(POLICIES);
     let p = proxy("shop", &[]);
     let config = jwt_config(&http_filters(&mesh, &p)[0]);
-    let inline = |c: &JwtAuthentication, name: &str| match &c.providers[name].jwks_source_specifier {
+    let inline = |c: &JwtAuthentication, name: &str| match &c.providers[name].jwks_source_specifier
+    {
         Some(JwksSourceSpecifier::LocalJwks(ds)) => match &ds.specifier {
             Some(Specifier::InlineString(s)) => s.clone(),
             _ => panic!(),
@@ -242,11 +255,135 @@ spec:
 }
 
 #[test]
+fn twins_carry_envoys_type_urls() {
+    use envoy_types::pb::envoy::extensions::filters::{http, network};
+    use prost::Name;
+    assert_eq!(HttpRbac::type_url(), http::rbac::v3::Rbac::type_url());
+    assert_eq!(NetworkRbac::type_url(), network::rbac::v3::Rbac::type_url());
+    assert_eq!(
+        JwtAuthentication::type_url(),
+        http::jwt_authn::v3::JwtAuthentication::type_url()
+    );
+}
+
+#[test]
 fn encoding_is_deterministic() {
     let mesh = mesh(POLICIES);
     let p = proxy("shop", &[("app", "reviews")]);
     let first = http_filters(&mesh, &p);
     for _ in 0..5 {
         assert_eq!(http_filters(&mesh, &p), first);
+    }
+}
+
+mod no_panic {
+    use proptest::prelude::*;
+    use trellis_api::istio::security::{Condition, Operation, Rule, RuleFrom, RuleTo, Source};
+
+    use super::super::rule::{Action, Model};
+    use super::super::trust_domain::TrustDomains;
+
+    /// Values with the characters Istio's syntax gives meaning to.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9./*{}\\[\\]:@-]{0,12}",
+            Just("*".to_string()),
+            Just("{**}".to_string()),
+            any::<String>(),
+        ]
+    }
+
+    fn values() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(value(), 0..3)
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "request.headers[x]",
+                "request.headers",
+                "request.auth.claims[a][b]",
+                "request.auth.claims[",
+                "request.auth.claims]x[",
+                "source.ip",
+                "remote.ip",
+                "destination.ip",
+                "destination.port",
+                "connection.sni",
+                "source.namespace",
+                "source.principal",
+                "source.serviceAccount",
+                "source.trustDomain",
+                "request.auth.principal",
+                "request.auth.audiences",
+                "request.auth.presenter",
+                "experimental.envoy.filters.a[b]",
+                "experimental.envoy.filters.nobracket",
+            ])
+            .prop_map(str::to_string),
+            any::<String>(),
+        ]
+    }
+
+    prop_compose! {
+        fn source()(v in prop::collection::vec(values(), 14)) -> Source {
+            let mut s = Source::default();
+            let fields = [
+                &mut s.principals, &mut s.not_principals, &mut s.request_principals,
+                &mut s.not_request_principals, &mut s.namespaces, &mut s.not_namespaces,
+                &mut s.service_accounts, &mut s.not_service_accounts, &mut s.ip_blocks,
+                &mut s.not_ip_blocks, &mut s.remote_ip_blocks, &mut s.not_remote_ip_blocks,
+                &mut s.trust_domains, &mut s.not_trust_domains,
+            ];
+            for (field, values) in fields.into_iter().zip(v) {
+                *field = values;
+            }
+            s
+        }
+    }
+
+    prop_compose! {
+        fn operation()(v in prop::collection::vec(values(), 8)) -> Operation {
+            let mut o = Operation::default();
+            let fields = [
+                &mut o.hosts, &mut o.not_hosts, &mut o.ports, &mut o.not_ports,
+                &mut o.methods, &mut o.not_methods, &mut o.paths, &mut o.not_paths,
+            ];
+            for (field, values) in fields.into_iter().zip(v) {
+                *field = values;
+            }
+            o
+        }
+    }
+
+    prop_compose! {
+        fn rule()(
+            from in prop::collection::vec(prop::option::of(source()), 0..2),
+            to in prop::collection::vec(prop::option::of(operation()), 0..2),
+            when in prop::collection::vec((key(), values(), values()), 0..3),
+        ) -> Rule {
+            Rule {
+                from: from.into_iter().map(|source| RuleFrom { source }).collect(),
+                to: to.into_iter().map(|operation| RuleTo { operation }).collect(),
+                when: when
+                    .into_iter()
+                    .map(|(key, values, not_values)| Condition { key, values, not_values })
+                    .collect(),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_rule_translates_without_panicking(
+            rule in rule(),
+            tcp in any::<bool>(),
+            action in prop::sample::select(vec![Action::Allow, Action::Deny, Action::Log]),
+        ) {
+            let domains = TrustDomains::of(&Default::default());
+            if let Ok(model) = Model::new("ns", &rule, &domains) {
+                let _ = model.generate(tcp, action);
+            }
+        }
     }
 }

@@ -111,15 +111,24 @@ mod tests {
     fn principals_follow_the_mesh_trust_domains() {
         let p = |s: &str| vec![s.to_string()];
         let local = bundle("", &[]);
-        assert_eq!(local.replace_aliases(&p("cluster.local/ns/a/sa/b")), p("cluster.local/ns/a/sa/b"));
+        assert_eq!(
+            local.replace_aliases(&p("cluster.local/ns/a/sa/b")),
+            p("cluster.local/ns/a/sa/b")
+        );
         let td = bundle("td1", &["td2"]);
         assert_eq!(
             td.replace_aliases(&p("cluster.local/ns/a/sa/b")),
             vec!["td1/ns/a/sa/b".to_string(), "td2/ns/a/sa/b".to_string()]
         );
-        assert_eq!(td.replace_aliases(&p("other/ns/a/sa/b")), p("other/ns/a/sa/b"));
+        assert_eq!(
+            td.replace_aliases(&p("other/ns/a/sa/b")),
+            p("other/ns/a/sa/b")
+        );
         assert_eq!(td.replace_aliases(&p("*/ns/a/sa/b")), p("*/ns/a/sa/b"));
         assert_eq!(td.replace_aliases(&p("*")), p("*"));
-        assert_eq!(td.expand(&p("td2")), vec!["td1".to_string(), "td2".to_string()]);
+        assert_eq!(
+            td.expand(&p("td2")),
+            vec!["td1".to_string(), "td2".to_string()]
+        );
     }
 }

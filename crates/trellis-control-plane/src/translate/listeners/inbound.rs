@@ -3,7 +3,9 @@
 //! `tcp_proxy` (TCP) to the port's `inbound|port||` cluster, both for an undeclared
 //! protocol (sniffed by `http_inspector`) — and sends ports the workload does not declare
 //! to `InboundPassthroughCluster`. Sidecar ingress listeners with `captureMode: NONE` get
-//! their own listener bound to a real address.
+//! their own listener bound to a real address. Every chain carries the security filters of
+//! [`authz`]: HTTP chains in their connection manager, TCP and passthrough chains before
+//! `tcp_proxy`.
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{
@@ -65,8 +67,13 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
         listener_filter(TLS_INSPECTOR),
         listener_filter(HTTP_INSPECTOR),
     ];
-    virtual_inbound.default_filter_chain =
-        Some(tcp::chain_to(names::INBOUND_PASSTHROUGH_CLUSTER, None));
+    // Ports the workload does not declare are authorized too (at L4), as in Istio: a
+    // policy cannot be bypassed by dialing an undeclared port.
+    let mut passthrough = tcp::chain_to(names::INBOUND_PASSTHROUGH_CLUSTER, None);
+    passthrough
+        .filters
+        .splice(0..0, security.tcp.iter().cloned());
+    virtual_inbound.default_filter_chain = Some(passthrough);
     out.push(virtual_inbound);
     out
 }
