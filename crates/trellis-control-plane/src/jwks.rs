@@ -176,3 +176,104 @@ async fn get(uri: &str) -> Result<String, FetchError> {
         .to_bytes();
     String::from_utf8(body.to_vec()).map_err(|e| FetchError::Http(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::snapshot;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn wanted_lists_uris_without_inline_keys() {
+        let config = snapshot(
+            "
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: foo}
+spec:
+  jwtRules:
+  - {issuer: a, jwksUri: 'http://keys.example/a', timeout: 2s}
+  - {issuer: b, jwksUri: 'http://keys.example/b', jwks: '{\"keys\": []}'}
+  - {issuer: c, jwksUri: 'http://keys.example/c'}
+",
+        );
+        let wanted = wanted(&config);
+        assert_eq!(
+            wanted.into_iter().collect::<Vec<_>>(),
+            [
+                ("http://keys.example/a".to_string(), Duration::from_secs(2)),
+                ("http://keys.example/c".to_string(), DEFAULT_TIMEOUT),
+            ]
+        );
+    }
+
+    /// A server on loopback that answers every connection with `response` (or, when
+    /// `None`, reads and never answers).
+    async fn server(response: Option<&'static str>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = socket.read(&mut buf).await;
+                    match response {
+                        Some(r) => {
+                            let _ = socket.write_all(r.as_bytes()).await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(30)).await,
+                    }
+                });
+            }
+        });
+        format!("http://{address}/jwks")
+    }
+
+    #[tokio::test]
+    async fn fetches_keys_and_gives_up_on_a_silent_server_in_time() {
+        let ok = server(Some(
+            "HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"keys\":[]}",
+        ))
+        .await;
+        assert_eq!(fetch(&ok, DEFAULT_TIMEOUT).await.unwrap(), "{\"keys\":[]}");
+
+        let silent = server(None).await;
+        let err = fetch(&silent, Duration::from_millis(200)).await.unwrap_err();
+        assert!(matches!(err, FetchError::Timeout), "{err}");
+
+        let missing = server(Some(
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ))
+        .await;
+        assert!(matches!(
+            fetch(&missing, DEFAULT_TIMEOUT).await,
+            Err(FetchError::Status(404))
+        ));
+        assert!(matches!(
+            fetch("https://keys.example/jwks", DEFAULT_TIMEOUT).await,
+            Err(FetchError::Scheme)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_fetcher_calls_back_once_keys_arrive_and_never_blocks_the_caller() {
+        let ok = server(Some(
+            "HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"keys\":[]}",
+        ))
+        .await;
+        let silent = server(None).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let fetcher = JwksFetcher::new(move || {
+            let _ = tx.send(());
+        });
+        fetcher.want(BTreeMap::from([
+            (ok.clone(), DEFAULT_TIMEOUT),
+            (silent.clone(), Duration::from_millis(100)),
+        ]));
+        assert_eq!(fetcher.cache(), JwksCache::default(), "nothing waits for a fetch");
+        rx.recv().await.unwrap();
+        let cache = fetcher.cache();
+        assert_eq!(cache.get(&ok).as_deref(), Some("{\"keys\":[]}"));
+        assert_eq!(cache.get(&silent), None);
+    }
+}
