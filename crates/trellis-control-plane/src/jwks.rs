@@ -238,7 +238,9 @@ spec:
         assert_eq!(fetch(&ok, DEFAULT_TIMEOUT).await.unwrap(), "{\"keys\":[]}");
 
         let silent = server(None).await;
-        let err = fetch(&silent, Duration::from_millis(200)).await.unwrap_err();
+        let err = fetch(&silent, Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(matches!(err, FetchError::Timeout), "{err}");
 
         let missing = server(Some(
@@ -270,7 +272,11 @@ spec:
             (ok.clone(), DEFAULT_TIMEOUT),
             (silent.clone(), Duration::from_millis(100)),
         ]));
-        assert_eq!(fetcher.cache(), JwksCache::default(), "nothing waits for a fetch");
+        assert_eq!(
+            fetcher.cache(),
+            JwksCache::default(),
+            "nothing waits for a fetch"
+        );
         rx.recv().await.unwrap();
         let cache = fetcher.cache();
         assert_eq!(cache.get(&ok).as_deref(), Some("{\"keys\":[]}"));

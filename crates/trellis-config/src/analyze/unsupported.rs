@@ -38,8 +38,6 @@ pub enum When {
     StartsWith(&'static str),
     /// When it is a list of more than one item.
     Several,
-    /// For each key of this map that starts with this; the key is part of the path.
-    KeyStartsWith(&'static str),
 }
 
 /// One thing the translation does not honour.
@@ -175,7 +173,7 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "only http:// JWKS URIs are fetched; tokens of this issuer are rejected unless the keys are given inline in jwks",
     ),
     // VirtualService: listeners/tcp.rs matches port, sourceLabels, sourceNamespace and
-    // gateways (and sniHosts for tls); routes/matches.rs skips JWT claim matches.
+    // gateways (and sniHosts for tls).
     field(
         VS,
         "spec.tcp[].match[].destinationSubnets",
@@ -193,18 +191,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "spec.tls[].match[].destinationSubnets",
         Set,
         "the match ignores the destination address",
-    ),
-    field(
-        VS,
-        "spec.http[].match[].headers",
-        KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims is not implemented; the route is left out",
-    ),
-    field(
-        VS,
-        "spec.http[].match[].withoutHeaders",
-        KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims is not implemented; the route is left out",
     ),
     // Gateway: listeners/gateway.rs listens on 0.0.0.0 and skips the servers it cannot serve.
     field(GW, "spec.servers[].bind", Set, "the listener binds 0.0.0.0"),
@@ -476,15 +462,6 @@ fn find(root: &Value, entry: &Unsupported) -> Vec<String> {
                     out.push(path);
                 }
             }
-            KeyStartsWith(prefix) => {
-                if let Some(map) = value.as_object() {
-                    out.extend(
-                        map.keys()
-                            .filter(|k| k.starts_with(prefix))
-                            .map(|k| format!("{path}.{k}")),
-                    );
-                }
-            }
         }
     }
     out
@@ -617,10 +594,6 @@ mod tests {
 
     fn tcp_vs(m: Value) -> Value {
         json!({"hosts": ["db"], "tcp": [{"match": [m], "route": [{"destination": {"host": "db"}}]}]})
-    }
-
-    fn http_vs(m: Value) -> Value {
-        json!({"hosts": ["reviews"], "http": [{"match": [m], "route": [{"destination": {"host": "reviews"}}]}]})
     }
 
     fn ingress(extra: Value) -> Value {
@@ -779,20 +752,6 @@ mod tests {
                 json!({"hosts": ["a.example.com"], "tls": [{"match": [{"sniHosts": ["a.example.com"]}],
                     "route": [{"destination": {"host": "a.example.com"}}]}]}),
                 "spec.tls[0].match[0].destinationSubnets",
-            ),
-            (
-                "spec.http[].match[].headers",
-                "VirtualService",
-                http_vs(json!({"headers": {"@request.auth.claims.group": {"exact": "g"}}})),
-                http_vs(json!({"headers": {"end-user": {"exact": "jason"}}})),
-                "spec.http[0].match[0].headers.@request.auth.claims.group",
-            ),
-            (
-                "spec.http[].match[].withoutHeaders",
-                "VirtualService",
-                http_vs(json!({"withoutHeaders": {"@request.auth.claims.group": {"exact": "g"}}})),
-                http_vs(json!({"withoutHeaders": {"end-user": {"exact": "jason"}}})),
-                "spec.http[0].match[0].withoutHeaders.@request.auth.claims.group",
             ),
             (
                 "spec.servers[].bind",
