@@ -11,8 +11,12 @@
 //! loopback HTTP server and fetched by the control plane (the docs' GitHub URI is replaced
 //! by a loopback copy of the same file).
 //!
-//! Rows that need a peer identity (mutual TLS), a gateway or an external authorizer cannot
-//! be replayed yet and are counted apart. Prints `authz rows: N/M agree, ...`; the count
+//! The docs' ingress rows run through an ingress gateway instead: a router Envoy with a
+//! Gateway and VirtualService in front of the same application, each alternative snippet
+//! of a step in its own world (a row agrees when all of them do).
+//!
+//! Rows that need a peer identity (mutual TLS), Istio's echo gateways or an external
+//! authorizer cannot be replayed yet and are counted apart. Prints `authz rows: N/M agree, ...`; the count
 //! is held by `tests/ratchets/authz.txt` (`TRELLIS_RATCHET_UPDATE=1` rewrites it).
 
 use std::collections::BTreeMap;
@@ -76,6 +80,8 @@ struct World {
     /// A token valid for the state's keys: once it is not refused with 401, the fetched
     /// keys are in force.
     probe_token: Option<String>,
+    /// Requests go through an ingress gateway (a router Envoy) instead of the sidecar.
+    gateway: bool,
     rows: Vec<Row>,
 }
 
@@ -228,6 +234,7 @@ fn integration_worlds(
                 config: in_namespace(&config.join("\n---\n"), NS),
                 jwks: jwt.then(|| read(corpus.join("istio/tests/common/jwt/jwks.json"))),
                 probe_token: jwt.then(|| tokens["TokenIssuer1"].clone()),
+                gateway: false,
                 rows: Vec::new(),
             }
         });
@@ -299,7 +306,7 @@ fn identity(doc: &str) -> (String, String) {
     (field("kind:"), field("name:"))
 }
 
-fn docs_worlds(tokens: &BTreeMap<String, String>, pending: &mut Pending) -> Vec<World> {
+fn docs_worlds(tokens: &BTreeMap<String, String>) -> Vec<World> {
     let corpus = corpus_dir().join("istio-docs-tasks");
     let observations = read(corpus.join("expected_observations.jsonl"));
     let mut worlds: Vec<World> = Vec::new();
@@ -309,7 +316,7 @@ fn docs_worlds(tokens: &BTreeMap<String, String>, pending: &mut Pending) -> Vec<
         let file = match task {
             "authz-jwt" | "authz-deny" | "authz-tcp" => format!("{task}.yaml"),
             "authz-ingress" => {
-                pending.gateway += 1;
+                worlds.extend(ingress_worlds(&obs));
                 continue;
             }
             _ => continue,
@@ -366,6 +373,7 @@ fn docs_worlds(tokens: &BTreeMap<String, String>, pending: &mut Pending) -> Vec<
                         read(corpus_dir().join("istio/security/tools/jwt/samples/jwks.json"))
                     }),
                     probe_token: jwt.then(|| tokens["demo.jwt"].clone()),
+                    gateway: false,
                     rows: Vec::new(),
                 });
                 worlds.last_mut().unwrap()
@@ -426,6 +434,53 @@ fn docs_worlds(tokens: &BTreeMap<String, String>, pending: &mut Pending) -> Vec<
     worlds
 }
 
+/// The docs' ingress IP rows: the snippets of a step are alternatives (`ipBlocks` or
+/// `remoteIpBlocks`, root-namespace or gateway-namespace policy), each its own world; a
+/// row agrees only when every alternative does. The client is 127.0.0.1.
+fn ingress_worlds(obs: &Value) -> Vec<World> {
+    let corpus = corpus_dir().join("istio-docs-tasks");
+    let (_, n) = snip_key(obs["snip"].as_str().unwrap());
+    let step = match n {
+        5 => 1..=4,
+        14 => 10..=13,
+        19 => 15..=18,
+        _ => 0..=0,
+    };
+    let documents = snip_documents(&read(corpus.join("authz-ingress-ip.yaml")));
+    let mut configs: Vec<String> = documents
+        .iter()
+        .filter(|(snip, _)| step.contains(&snip_key(snip).1))
+        .map(|(_, doc)| doc.replace("$CLIENT_IP", "127.0.0.1"))
+        .collect();
+    if configs.is_empty() {
+        configs.push(String::new());
+    }
+    let name = format!("authz-ingress {}", obs["snip"].as_str().unwrap());
+    configs
+        .into_iter()
+        .enumerate()
+        .map(|(i, config)| World {
+            name: format!("{name} #{i}"),
+            app: "httpbin".into(),
+            config,
+            jwks: None,
+            probe_token: None,
+            gateway: true,
+            rows: vec![Row {
+                name: name.clone(),
+                probes: vec![Probe {
+                    port: 0,
+                    method: "GET".into(),
+                    path: "/headers".into(),
+                    headers: Vec::new(),
+                    tcp: false,
+                }],
+                expect: Expect::Status(obs["expected"].as_u64().unwrap() as u16),
+            }],
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------
 // Running a world.
 
@@ -455,9 +510,82 @@ spec:
     )
 }
 
+/// An ingress gateway on `port` routing everything to `httpbin.foo:8000`, served by the
+/// application at `app`.
+fn gateway_yaml(port: u16, app: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: httpbin, namespace: {NS}}}
+spec:
+  selector: {{app: httpbin}}
+  ports:
+  - {{name: http, port: {HTTP}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: httpbin-v1, namespace: {NS}}}
+spec:
+  address: {ip}
+  ports: {{http: {app_port}}}
+  labels: {{app: httpbin, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: httpbin-gateway, namespace: {NS}}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: http, protocol: HTTP}}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: httpbin, namespace: {NS}}}
+spec:
+  hosts: [\"*\"]
+  gateways: [httpbin-gateway]
+  http:
+  - route:
+    - destination: {{host: httpbin, port: {{number: {HTTP}}}}}
+",
+        ip = app.ip(),
+        app_port = app.port(),
+    )
+}
+
+/// Starts the ingress gateway: a router Envoy in namespace `foo` with the labels every
+/// variant of the docs' policies selects.
+fn start_gateway(dir: &MeshDir, xds: SocketAddr, ip: IpAddr) -> Process {
+    let envoy = trellis_testkit::envoy().expect("envoy");
+    let admin = free_port(Ipv4Addr::LOCALHOST.into());
+    trellis_testkit::mesh::start_envoy_sidecar(
+        Path::new(TRELLIS),
+        &envoy,
+        dir.path(),
+        xds,
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), admin),
+        &[
+            "--type",
+            "router",
+            "--name",
+            "istio-ingressgateway",
+            "--namespace",
+            NS,
+            "--ip",
+            &ip.to_string(),
+            "--labels",
+            "app=istio-ingressgateway,istio=ingressgateway,istio.io/gateway-name=httpbin-gateway",
+        ],
+    )
+}
+
 struct Running {
     _control_plane: Process,
-    data_plane: Box<dyn RunningDataPlane>,
+    data_plane: Option<Box<dyn RunningDataPlane>>,
+    _gateway: Option<Process>,
+    /// Where the gateway listens (gateway worlds).
+    gateway_port: u16,
     _app: Backend,
     _jwks: Option<Backend>,
     _dir: MeshDir,
@@ -476,13 +604,41 @@ fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Running {
     if let Some(server) = &jwks {
         config = config.replace(JWKS_URI, &format!("http://{}/jwks", server.address));
     }
-    dir.write(
-        "00-workload.yaml",
-        &workload_yaml(&world.app, ip, app.address),
-    );
+    let gateway_port = free_port(Ipv4Addr::UNSPECIFIED.into());
+    if world.gateway {
+        dir.write("00-gateway.yaml", &gateway_yaml(gateway_port, app.address));
+    } else {
+        dir.write(
+            "00-workload.yaml",
+            &workload_yaml(&world.app, ip, app.address),
+        );
+    }
     dir.write("10-policies.yaml", &config);
     let (control_plane, xds, _) =
         control_plane(Path::new(TRELLIS), dir.path(), lease.client(), START);
+    if world.gateway {
+        let mut gateway = start_gateway(&dir, xds, ip);
+        let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), gateway_port);
+        wait_until("gateway routes", START, || {
+            if !gateway.running() {
+                panic!("gateway exited\n{}", gateway.tail(20));
+            }
+            // Any HTTP answer but 404 (no route yet) means the route is in force.
+            match trellis_testkit::get(target, "/headers", &[], Duration::from_secs(2)) {
+                Ok(r) if r.status != 404 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+        return Running {
+            _control_plane: control_plane,
+            data_plane: None,
+            _gateway: Some(gateway),
+            gateway_port,
+            _app: app,
+            _jwks: jwks,
+            _dir: dir,
+        };
+    }
     let node = NodeSpec {
         trellis: PathBuf::from(TRELLIS),
         xds,
@@ -520,7 +676,9 @@ fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Running {
     }
     Running {
         _control_plane: control_plane,
-        data_plane: running,
+        data_plane: Some(running),
+        _gateway: None,
+        gateway_port,
         _app: app,
         _jwks: jwks,
         _dir: dir,
@@ -591,32 +749,41 @@ fn istio_authz_rows_through_envoy() {
     let tokens = tokens();
     let mut pending = Pending::default();
     let mut worlds = integration_worlds(lease.ip(10), &tokens, &mut pending);
-    worlds.extend(docs_worlds(&tokens, &mut pending));
+    worlds.extend(docs_worlds(&tokens));
 
-    let (mut agree, mut total) = (0usize, 0usize);
+    // Row name → every world that judged it agreed.
+    let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
     let mut disagreements = Vec::new();
     for world in &worlds {
         let running = start(world, &lease, &data_plane);
         for row in &world.rows {
-            total += 1;
             let seen: Vec<Expect> = row
                 .probes
                 .iter()
-                .map(|p| observe(lease.ip(10), p, &row.expect))
+                .map(|p| match world.gateway {
+                    true => {
+                        let mut p = p.clone();
+                        p.port = running.gateway_port;
+                        observe(Ipv4Addr::LOCALHOST.into(), &p, &row.expect)
+                    }
+                    false => observe(lease.ip(10), p, &row.expect),
+                })
                 .collect();
-            if seen.iter().all(|s| *s == row.expect) {
-                agree += 1;
-            } else {
+            let ok = seen.iter().all(|s| *s == row.expect);
+            *verdicts.entry(row.name.clone()).or_insert(true) &= ok;
+            if !ok {
                 disagreements.push(format!(
                     "{} [{}]: expected {:?}, got {seen:?}",
                     row.name, world.name, row.expect
                 ));
             }
         }
-        if !disagreements.is_empty() {
-            eprintln!("{}", running.data_plane.logs());
+        if let (false, Some(dp)) = (disagreements.is_empty(), &running.data_plane) {
+            eprintln!("{}", dp.logs());
         }
     }
+    let total = verdicts.len();
+    let agree = verdicts.values().filter(|ok| **ok).count();
     println!(
         "authz rows: {agree}/{total} agree, {} need mTLS (pending), {} need a gateway (pending), {} need an external authorizer (CUSTOM, unsupported)",
         pending.mtls, pending.gateway, pending.custom
