@@ -60,6 +60,8 @@ pub struct JwksFetcher {
 struct FetchState {
     cache: JwksCache,
     in_flight: BTreeSet<String>,
+    /// What the configuration names now; a failing URI no longer named stops retrying.
+    wanted: BTreeSet<String>,
 }
 
 impl JwksFetcher {
@@ -83,6 +85,7 @@ impl JwksFetcher {
     /// Starts fetching every wanted URI that is neither known nor being fetched. Needs a
     /// Tokio runtime.
     pub fn want(&self, uris: BTreeMap<String, Duration>) {
+        self.lock().wanted = uris.keys().cloned().collect();
         for (uri, timeout) in uris {
             {
                 let mut state = self.lock();
@@ -110,6 +113,11 @@ impl JwksFetcher {
                 Err(e) => {
                     tracing::warn!(%uri, "JWKS fetch failed, tokens of this issuer are rejected until it succeeds: {e}");
                     tokio::time::sleep(RETRY).await;
+                    let mut state = self.lock();
+                    if !state.wanted.contains(&uri) {
+                        state.in_flight.remove(&uri);
+                        return;
+                    }
                 }
             }
         }

@@ -255,6 +255,76 @@ spec:
 }
 
 #[test]
+fn gateways_carry_the_filters_on_http_and_tcp_servers() {
+    use crate::translate::listeners::gateway;
+    let yaml = "
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ['*']
+  - port: {number: 31400, name: tcp, protocol: TCP}
+    hosts: ['*']
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp, namespace: istio-system}
+spec:
+  hosts: ['*']
+  gateways: [gw]
+  tcp: [{route: [{destination: {host: db.example.com, port: {number: 5432}}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  rules: [{from: [{source: {remoteIpBlocks: [10.0.0.0/8]}}]}]
+";
+    let id = ProxyNode::node_id(ProxyKind::Router, "10.0.0.9", "gw", "istio-system");
+    let labels = BTreeMap::from([("istio".to_string(), "ingressgateway".to_string())]);
+    let router = ProxyNode::from_parts(&id, &Default::default(), labels).unwrap();
+    let listeners = gateway::listeners(&mesh(yaml), &router);
+    let names_on = |port: u32| -> Vec<String> {
+        let l = listeners
+            .iter()
+            .find(|l| l.name == format!("0.0.0.0_{port}"))
+            .unwrap();
+        l.filter_chains[0]
+            .filters
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
+    };
+    assert_eq!(
+        names_on(31400),
+        [rbac::NETWORK_RBAC, "envoy.filters.network.tcp_proxy"]
+    );
+    let hcm = &listeners
+        .iter()
+        .find(|l| l.name == "0.0.0.0_8080")
+        .unwrap()
+        .filter_chains[0]
+        .filters[0];
+    let Some(ConfigType::TypedConfig(any)) = &hcm.config_type else {
+        panic!()
+    };
+    let hcm = envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+    assert_eq!(
+        names(&hcm.http_filters),
+        [
+            rbac::HTTP_RBAC,
+            "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
+            "envoy.filters.http.router"
+        ]
+    );
+}
+
+#[test]
 fn twins_carry_envoys_type_urls() {
     use envoy_types::pb::envoy::extensions::filters::{http, network};
     use prost::Name;
