@@ -14,6 +14,7 @@
 
 pub mod bootstrap;
 pub mod debug;
+pub mod jwks;
 pub mod mesh;
 pub mod metrics;
 pub mod protocol;

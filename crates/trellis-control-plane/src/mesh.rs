@@ -10,6 +10,7 @@ use trellis_api::istio::networking::{DestinationRule, VirtualService};
 use trellis_api::{Kind, Resource, Spec};
 use trellis_config::store::Snapshot;
 
+use crate::jwks::JwksCache;
 use crate::registry::{self, Registry, Workload};
 use crate::translate::mtls::PeerAuthentications;
 
@@ -30,6 +31,8 @@ pub struct MeshSnapshot {
     pub virtual_services: Vec<Arc<Resource>>,
     /// PeerAuthentications, for mTLS on both sides.
     pub peer_authentications: PeerAuthentications,
+    /// JWKS the control plane fetched for `jwksUri`s (sent inline).
+    pub jwks: Arc<JwksCache>,
     /// DestinationRules by fully qualified host.
     destination_rules: BTreeMap<String, Vec<Arc<Resource>>>,
 }
@@ -64,8 +67,15 @@ impl MeshSnapshot {
             domain,
             root_namespace,
             virtual_services,
+            jwks: Arc::default(),
             destination_rules,
         }
+    }
+
+    /// The same mesh with the JWKS known now.
+    pub fn with_jwks(mut self, jwks: JwksCache) -> Self {
+        self.jwks = Arc::new(jwks);
+        self
     }
 
     /// Resolves a host as written in an object of `namespace` to a fully qualified name.

@@ -38,8 +38,6 @@ pub enum When {
     StartsWith(&'static str),
     /// When it is a list of more than one item.
     Several,
-    /// For each key of this map that starts with this; the key is part of the path.
-    KeyStartsWith(&'static str),
 }
 
 /// One thing the translation does not honour.
@@ -92,11 +90,6 @@ const GW_SKIPPED: &str = "the server gets no listener";
 /// Everything the translation does not honour today. Remove an entry when it lands.
 pub const UNSUPPORTED: &[Unsupported] = &[
     // Whole kinds: nothing of theirs reaches the proxies.
-    kind(
-        Kind::AuthorizationPolicy,
-        "requests are not authorized; every request is allowed",
-    ),
-    kind(Kind::RequestAuthentication, "JWTs are not validated"),
     kind(
         Kind::Telemetry,
         "no metrics, access log or tracing configuration is applied",
@@ -154,8 +147,22 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         Set,
         "the rule applies to every proxy that sees it, not only to the selected workloads",
     ),
+    // AuthorizationPolicy: translate/authz calls no external authorizer.
+    field(
+        Kind::AuthorizationPolicy,
+        "spec.action",
+        OneOf(&["CUSTOM"]),
+        "no external authorizer is called; requests the rules match are denied, as Istio does for a provider it cannot use",
+    ),
+    // RequestAuthentication: jwks.rs fetches plain http:// only.
+    field(
+        Kind::RequestAuthentication,
+        "spec.jwtRules[].jwksUri",
+        StartsWith("https://"),
+        "only http:// JWKS URIs are fetched; tokens of this issuer are rejected unless the keys are given inline in jwks",
+    ),
     // VirtualService: listeners/tcp.rs matches port, sourceLabels, sourceNamespace and
-    // gateways (and sniHosts for tls); routes/matches.rs skips JWT claim matches.
+    // gateways (and sniHosts for tls).
     field(
         VS,
         "spec.tcp[].match[].destinationSubnets",
@@ -173,18 +180,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "spec.tls[].match[].destinationSubnets",
         Set,
         "the match ignores the destination address",
-    ),
-    field(
-        VS,
-        "spec.http[].match[].headers",
-        KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims needs RequestAuthentication, which is not implemented; the route is left out",
-    ),
-    field(
-        VS,
-        "spec.http[].match[].withoutHeaders",
-        KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims needs RequestAuthentication, which is not implemented; the route is left out",
     ),
     // Gateway: listeners/gateway.rs listens on 0.0.0.0 and skips the servers it cannot serve.
     field(GW, "spec.servers[].bind", Set, "the listener binds 0.0.0.0"),
@@ -462,15 +457,6 @@ fn find(root: &Value, entry: &Unsupported) -> Vec<String> {
                     out.push(path);
                 }
             }
-            KeyStartsWith(prefix) => {
-                if let Some(map) = value.as_object() {
-                    out.extend(
-                        map.keys()
-                            .filter(|k| k.starts_with(prefix))
-                            .map(|k| format!("{path}.{k}")),
-                    );
-                }
-            }
         }
     }
     out
@@ -605,10 +591,6 @@ mod tests {
         json!({"hosts": ["db"], "tcp": [{"match": [m], "route": [{"destination": {"host": "db"}}]}]})
     }
 
-    fn http_vs(m: Value) -> Value {
-        json!({"hosts": ["reviews"], "http": [{"match": [m], "route": [{"destination": {"host": "reviews"}}]}]})
-    }
-
     fn ingress(extra: Value) -> Value {
         let mut l = json!({"port": {"number": 9080, "protocol": "HTTP", "name": "http"},
             "defaultEndpoint": "127.0.0.1:8080"});
@@ -623,18 +605,18 @@ mod tests {
         let pool = json!({"tcp": {"maxConnections": 10}});
         vec![
             (
-                "",
+                "spec.action",
                 "AuthorizationPolicy",
-                json!({"action": "ALLOW"}),
-                Value::Null,
-                "",
+                json!({"action": "CUSTOM", "provider": {"name": "opa"}, "rules": [{}]}),
+                json!({"action": "DENY", "rules": [{}]}),
+                "spec.action",
             ),
             (
-                "",
+                "spec.jwtRules[].jwksUri",
                 "RequestAuthentication",
-                json!({"jwtRules": [{"issuer": "i"}]}),
-                Value::Null,
-                "",
+                json!({"jwtRules": [{"issuer": "i", "jwksUri": "https://keys.example/jwks"}]}),
+                json!({"jwtRules": [{"issuer": "i", "jwksUri": "http://keys.example/jwks"}]}),
+                "spec.jwtRules[0].jwksUri",
             ),
             (
                 "",
@@ -751,20 +733,6 @@ mod tests {
                 json!({"hosts": ["a.example.com"], "tls": [{"match": [{"sniHosts": ["a.example.com"]}],
                     "route": [{"destination": {"host": "a.example.com"}}]}]}),
                 "spec.tls[0].match[0].destinationSubnets",
-            ),
-            (
-                "spec.http[].match[].headers",
-                "VirtualService",
-                http_vs(json!({"headers": {"@request.auth.claims.group": {"exact": "g"}}})),
-                http_vs(json!({"headers": {"end-user": {"exact": "jason"}}})),
-                "spec.http[0].match[0].headers.@request.auth.claims.group",
-            ),
-            (
-                "spec.http[].match[].withoutHeaders",
-                "VirtualService",
-                http_vs(json!({"withoutHeaders": {"@request.auth.claims.group": {"exact": "g"}}})),
-                http_vs(json!({"withoutHeaders": {"end-user": {"exact": "jason"}}})),
-                "spec.http[0].match[0].withoutHeaders.@request.auth.claims.group",
             ),
             (
                 "spec.servers[].bind",

@@ -5,6 +5,8 @@
 //! (LDS), [`routes`] (RDS), [`scope`] (which services a proxy sees), [`mtls`] (Istio mutual
 //! TLS on both sides).
 
+pub mod authn;
+pub mod authz;
 pub mod clusters;
 pub mod endpoints;
 pub mod listeners;

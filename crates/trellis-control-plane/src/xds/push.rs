@@ -60,6 +60,10 @@ const ENDPOINT_KINDS: [Kind; 2] = [Kind::WorkloadEntry, Kind::Pod];
 /// What changed from `prev` to `next`, given the store's `changes` in between (registered
 /// workloads are seen through the registries).
 pub fn classify(prev: &MeshSnapshot, next: &MeshSnapshot, changes: &[Change]) -> PushScope {
+    if prev.jwks != next.jwks {
+        // Fetched keys go into every proxy's jwt_authn filter that names their issuer.
+        return PushScope::Full;
+    }
     let sidecars_only = !changes.is_empty()
         && changes
             .iter()

@@ -102,6 +102,10 @@ fn expand_any(type_url: &str, bytes: &[u8]) -> Option<String> {
         ext::transport_sockets::tls::v3::DownstreamTlsContext,
         ext::transport_sockets::raw_buffer::v3::RawBuffer,
         ext::upstreams::http::v3::HttpProtocolOptions,
+        ext::path::r#match::uri_template::v3::UriTemplateMatchConfig,
+        crate::translate::authz::rbac::HttpRbac,
+        crate::translate::authz::rbac::NetworkRbac,
+        crate::translate::authn::jwt::JwtAuthentication,
     );
     None
 }

@@ -4,10 +4,15 @@
 //! protocol (sniffed by `http_inspector`) — and sends ports the workload does not declare
 //! to `InboundPassthroughCluster`. Sidecar ingress listeners with `captureMode: NONE` get
 //! their own listener bound to a real address. Each port's chains come in the mTLS
-//! variants its PeerAuthentication mode asks for ([`crate::translate::mtls::downstream`]).
+//! variants its PeerAuthentication mode asks for ([`crate::translate::mtls::downstream`]),
+//! and every chain carries the security filters of [`authz`]: HTTP chains in their
+//! connection manager, TCP and passthrough chains before `tcp_proxy`.
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::http;
@@ -15,6 +20,7 @@ use super::{HTTP_INSPECTOR, ORIGINAL_DST, TLS_INSPECTOR, listener, listener_filt
 use crate::mesh::MeshSnapshot;
 use crate::protocol::Protocol;
 use crate::proxy::ProxyNode;
+use crate::translate::authz;
 use crate::translate::clusters::inbound::{InboundPort, inbound_ports};
 use crate::translate::mtls::downstream::{Carries, Inbound, Variant};
 use crate::translate::mtls::policy::Effective;
@@ -31,6 +37,10 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
         sds: proxy.sds,
         mesh: &mesh.mesh,
     };
+    let security = Security {
+        http: authz::http_filters(mesh, proxy),
+        tcp: authz::network_filters(mesh, proxy),
+    };
     let mut chains = vec![tcp::chain_to(
         names::BLACKHOLE_CLUSTER,
         Some(on_port(names::INBOUND_CAPTURE_PORT, &[])),
@@ -39,14 +49,14 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
     for port in &ports {
         let variants = inbound.variants(peer.for_port(port.port), port.protocol);
         match &port.bind {
-            None => chains.extend(port_chains(port, &variants, true)),
+            None => chains.extend(port_chains(port, &variants, true, &security)),
             Some(bind) => {
                 let mut l = listener(
                     bind,
                     port.port,
                     true,
                     TrafficDirection::Inbound,
-                    port_chains(port, &variants, false),
+                    port_chains(port, &variants, false, &security),
                 );
                 if variants.iter().any(Variant::needs_tls_inspector) {
                     l.listener_filters.push(listener_filter(TLS_INSPECTOR));
@@ -58,7 +68,7 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
             }
         }
     }
-    let (passthrough, default_chain) = passthrough_chains(&inbound, &peer, &ports);
+    let (passthrough, default_chain) = passthrough_chains(&inbound, &peer, &ports, &security);
     chains.extend(passthrough);
     let mut virtual_inbound = listener(
         "0.0.0.0",
@@ -81,16 +91,19 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
 /// Chains for ports the workload does not declare, to `InboundPassthroughCluster`: the
 /// workload-wide mode on any port, port-level modes on their ports; and the default chain
 /// (plain text to the passthrough cluster) when plain text is not matched explicitly.
+/// Ports the workload does not declare are authorized too (at L4), as in Istio: a policy
+/// cannot be bypassed by dialing an undeclared port.
 fn passthrough_chains(
     inbound: &Inbound<'_>,
     peer: &Effective,
     ports: &[InboundPort],
+    security: &Security,
 ) -> (Vec<FilterChain>, Option<FilterChain>) {
     let to = |port: Option<u32>, variants: Vec<Variant>| {
         variants.into_iter().map(move |v| {
             let mut chain = match v.carries {
                 Carries::Refused => tcp::chain_to(names::BLACKHOLE_CLUSTER, None),
-                _ => tcp::chain_to(names::INBOUND_PASSTHROUGH_CLUSTER, None),
+                _ => security.tcp_chain_to(names::INBOUND_PASSTHROUGH_CLUSTER, None),
             };
             chain.filter_chain_match = port.map(|p| on_port(p, &[]));
             v.apply(&mut chain);
@@ -112,7 +125,7 @@ fn passthrough_chains(
         }
         None => (
             chains,
-            Some(tcp::chain_to(names::INBOUND_PASSTHROUGH_CLUSTER, None)),
+            Some(security.tcp_chain_to(names::INBOUND_PASSTHROUGH_CLUSTER, None)),
         ),
     }
 }
@@ -125,17 +138,40 @@ fn on_port(port: u32, alpns: &[&str]) -> FilterChainMatch {
     }
 }
 
+/// What authorization and authentication put on the workload's chains
+/// ([`authz::http_filters`], [`authz::network_filters`]).
+struct Security {
+    http: Vec<HttpFilter>,
+    tcp: Vec<Filter>,
+}
+
+impl Security {
+    /// A TCP proxy chain to `cluster` behind the network security filters.
+    fn tcp_chain_to(&self, cluster: &str, matching: Option<FilterChainMatch>) -> FilterChain {
+        let mut chain = tcp::chain_to(cluster, matching);
+        chain.filters.splice(0..0, self.tcp.iter().cloned());
+        chain
+    }
+}
+
 /// The chains serving one workload port, one per mTLS variant; `by_port` adds the
 /// destination-port match that `virtualInbound` needs.
-fn port_chains(port: &InboundPort, variants: &[Variant], by_port: bool) -> Vec<FilterChain> {
+fn port_chains(
+    port: &InboundPort,
+    variants: &[Variant],
+    by_port: bool,
+    security: &Security,
+) -> Vec<FilterChain> {
     let cluster = names::inbound_cluster(port.port);
     variants
         .iter()
         .map(|v| {
             let matching = by_port.then(|| on_port(port.port, &[]));
             let mut chain = match v.carries {
-                Carries::Http => tcp::chain(http::inbound(port.port, &cluster), matching),
-                Carries::Tcp => tcp::chain_to(&cluster, matching),
+                Carries::Http => {
+                    tcp::chain(http::inbound(port.port, &cluster, &security.http), matching)
+                }
+                Carries::Tcp => security.tcp_chain_to(&cluster, matching),
                 Carries::Refused => tcp::chain_to(names::BLACKHOLE_CLUSTER, matching),
             };
             v.apply(&mut chain);
