@@ -27,6 +27,7 @@ pub mod netns;
 pub mod network;
 pub mod pod;
 pub mod process;
+pub mod proxy_binary;
 pub mod sidecar;
 pub mod state;
 pub mod workload;

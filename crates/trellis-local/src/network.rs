@@ -112,7 +112,7 @@ pub fn guard_rules(c: &NetworkConfig) -> Vec<(String, Vec<String>)> {
 /// different bridge or subnet than the one recorded.
 pub fn ensure(state: &StateDir, config: &NetworkConfig) -> Result<NetworkConfig> {
     config.validate()?;
-    state.update(|s| {
+    let needs_create = state.update(|s| {
         match &s.network {
             Some(existing) if existing != config => {
                 return Err(Error::Invalid(format!(
@@ -123,7 +123,7 @@ pub fn ensure(state: &StateDir, config: &NetworkConfig) -> Result<NetworkConfig>
                     existing.subnet
                 )));
             }
-            Some(_) if link_exists(&config.bridge) => return Ok(config.clone()),
+            Some(_) if link_exists(&config.bridge) => return Ok(false),
             Some(_) => teardown(config),
             None if link_exists(&config.bridge) => {
                 return Err(Error::Invalid(format!(
@@ -138,8 +138,11 @@ pub fn ensure(state: &StateDir, config: &NetworkConfig) -> Result<NetworkConfig>
             None => {}
         }
         s.network = Some(config.clone());
-        Ok(config.clone())
+        Ok(true)
     })?;
+    if !needs_create {
+        return Ok(config.clone());
+    }
     if let Err(error) = create(config) {
         teardown(config);
         let _ = state.update(|s| {

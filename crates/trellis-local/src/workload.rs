@@ -19,7 +19,7 @@ use crate::network::NetworkConfig;
 use crate::process::{self, ProcessRecord};
 use crate::sidecar::{self, Programs, ProxyKind};
 use crate::state::{PodRecord, StateDir};
-use crate::{exec, netns, pod};
+use crate::{exec, netns, pod, proxy_binary};
 
 /// Everything `trellis run` says about a workload.
 #[derive(Debug, Clone)]
@@ -144,7 +144,15 @@ impl Workload {
             self.record.ip,
             spec.xds_address,
         );
-        let args = sidecar::command(spec.proxy, &spec.programs, &node, &self.record.dir)?;
+        let mut programs = spec.programs.clone();
+        let bin = self.state.join("bin");
+        match spec.proxy {
+            ProxyKind::Envoy => programs.envoy = proxy_binary::for_proxy_user(&programs.envoy, &bin)?,
+            ProxyKind::Trellis => {
+                programs.trellis = proxy_binary::for_proxy_user(&programs.trellis, &bin)?
+            }
+        }
+        let args = sidecar::command(spec.proxy, &programs, &node, &self.record.dir)?;
         let user = Some((PROXY_UID, PROXY_UID));
         let command = in_pod(&self.record.netns, user, &args);
         let child = process::spawn_logged(command, "the sidecar", &self.sidecar_log())?;
