@@ -111,6 +111,8 @@ pub fn guard_rules(c: &NetworkConfig) -> Vec<(String, Vec<String>)> {
 /// none, recreates it when recorded but gone (after a reboot or a crash), and refuses a
 /// different bridge or subnet than the one recorded.
 pub fn ensure(state: &StateDir, config: &NetworkConfig) -> Result<NetworkConfig> {
+    // Without the tools every probe below would look like "absent" and lead astray.
+    exec::preflight()?;
     config.validate()?;
     let needs_create = state.update(|s| {
         match &s.network {

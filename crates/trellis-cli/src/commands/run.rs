@@ -65,6 +65,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    trellis_local::exec::preflight()?;
     let state = args.state.open()?;
     let recorded = state.load()?;
     let xds_address = args
