@@ -98,7 +98,9 @@ impl Local {
 
     fn trellis(&self, args: &[&str]) -> Command {
         let mut command = Command::new(TRELLIS);
-        command.args(args).env("TRELLIS_STATE_DIR", self.path("state"));
+        command
+            .args(args)
+            .env("TRELLIS_STATE_DIR", self.path("state"));
         command
     }
 
@@ -112,7 +114,11 @@ impl Local {
         args.extend_from_slice(flags);
         args.push("--");
         args.extend_from_slice(app);
-        Process::start(name, self.trellis(&args), &self.path(&format!("{name}.log")))
+        Process::start(
+            name,
+            self.trellis(&args),
+            &self.path(&format!("{name}.log")),
+        )
     }
 
     fn state(&self) -> StateDir {
@@ -153,7 +159,12 @@ fn call(netns: &str, address: SocketAddr, headers: &[(&str, &str)]) -> Result<Re
 }
 
 /// Bodies of `n` calls, counted by their first word (the version).
-fn versions(netns: &str, address: SocketAddr, headers: &[(&str, &str)], n: usize) -> BTreeMap<String, usize> {
+fn versions(
+    netns: &str,
+    address: SocketAddr,
+    headers: &[(&str, &str)],
+    n: usize,
+) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for _ in 0..n {
         let key = match call(netns, address, headers) {
@@ -171,7 +182,12 @@ fn wait_for_pod(process: &mut Process, state: &StateDir, key: &str) {
         if !process.running() {
             panic!("trellis run {key} exited\n{}", process.tail(30));
         }
-        let pod = state.load().map_err(|e| e.to_string())?.pods.get(key).cloned();
+        let pod = state
+            .load()
+            .map_err(|e| e.to_string())?
+            .pods
+            .get(key)
+            .cloned();
         match pod {
             Some(p) if p.processes.iter().any(|r| r.role == "app") => Ok(()),
             _ => Err("app not started yet".to_string()),
@@ -213,21 +229,46 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     let excluded_in = "traffic.sidecar.istio.io/excludeInboundPorts=9090";
     let mut v1 = local.run(
         "t-reviews-v1",
-        &["--labels", "app=reviews,version=v1", "--port", "9080,9090", "--annotation", excluded_in],
+        &[
+            "--labels",
+            "app=reviews,version=v1",
+            "--port",
+            "9080,9090",
+            "--annotation",
+            excluded_in,
+        ],
         &["python3", server, "v1", "9080", "9090"],
     );
     let mut v2 = local.run(
         "t-reviews-v2",
-        &["--labels", "app=reviews,version=v2", "--port", "9080,9090", "--annotation", excluded_in],
+        &[
+            "--labels",
+            "app=reviews,version=v2",
+            "--port",
+            "9080,9090",
+            "--annotation",
+            excluded_in,
+        ],
         &["python3", server, "v2", "9080", "9090"],
     );
     let mut client = local.run(
         "t-client",
-        &["--labels", "app=client", "--annotation", "traffic.sidecar.istio.io/excludeOutboundPorts=9090"],
+        &[
+            "--labels",
+            "app=client",
+            "--annotation",
+            "traffic.sidecar.istio.io/excludeOutboundPorts=9090",
+            "--drain-seconds",
+            "1",
+        ],
         &["sleep", "300"],
     );
     let state = local.state();
-    for (process, key) in [(&mut v1, "default/t-reviews-v1"), (&mut v2, "default/t-reviews-v2"), (&mut client, "default/t-client")] {
+    for (process, key) in [
+        (&mut v1, "default/t-reviews-v1"),
+        (&mut v2, "default/t-reviews-v2"),
+        (&mut client, "default/t-client"),
+    ] {
         wait_for_pod(process, &state, key);
     }
     let pods = state.load().unwrap().pods;
@@ -245,7 +286,10 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
             _ => Err(format!("{} / {}", plain.body, jason.body)),
         }
     });
-    assert_eq!(versions(&client_ns, vip, &[], 10), BTreeMap::from([("v1".to_string(), 10)]));
+    assert_eq!(
+        versions(&client_ns, vip, &[], 10),
+        BTreeMap::from([("v1".to_string(), 10)])
+    );
     assert_eq!(
         versions(&client_ns, vip, &[("end-user", "jason")], 10),
         BTreeMap::from([("v2".to_string(), 10)])
@@ -255,14 +299,29 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     assert!(through.body.starts_with("v1 127."), "{}", through.body);
     // Through the client sidecar: its outbound cluster for v2 counted the calls.
     let admin = SocketAddr::from(([127, 0, 0, 1], 15000));
-    let stats = netns::request_in(&client_ns, "GET", admin, "/stats", &[], Duration::from_secs(5)).unwrap();
+    let stats = netns::request_in(
+        &client_ns,
+        "GET",
+        admin,
+        "/stats",
+        &[],
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let v2_requests = stats
         .body
         .lines()
-        .find_map(|l| l.strip_prefix("cluster.outbound|9080|v2|reviews.default.svc.cluster.local.upstream_rq_total: "))
+        .find_map(|l| {
+            l.strip_prefix(
+                "cluster.outbound|9080|v2|reviews.default.svc.cluster.local.upstream_rq_total: ",
+            )
+        })
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    assert!(v2_requests >= 10, "client sidecar routed {v2_requests} requests to v2");
+    assert!(
+        v2_requests >= 10,
+        "client sidecar routed {v2_requests} requests to v2"
+    );
     // Port 9090 is excluded on both sides: the app sees the client pod's own address.
     let bypass = call(&client_ns, SocketAddr::new(v1_ip.into(), 9090), &[]).unwrap();
     assert_eq!(bypass.body, format!("v1 {client_ip}"));
@@ -271,8 +330,14 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     let taken = local.output(&["run", "--name", "t-reviews-v1", "--", "sleep", "1"]);
     assert!(!taken.status.success());
     assert!(text(&taken).contains("already running"), "{}", text(&taken));
-    let reserved = local.output(&["run", "--name", "t-bad", "--port", "15001", "--", "sleep", "1"]);
-    assert!(text(&reserved).contains("--port 15001"), "{}", text(&reserved));
+    let reserved = local.output(&[
+        "run", "--name", "t-bad", "--port", "15001", "--", "sleep", "1",
+    ]);
+    assert!(
+        text(&reserved).contains("--port 15001"),
+        "{}",
+        text(&reserved)
+    );
     let quick = local.output(&["run", "--name", "t-quick", "--", "sh", "-c", "exit 3"]);
     assert_eq!(quick.status.code(), Some(3), "{}", text(&quick));
     let no_tools = local
@@ -280,10 +345,18 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
         .env("PATH", "/nonexistent")
         .output()
         .unwrap();
-    assert!(text(&no_tools).contains("not found on PATH"), "{}", text(&no_tools));
+    assert!(
+        text(&no_tools).contains("not found on PATH"),
+        "{}",
+        text(&no_tools)
+    );
     let left = state.load().unwrap().pods;
     assert_eq!(left.len(), 3, "{:?}", left.keys().collect::<Vec<_>>());
-    assert!(!trellis_local::pod::list_netns().iter().any(|n| n.contains("t-quick") || n.contains("t-bad")));
+    assert!(
+        !trellis_local::pod::list_netns()
+            .iter()
+            .any(|n| n.contains("t-quick") || n.contains("t-bad"))
+    );
 
     // SIGTERM to one `trellis run`: its app, capture, sidecar and pod go, in that order.
     let client_processes = pods["default/t-client"].processes.clone();
@@ -303,8 +376,15 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     assert!(recorded.len() >= 5, "{recorded:?}");
     let down = local.output(&["down"]);
     assert!(down.status.success(), "trellis down: {}", text(&down));
-    assert!(recorded.iter().all(|p| !p.alive()), "processes left: {recorded:?}");
-    assert!(!trellis_local::pod::list_netns().iter().any(|n| n.starts_with("trellis-default-t-")));
+    assert!(
+        recorded.iter().all(|p| !p.alive()),
+        "processes left: {recorded:?}"
+    );
+    assert!(
+        !trellis_local::pod::list_netns()
+            .iter()
+            .any(|n| n.starts_with("trellis-default-t-"))
+    );
     let links = trellis_local::exec::run("ip", &["-o", "link"]).unwrap();
     assert!(!links.contains(BRIDGE), "{links}");
     for pod in pods.values() {

@@ -28,15 +28,22 @@ pub fn of(state: &StateDir) -> Result<PathBuf> {
 
 /// Validates `file` (objects without a namespace go to `namespace`) and copies it into
 /// `config_dir` under its own name; returns the objects it holds and the warnings.
-pub fn apply(config_dir: &Path, file: &Path, namespace: &str) -> Result<(Vec<String>, Vec<String>)> {
+pub fn apply(
+    config_dir: &Path,
+    file: &Path,
+    namespace: &str,
+) -> Result<(Vec<String>, Vec<String>)> {
     let name = file_name(file)?;
     let (objects, warnings) = check(file, namespace)?;
-    let bytes = std::fs::read(file).map_err(Error::io(format!("cannot read {}", file.display())))?;
+    let bytes =
+        std::fs::read(file).map_err(Error::io(format!("cannot read {}", file.display())))?;
     let staging = config_dir.join(format!(".{name}.tmp"));
     std::fs::write(&staging, bytes)
         .map_err(Error::io(format!("cannot write {}", staging.display())))?;
-    std::fs::rename(&staging, config_dir.join(&name))
-        .map_err(Error::io(format!("cannot write into {}", config_dir.display())))?;
+    std::fs::rename(&staging, config_dir.join(&name)).map_err(Error::io(format!(
+        "cannot write into {}",
+        config_dir.display()
+    )))?;
     Ok((objects, warnings))
 }
 
@@ -128,7 +135,10 @@ mod tests {
         std::fs::write(&file, SERVICE).unwrap();
         let (objects, _) = apply(&config, &file, "default").unwrap();
         assert_eq!(objects.len(), 1);
-        assert_eq!(std::fs::read_to_string(config.join("reviews.yaml")).unwrap(), SERVICE);
+        assert_eq!(
+            std::fs::read_to_string(config.join("reviews.yaml")).unwrap(),
+            SERVICE
+        );
         delete(&config, &file).unwrap();
         assert!(!config.join("reviews.yaml").exists());
         assert!(delete(&config, &file).is_err());

@@ -38,7 +38,10 @@ pub fn up(state: &StateDir, o: &UpOptions) -> Result<ControlPlaneRecord> {
         .ok()
         .filter(|d| d.is_dir())
         .ok_or_else(|| {
-            Error::Invalid(format!("--config {} is not a directory", o.config_dir.display()))
+            Error::Invalid(format!(
+                "--config {} is not a directory",
+                o.config_dir.display()
+            ))
         })?;
     if let Some(pid) = running(&state.load()?) {
         return Err(Error::Invalid(format!(
@@ -51,7 +54,9 @@ pub fn up(state: &StateDir, o: &UpOptions) -> Result<ControlPlaneRecord> {
     let xds_address = SocketAddr::from((network.gateway(), o.xds_port));
     for address in [xds_address, o.debug_address] {
         TcpListener::bind(address).map_err(|e| {
-            Error::Invalid(format!("cannot listen on {address} ({e}): is something else using it?"))
+            Error::Invalid(format!(
+                "cannot listen on {address} ({e}): is something else using it?"
+            ))
         })?;
     }
     let log = state.join("control-plane.log");
@@ -69,7 +74,10 @@ pub fn up(state: &StateDir, o: &UpOptions) -> Result<ControlPlaneRecord> {
         .arg(&config_dir)
         .args(["--xds-address", &xds_address.to_string()])
         .args(["--debug-address", &o.debug_address.to_string()])
-        .env("TRELLIS_LOG", std::env::var("TRELLIS_LOG").unwrap_or_else(|_| "info".into()));
+        .env(
+            "TRELLIS_LOG",
+            std::env::var("TRELLIS_LOG").unwrap_or_else(|_| "info".into()),
+        );
     let mut child = process::spawn_logged(command, "the control plane", &log)?;
     record.process = ProcessRecord::of("control plane", child.id());
     state.update(|s| {
@@ -117,7 +125,12 @@ fn running(state: &State) -> Option<u32> {
         .control_plane
         .iter()
         .filter_map(|c| c.process.as_ref())
-        .chain(state.pods.values().flat_map(|p| p.supervisor.iter().chain(&p.processes)))
+        .chain(
+            state
+                .pods
+                .values()
+                .flat_map(|p| p.supervisor.iter().chain(&p.processes)),
+        )
         .find(|p| p.pid != me && p.alive())
         .map(|p| p.pid)
 }

@@ -68,7 +68,9 @@ pub fn request_over(
     timeout: Duration,
 ) -> Result<Reply> {
     let failed = |e: String| Error::Failed(format!("{method} http://{address}{path}: {e}"));
-    stream.set_nonblocking(true).map_err(|e| failed(e.to_string()))?;
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| failed(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -103,7 +105,10 @@ async fn exchange(
     let request = builder
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let body = response
         .into_body()

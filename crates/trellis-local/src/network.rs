@@ -170,7 +170,10 @@ fn create(c: &NetworkConfig) -> Result<()> {
         args.extend(rule.iter().map(String::as_str));
         exec::run("iptables", &args)?;
     }
-    exec::run("iptables", &["-I", "FORWARD", "1", "-j", &c.forward_chain()])?;
+    exec::run(
+        "iptables",
+        &["-I", "FORWARD", "1", "-j", &c.forward_chain()],
+    )?;
     exec::run("iptables", &["-I", "INPUT", "1", "-j", &c.input_chain()])?;
     Ok(())
 }
@@ -202,8 +205,15 @@ mod tests {
         assert_eq!(c.gateway(), Ipv4Addr::new(10, 241, 0, 1));
         assert_eq!(c.pod_address(0), Some(Ipv4Addr::new(10, 241, 0, 2)));
         assert_eq!(c.pod_address(300), Some(Ipv4Addr::new(10, 241, 1, 46)));
-        assert_eq!(c.pod_address(65_532), Some(Ipv4Addr::new(10, 241, 255, 254)));
-        assert_eq!(c.pod_address(65_533), None, "the broadcast address is kept free");
+        assert_eq!(
+            c.pod_address(65_532),
+            Some(Ipv4Addr::new(10, 241, 255, 254))
+        );
+        assert_eq!(
+            c.pod_address(65_533),
+            None,
+            "the broadcast address is kept free"
+        );
     }
 
     #[test]

@@ -146,16 +146,34 @@ fn make(names: &PodNames, record: &PodRecord, network: &NetworkConfig) -> Result
     exec::run("ip", &["netns", "add", ns])?;
     exec::run(
         "ip",
-        &["link", "add", &names.veth, "type", "veth", "peer", "name", &names.peer],
+        &[
+            "link",
+            "add",
+            &names.veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &names.peer,
+        ],
     )?;
     exec::run("ip", &["link", "set", &names.peer, "netns", ns])?;
-    exec::run("ip", &["link", "set", &names.veth, "master", &network.bridge])?;
+    exec::run(
+        "ip",
+        &["link", "set", &names.veth, "master", &network.bridge],
+    )?;
     exec::run("ip", &["link", "set", &names.veth, "up"])?;
-    exec::run("ip", &["-n", ns, "link", "set", &names.peer, "name", "eth0"])?;
+    exec::run(
+        "ip",
+        &["-n", ns, "link", "set", &names.peer, "name", "eth0"],
+    )?;
     exec::run("ip", &["-n", ns, "addr", "add", &address, "dev", "eth0"])?;
     exec::run("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
     exec::run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-    exec::run("ip", &["-n", ns, "route", "add", "default", "via", &gateway])?;
+    exec::run(
+        "ip",
+        &["-n", ns, "route", "add", "default", "via", &gateway],
+    )?;
     Ok(())
 }
 

@@ -35,8 +35,11 @@ pub fn for_proxy_user(found: &Path, bin_dir: &Path) -> Result<PathBuf> {
     if !fresh {
         let _ = std::fs::remove_file(&staged);
         if std::fs::hard_link(&real, &staged).is_err() {
-            std::fs::copy(&real, &staged)
-                .map_err(Error::io(format!("cannot copy {} to {}", real.display(), staged.display())))?;
+            std::fs::copy(&real, &staged).map_err(Error::io(format!(
+                "cannot copy {} to {}",
+                real.display(),
+                staged.display()
+            )))?;
         }
     }
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
@@ -60,7 +63,10 @@ fn real_binary(found: &Path) -> Result<PathBuf> {
     if is_elf(&path) {
         return Ok(path);
     }
-    let name = found.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let name = found
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     // Envoy blocks reading its bootstrap from our pipe, so it stays put while we look.
     let mut child = Command::new(found)
         .args(["--mode", "validate", "-c", "/dev/stdin"])
@@ -73,9 +79,9 @@ fn real_binary(found: &Path) -> Result<PathBuf> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut real = None;
     while Instant::now() < deadline && real.is_none() {
-        real = std::fs::read_link(&exe).ok().filter(|target| {
-            target.file_name() == Some(name.as_os_str()) && is_elf(&exe)
-        });
+        real = std::fs::read_link(&exe)
+            .ok()
+            .filter(|target| target.file_name() == Some(name.as_os_str()) && is_elf(&exe));
         if real.is_none() {
             if matches!(child.try_wait(), Ok(Some(_))) {
                 break;
@@ -103,6 +109,10 @@ fn is_elf(path: &Path) -> bool {
 
 /// True when the file and every directory above it are open to other users.
 fn others_can_run(path: &Path) -> bool {
-    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0)
+    };
     mode(path) & 0o005 == 0o005 && path.ancestors().skip(1).all(|dir| mode(dir) & 0o001 != 0)
 }

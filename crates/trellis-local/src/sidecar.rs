@@ -63,7 +63,11 @@ pub fn command(
             ])
         }
         ProxyKind::Trellis => {
-            let labels: Vec<String> = node.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let labels: Vec<String> = node
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             let mut args = vec![
                 programs.trellis.display().to_string(),
                 "proxy".into(),
@@ -157,8 +161,7 @@ mod tests {
         let args = command(ProxyKind::Envoy, &programs(), &the_node(), dir.path()).unwrap();
         assert_eq!(args[0], "/bin/envoy");
         let bootstrap: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("envoy.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&std::fs::read(dir.path().join("envoy.json")).unwrap()).unwrap();
         assert_eq!(
             bootstrap["node"]["id"],
             "sidecar~10.241.0.2~reviews-v1.default~default.svc.cluster.local"

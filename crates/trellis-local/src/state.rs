@@ -59,7 +59,10 @@ pub struct PodRecord {
 impl PodRecord {
     /// True while any process of the pod (supervisor included) runs.
     pub fn in_use(&self) -> bool {
-        self.supervisor.iter().chain(&self.processes).any(ProcessRecord::alive)
+        self.supervisor
+            .iter()
+            .chain(&self.processes)
+            .any(ProcessRecord::alive)
     }
 }
 
@@ -108,7 +111,8 @@ impl StateDir {
 
     fn lock(&self) -> Result<File> {
         let path = self.path.join("state.lock");
-        let file = File::create(&path).map_err(Error::io(format!("cannot open {}", path.display())))?;
+        let file =
+            File::create(&path).map_err(Error::io(format!("cannot open {}", path.display())))?;
         file.lock()
             .map_err(Error::io(format!("cannot lock {}", path.display())))?;
         Ok(file)
@@ -168,7 +172,10 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let reloaded = StateDir::open(dir.path().join("s")).unwrap().load().unwrap();
+        let reloaded = StateDir::open(dir.path().join("s"))
+            .unwrap()
+            .load()
+            .unwrap();
         assert_eq!(reloaded.pods["default/a"].netns, "trellis-default-a");
         assert!(!reloaded.pods["default/a"].in_use());
     }

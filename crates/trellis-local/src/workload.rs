@@ -3,8 +3,9 @@
 //! Start, in this order, each step undone if a later one fails: the pod; the sidecar as
 //! uid/gid 1337; wait until the sidecar is ready (the app never starts before its proxy);
 //! the capture rules; the app. Stop, in the reverse order: the app (SIGTERM, then SIGKILL
-//! after the grace period); the capture rules; the sidecar (SIGTERM, then SIGKILL); the
-//! pod. Capture rules never outlive a running sidecar: if the sidecar dies, the app is
+//! after the grace period) — when it is still running, the sidecar first drains its
+//! inbound listeners for the drain period, so callers finish and go elsewhere while the app
+//! still answers; the capture rules; the sidecar (SIGTERM, then SIGKILL); the pod. Capture rules never outlive a running sidecar: if the sidecar dies, the app is
 //! stopped (rather than its traffic let out uncaptured, which would bypass the mesh's
 //! policy), then the rules and the pod are removed.
 
@@ -45,6 +46,9 @@ pub struct WorkloadSpec {
     pub ready_timeout: Duration,
     /// How long a process may take to stop after SIGTERM.
     pub grace: Duration,
+    /// How long the sidecar drains inbound connections before a running app is stopped
+    /// (Istio's `terminationDrainDuration`, 5 s by default).
+    pub drain: Duration,
 }
 
 impl WorkloadSpec {
@@ -56,9 +60,8 @@ impl WorkloadSpec {
                 "no command given: trellis run [OPTIONS] -- COMMAND [ARGS...]".into(),
             ));
         }
-        let reserved = |p: &u16| {
-            PROXY_PORTS.contains(p) || *p == capture::DNS_CAPTURE_PORT || *p == 0
-        };
+        let reserved =
+            |p: &u16| PROXY_PORTS.contains(p) || *p == capture::DNS_CAPTURE_PORT || *p == 0;
         if let Some(port) = self.ports.iter().find(|p| reserved(p)) {
             return Err(Error::Invalid(format!(
                 "--port {port}: the sidecar uses ports {PROXY_PORTS:?} and {} in the pod; \
@@ -94,13 +97,19 @@ pub struct Workload {
     sidecar: Option<Child>,
     app: Option<Child>,
     captured: bool,
+    proxy: ProxyKind,
     grace: Duration,
+    drain: Duration,
 }
 
 impl Workload {
     /// Starts `spec` on `network` (which must exist): pod, sidecar, readiness, capture,
     /// app. Needs root. On failure, whatever was made is removed again.
-    pub fn start(state: &StateDir, network: &NetworkConfig, spec: &WorkloadSpec) -> Result<Workload> {
+    pub fn start(
+        state: &StateDir,
+        network: &NetworkConfig,
+        spec: &WorkloadSpec,
+    ) -> Result<Workload> {
         exec::preflight()?;
         spec.validate()?;
         let record = pod::create(state, network, &spec.namespace, &spec.name)?;
@@ -111,7 +120,9 @@ impl Workload {
             sidecar: None,
             app: None,
             captured: false,
+            proxy: spec.proxy,
             grace: spec.grace,
+            drain: spec.drain,
         };
         workload.start_sidecar(spec)?;
         workload.wait_ready(spec)?;
@@ -147,7 +158,9 @@ impl Workload {
         let mut programs = spec.programs.clone();
         let bin = self.state.join("bin");
         match spec.proxy {
-            ProxyKind::Envoy => programs.envoy = proxy_binary::for_proxy_user(&programs.envoy, &bin)?,
+            ProxyKind::Envoy => {
+                programs.envoy = proxy_binary::for_proxy_user(&programs.envoy, &bin)?
+            }
             ProxyKind::Trellis => {
                 programs.trellis = proxy_binary::for_proxy_user(&programs.trellis, &bin)?
             }
@@ -166,14 +179,25 @@ impl Workload {
         let deadline = Instant::now() + spec.ready_timeout;
         let mut last = String::from("not asked yet");
         while Instant::now() < deadline {
-            if let Some(status) = self.sidecar.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .sidecar
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 return Err(Error::Failed(format!(
                     "the sidecar exited ({status}) before it was ready; its log ({}):\n{}",
                     self.sidecar_log().display(),
                     process::tail(&self.sidecar_log(), 20)
                 )));
             }
-            match netns::request_in(&self.record.netns, "GET", admin, path, &[], Duration::from_secs(2)) {
+            match netns::request_in(
+                &self.record.netns,
+                "GET",
+                admin,
+                path,
+                &[],
+                Duration::from_secs(2),
+            ) {
                 Ok(reply) if reply.status == 200 => return Ok(()),
                 Ok(reply) => last = format!("{} {}", reply.status, reply.body.trim()),
                 Err(e) => last = e.to_string(),
@@ -240,6 +264,9 @@ impl Workload {
 
     fn teardown(&mut self) {
         if let Some(mut app) = self.app.take() {
+            if exited(&mut self.sidecar).is_none() && matches!(app.try_wait(), Ok(None)) {
+                self.drain_sidecar();
+            }
             process::stop_child(&mut app, self.grace);
         }
         if std::mem::take(&mut self.captured)
@@ -263,6 +290,30 @@ impl Drop for Workload {
     }
 }
 
+impl Workload {
+    /// Asks the sidecar to drain its inbound listeners gracefully, then waits the drain
+    /// period. The Trellis proxy has no drain endpoint yet: it is stopped without one.
+    fn drain_sidecar(&self) {
+        if self.proxy != ProxyKind::Envoy || self.drain.is_zero() {
+            return;
+        }
+        let admin = sidecar::readiness(self.proxy).0;
+        let path = "/drain_listeners?inboundonly&graceful";
+        match netns::request_in(
+            &self.record.netns,
+            "POST",
+            admin,
+            path,
+            &[],
+            Duration::from_secs(2),
+        ) {
+            Ok(reply) if reply.status == 200 => std::thread::sleep(self.drain),
+            Ok(reply) => tracing::warn!(status = reply.status, "the sidecar refused to drain"),
+            Err(error) => tracing::warn!(%error, "cannot ask the sidecar to drain"),
+        }
+    }
+}
+
 fn exited(child: &mut Option<Child>) -> Option<ExitStatus> {
     child.as_mut().and_then(|c| c.try_wait().ok().flatten())
 }
@@ -270,8 +321,12 @@ fn exited(child: &mut Option<Child>) -> Option<ExitStatus> {
 /// `iptables-restore` of `lines` inside the pod's namespace only.
 fn restore(netns: &str, lines: &[String]) -> Result<()> {
     let input = lines.join("\n") + "\n";
-    exec::run_with_input("ip", &["netns", "exec", netns, "iptables-restore"], Some(&input))
-        .map(|_| ())
+    exec::run_with_input(
+        "ip",
+        &["netns", "exec", netns, "iptables-restore"],
+        Some(&input),
+    )
+    .map(|_| ())
 }
 
 /// `args` run inside `netns`, as `user` (uid, gid) when given: `ip netns exec` enters the
@@ -325,6 +380,7 @@ mod tests {
             app_log: None,
             ready_timeout: Duration::from_secs(1),
             grace: Duration::from_secs(1),
+            drain: Duration::from_secs(1),
         }
     }
 
@@ -335,7 +391,13 @@ mod tests {
             ports: vec![9080, 15001],
             ..spec()
         };
-        assert!(proxy_port.validate().unwrap_err().to_string().contains("--port 15001"));
+        assert!(
+            proxy_port
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--port 15001")
+        );
         let no_command = WorkloadSpec {
             command: Vec::new(),
             ..spec()
@@ -351,10 +413,23 @@ mod tests {
     #[test]
     fn commands_enter_the_pod_then_drop_privileges() {
         let c = in_pod("trellis-default-a", Some((1337, 1337)), &["envoy".into()]);
-        let args: Vec<_> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<_> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             args,
-            ["netns", "exec", "trellis-default-a", "setpriv", "--reuid=1337", "--regid=1337", "--clear-groups", "--", "envoy"]
+            [
+                "netns",
+                "exec",
+                "trellis-default-a",
+                "setpriv",
+                "--reuid=1337",
+                "--regid=1337",
+                "--clear-groups",
+                "--",
+                "envoy"
+            ]
         );
     }
 }

@@ -77,19 +77,32 @@ fn assert_nothing_left(bridge: &str, veths: &[String], netns: &[String]) {
         assert!(!names.contains(ns), "namespace {ns} left behind");
     }
     let links = links();
-    assert!(!links.contains(&format!(": {bridge}:")), "bridge {bridge} left behind");
+    assert!(
+        !links.contains(&format!(": {bridge}:")),
+        "bridge {bridge} left behind"
+    );
     for veth in veths {
         assert!(!links.contains(veth.as_str()), "veth {veth} left behind");
     }
-    assert!(!iptables_save().contains(bridge), "rules of {bridge} left behind");
+    assert!(
+        !iptables_save().contains(bridge),
+        "rules of {bridge} left behind"
+    );
 }
 
 /// A tiny HTTP server inside a pod (`python3 -m http.server`), killed on drop.
 fn http_server(netns: &str, port: u16, dir: &std::path::Path) -> Process {
-    let args: Vec<String> = ["python3", "-m", "http.server", &port.to_string(), "--bind", "0.0.0.0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "python3",
+        "-m",
+        "http.server",
+        &port.to_string(),
+        "--bind",
+        "0.0.0.0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let mut command = in_pod(netns, None, &args);
     command.current_dir(dir);
     Process::start("http.server", command, &dir.join(format!("{netns}.log")))
@@ -109,7 +122,10 @@ fn two_pods_reach_each_other_across_the_bridge_and_leave_nothing() {
     let routes = exec::run("ip", &["-n", &a.netns, "route"]).unwrap();
     assert_eq!(
         routes.lines().map(str::trim).collect::<Vec<_>>(),
-        ["default via 10.242.1.1 dev eth0", "10.242.1.0/24 dev eth0 proto kernel scope link src 10.242.1.2"]
+        [
+            "default via 10.242.1.1 dev eth0",
+            "10.242.1.0/24 dev eth0 proto kernel scope link src 10.242.1.2"
+        ]
     );
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("hello.txt"), "hello from a").unwrap();
@@ -119,8 +135,15 @@ fn two_pods_reach_each_other_across_the_bridge_and_leave_nothing() {
         if !server.running() {
             panic!("server exited\n{}", server.tail(20));
         }
-        netns::request_in(&b.netns, "GET", target, "/hello.txt", &[], Duration::from_secs(2))
-            .map_err(|e| e.to_string())
+        netns::request_in(
+            &b.netns,
+            "GET",
+            target,
+            "/hello.txt",
+            &[],
+            Duration::from_secs(2),
+        )
+        .map_err(|e| e.to_string())
     });
     assert_eq!((reply.status, reply.body.as_str()), (200, "hello from a"));
     let veths = vec![a.veth.clone(), b.veth.clone()];
@@ -129,7 +152,10 @@ fn two_pods_reach_each_other_across_the_bridge_and_leave_nothing() {
     drop(server);
     drop(mesh);
     assert_nothing_left("trtpods0", &veths, &names);
-    assert!(!server_pid.is_some_and(|p| p.alive()), "server still running");
+    assert!(
+        !server_pid.is_some_and(|p| p.alive()),
+        "server still running"
+    );
 }
 
 #[test]
@@ -157,15 +183,32 @@ fn capture_rules_are_accepted_by_the_kernel_inside_a_pod_only() {
     ];
     for options in &option_sets {
         let rules = capture::rules(options).join("\n") + "\n";
-        exec::run_with_input("ip", &["netns", "exec", &p.netns, "iptables-restore"], Some(&rules))
-            .unwrap();
-        let saved = exec::run("ip", &["netns", "exec", &p.netns, "iptables-save", "-t", "nat"]).unwrap();
-        for line in capture::rules(options).iter().filter(|l| l.starts_with("-A ")) {
+        exec::run_with_input(
+            "ip",
+            &["netns", "exec", &p.netns, "iptables-restore"],
+            Some(&rules),
+        )
+        .unwrap();
+        let saved = exec::run(
+            "ip",
+            &["netns", "exec", &p.netns, "iptables-save", "-t", "nat"],
+        )
+        .unwrap();
+        for line in capture::rules(options)
+            .iter()
+            .filter(|l| l.starts_with("-A "))
+        {
             // iptables-save prints some matches in its own order; check the key parts.
             let chain = line.split_whitespace().nth(1).unwrap();
-            assert!(saved.contains(&format!("-A {chain} ")), "{line} missing in\n{saved}");
+            assert!(
+                saved.contains(&format!("-A {chain} ")),
+                "{line} missing in\n{saved}"
+            );
         }
-        let appended = capture::rules(options).iter().filter(|l| l.starts_with("-A ")).count();
+        let appended = capture::rules(options)
+            .iter()
+            .filter(|l| l.starts_with("-A "))
+            .count();
         let installed = saved.lines().filter(|l| l.starts_with("-A ")).count();
         assert_eq!(appended, installed, "{saved}");
     }
@@ -175,10 +218,19 @@ fn capture_rules_are_accepted_by_the_kernel_inside_a_pod_only() {
         Some(&(capture::removal().join("\n") + "\n")),
     )
     .unwrap();
-    let saved = exec::run("ip", &["netns", "exec", &p.netns, "iptables-save", "-t", "nat"]).unwrap();
-    assert!(!saved.contains("ISTIO"), "capture left after removal:\n{saved}");
+    let saved = exec::run(
+        "ip",
+        &["netns", "exec", &p.netns, "iptables-save", "-t", "nat"],
+    )
+    .unwrap();
+    assert!(
+        !saved.contains("ISTIO"),
+        "capture left after removal:\n{saved}"
+    );
     assert_eq!(
-        exec::run("iptables-save", &["-t", "nat"]).unwrap().contains("ISTIO"),
+        exec::run("iptables-save", &["-t", "nat"])
+            .unwrap()
+            .contains("ISTIO"),
         host_nat.contains("ISTIO"),
         "capture rules leaked into the host's namespace"
     );
@@ -211,13 +263,22 @@ fn a_crashed_pod_is_cleaned_up_and_names_in_use_are_refused() {
         .unwrap();
     let again = pod::create(&mesh.state, &mesh.network, "tcrash", "p").unwrap();
     assert_eq!(again.netns, first.netns);
-    assert_eq!(pod::list_netns().iter().filter(|n| **n == first.netns).count(), 1);
+    assert_eq!(
+        pod::list_netns()
+            .iter()
+            .filter(|n| **n == first.netns)
+            .count(),
+        1
+    );
     // A namespace nothing recorded is not taken over.
     exec::run("ip", &["netns", "add", "trellis-tcrash-ghost"]).unwrap();
     let ghost = pod::create(&mesh.state, &mesh.network, "tcrash", "ghost");
     exec::run("ip", &["netns", "del", "trellis-tcrash-ghost"]).unwrap();
     let message = ghost.unwrap_err().to_string();
-    assert!(message.contains("ip netns del trellis-tcrash-ghost"), "{message}");
+    assert!(
+        message.contains("ip netns del trellis-tcrash-ghost"),
+        "{message}"
+    );
     assert!(!mesh.state.load().unwrap().pods.contains_key("tcrash/ghost"));
     let veth = again.veth.clone();
     drop(mesh);
@@ -236,11 +297,32 @@ impl Outside {
         let outside = Outside;
         let ns = Self::NETNS;
         exec::run("ip", &["netns", "add", ns]).unwrap();
-        exec::run("ip", &["link", "add", Self::HOST_LINK, "type", "veth", "peer", "name", "trtout1"]).unwrap();
+        exec::run(
+            "ip",
+            &[
+                "link",
+                "add",
+                Self::HOST_LINK,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "trtout1",
+            ],
+        )
+        .unwrap();
         exec::run("ip", &["link", "set", "trtout1", "netns", ns]).unwrap();
-        exec::run("ip", &["addr", "add", "203.0.113.1/24", "dev", Self::HOST_LINK]).unwrap();
+        exec::run(
+            "ip",
+            &["addr", "add", "203.0.113.1/24", "dev", Self::HOST_LINK],
+        )
+        .unwrap();
         exec::run("ip", &["link", "set", Self::HOST_LINK, "up"]).unwrap();
-        exec::run("ip", &["-n", ns, "addr", "add", "203.0.113.2/24", "dev", "trtout1"]).unwrap();
+        exec::run(
+            "ip",
+            &["-n", ns, "addr", "add", "203.0.113.2/24", "dev", "trtout1"],
+        )
+        .unwrap();
         exec::run("ip", &["-n", ns, "link", "set", "trtout1", "up"]).unwrap();
         outside
     }
@@ -273,11 +355,28 @@ fn nothing_leaves_the_bridge() {
     let outside = Outside::new();
     let p = pod::create(&mesh.state, &mesh.network, "tsafe", "p").unwrap();
     // Count what reaches the outside from the pod subnet (no target: counts only).
-    exec::run("ip", &["netns", "exec", Outside::NETNS, "iptables", "-A", "INPUT", "-s", "10.242.2.0/24"]).unwrap();
+    exec::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            Outside::NETNS,
+            "iptables",
+            "-A",
+            "INPUT",
+            "-s",
+            "10.242.2.0/24",
+        ],
+    )
+    .unwrap();
     // Forwarding on for packets arriving on this bridge only (the global switch stays as
     // it is), so that the packet reaches the FORWARD chain rather than being refused by
     // routing: the guard rule, not the sysctl, must stop it.
-    exec::run("sysctl", &["-q", "-w", "net.ipv4.conf.trtsafe0.forwarding=1"]).unwrap();
+    exec::run(
+        "sysctl",
+        &["-q", "-w", "net.ipv4.conf.trtsafe0.forwarding=1"],
+    )
+    .unwrap();
     let fwd = mesh.network.forward_chain();
     let input = mesh.network.input_chain();
     let dropped_before = counter(&fwd, "! -o trtsafe0");
@@ -287,16 +386,48 @@ fn nothing_leaves_the_bridge() {
         assert!(result.is_err(), "the pod reached {target}");
     }
     // The host's own address on the other link is not the bridge address: refused too.
-    let host = netns::connect_in(&p.netns, "203.0.113.1:22".parse().unwrap(), Duration::from_secs(1));
-    assert!(host.is_err(), "the pod reached the host's non-bridge address");
+    let host = netns::connect_in(
+        &p.netns,
+        "203.0.113.1:22".parse().unwrap(),
+        Duration::from_secs(1),
+    );
+    assert!(
+        host.is_err(),
+        "the pod reached the host's non-bridge address"
+    );
     let dropped = counter(&fwd, "! -o trtsafe0") - dropped_before;
     let refused = counter(&input, "-j DROP") - input_before;
-    assert!(dropped >= 2, "forwarded packets not dropped by {fwd}: {dropped}");
-    assert!(refused >= 1, "packets to the host's other address not dropped by {input}: {refused}");
-    let arrived = exec::run("ip", &["netns", "exec", Outside::NETNS, "iptables", "-v", "-S", "INPUT"]).unwrap();
-    assert!(arrived.contains("-c 0 0"), "something arrived outside:\n{arrived}");
+    assert!(
+        dropped >= 2,
+        "forwarded packets not dropped by {fwd}: {dropped}"
+    );
+    assert!(
+        refused >= 1,
+        "packets to the host's other address not dropped by {input}: {refused}"
+    );
+    let arrived = exec::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            Outside::NETNS,
+            "iptables",
+            "-v",
+            "-S",
+            "INPUT",
+        ],
+    )
+    .unwrap();
+    assert!(
+        arrived.contains("-c 0 0"),
+        "something arrived outside:\n{arrived}"
+    );
     // No NAT for the pod subnet on the host.
-    assert!(!exec::run("iptables-save", &["-t", "nat"]).unwrap().contains("10.242.2."));
+    assert!(
+        !exec::run("iptables-save", &["-t", "nat"])
+            .unwrap()
+            .contains("10.242.2.")
+    );
     drop(outside);
     drop(mesh);
     assert_nothing_left("trtsafe0", &[p.veth], &[p.netns]);

@@ -57,6 +57,10 @@ pub struct Args {
     /// Seconds the sidecar may take to become ready.
     #[arg(long, default_value_t = 30)]
     ready_timeout: u64,
+    /// Seconds the sidecar drains inbound connections on Ctrl-C/SIGTERM before the app is
+    /// stopped.
+    #[arg(long, default_value_t = 5)]
+    drain_seconds: u64,
     #[command(flatten)]
     state: StateArgs,
     /// The app's command line.
@@ -76,7 +80,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let network = match (recorded.network, args.control_plane) {
         (Some(network), _) => network,
         (None, Some(_)) => NetworkConfig::default(),
-        (None, None) => bail!("no pod network in {}: `trellis up` first", state.path().display()),
+        (None, None) => bail!(
+            "no pod network in {}: `trellis up` first",
+            state.path().display()
+        ),
     };
     let network = network::ensure(&state, &network)?;
     let stop = stop_on_signal()?;
@@ -156,6 +163,7 @@ fn spec(args: &Args, xds_address: SocketAddr) -> anyhow::Result<WorkloadSpec> {
         app_log: None,
         ready_timeout: Duration::from_secs(args.ready_timeout),
         grace: Duration::from_secs(10),
+        drain: Duration::from_secs(args.drain_seconds),
     })
 }
 

@@ -69,7 +69,11 @@ impl Cidr {
     pub fn nth(&self, offset: u32) -> Option<Ipv4Addr> {
         let size = 1u64 << (32 - u32::from(self.prefix));
         (u64::from(offset) < size).then(|| {
-            let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+            let mask = if self.prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(self.prefix))
+            };
             Ipv4Addr::from((u32::from(self.address) & mask).wrapping_add(offset))
         })
     }
@@ -210,7 +214,9 @@ fn inbound(o: &CaptureOptions) -> Vec<String> {
         Selection::Only(ports) => {
             out.push(format!("-A PREROUTING -p tcp -j {INBOUND}"));
             for port in ports.iter().filter(|p| !PROXY_PORTS.contains(p)) {
-                out.push(format!("-A {INBOUND} -p tcp --dport {port} -j {IN_REDIRECT}"));
+                out.push(format!(
+                    "-A {INBOUND} -p tcp --dport {port} -j {IN_REDIRECT}"
+                ));
             }
         }
         Selection::All => {
@@ -254,7 +260,9 @@ fn output(o: &CaptureOptions) -> Vec<String> {
         out.push(format!(
             "-A {OUTPUT} -o lo{not_dns} -m owner ! --{kind}-owner {id} -j RETURN"
         ));
-        out.push(format!("-A {OUTPUT} -m owner --{kind}-owner {id} -j RETURN"));
+        out.push(format!(
+            "-A {OUTPUT} -m owner --{kind}-owner {id} -j RETURN"
+        ));
     }
     if let Some(port) = dns {
         for proto in ["tcp", "udp"] {

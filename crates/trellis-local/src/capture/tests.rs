@@ -14,8 +14,12 @@ fn golden(name: &str, options: &CaptureOptions) {
     if std::env::var_os("TRELLIS_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &text).unwrap();
     }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (TRELLIS_UPDATE_GOLDEN=1 writes it)", path.display()));
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (TRELLIS_UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
     assert_eq!(text, want, "{name}: rules differ from {}", path.display());
 }
 
