@@ -50,15 +50,25 @@ pub fn up(state: &StateDir, o: &UpOptions) -> Result<ControlPlaneRecord> {
         )));
     }
     down(state)?;
+    port_free(o.debug_address)?;
+    // From here on something is made: a failure removes all of it again.
+    start(state, o, config_dir).inspect_err(|_| {
+        let _ = down(state);
+    })
+}
+
+fn port_free(address: SocketAddr) -> Result<()> {
+    TcpListener::bind(address).map(drop).map_err(|e| {
+        Error::Invalid(format!(
+            "cannot listen on {address} ({e}): is something else using it?"
+        ))
+    })
+}
+
+fn start(state: &StateDir, o: &UpOptions, config_dir: PathBuf) -> Result<ControlPlaneRecord> {
     let network = network::ensure(state, &o.network)?;
     let xds_address = SocketAddr::from((network.gateway(), o.xds_port));
-    for address in [xds_address, o.debug_address] {
-        TcpListener::bind(address).map_err(|e| {
-            Error::Invalid(format!(
-                "cannot listen on {address} ({e}): is something else using it?"
-            ))
-        })?;
-    }
+    port_free(xds_address)?;
     let log = state.join("control-plane.log");
     let mut record = ControlPlaneRecord {
         process: None,
@@ -88,7 +98,6 @@ pub fn up(state: &StateDir, o: &UpOptions) -> Result<ControlPlaneRecord> {
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let tail = process::tail(&log, 20);
-            let _ = down(state);
             return Err(Error::Failed(format!(
                 "the control plane exited ({status}); its log ({}):\n{tail}",
                 log.display()
@@ -98,7 +107,6 @@ pub fn up(state: &StateDir, o: &UpOptions) -> Result<ControlPlaneRecord> {
             return Ok(record);
         }
         if Instant::now() >= deadline {
-            let _ = down(state);
             return Err(Error::Failed(format!(
                 "the control plane was not ready after {:?}; its log ({}):\n{}",
                 o.ready_timeout,
