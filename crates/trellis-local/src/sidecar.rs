@@ -97,10 +97,14 @@ pub fn command(
 /// configuration is in place); the Trellis proxy's admin `/ready` (its `:15021
 /// /healthz/ready` replaces it once that lands).
 pub fn readiness(kind: ProxyKind) -> (SocketAddr, &'static str) {
-    let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, ADMIN_PORT));
     match kind {
-        ProxyKind::Envoy | ProxyKind::Trellis => (admin, "/ready"),
+        ProxyKind::Envoy | ProxyKind::Trellis => (admin(), "/ready"),
     }
+}
+
+/// The sidecar's admin address inside its pod.
+pub fn admin() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, ADMIN_PORT))
 }
 
 /// The node a workload's sidecar introduces itself with.

@@ -259,6 +259,28 @@ impl Workload {
         }
     }
 
+    /// Asks the sidecar to drain its inbound listeners gracefully, then waits the drain
+    /// period. The Trellis proxy has no drain endpoint yet: it is stopped without one.
+    fn drain_sidecar(&self) {
+        if self.proxy != ProxyKind::Envoy || self.drain.is_zero() {
+            return;
+        }
+        let admin = sidecar::admin();
+        let path = "/drain_listeners?inboundonly&graceful";
+        match netns::request_in(
+            &self.record.netns,
+            "POST",
+            admin,
+            path,
+            &[],
+            Duration::from_secs(2),
+        ) {
+            Ok(reply) if reply.status == 200 => std::thread::sleep(self.drain),
+            Ok(reply) => tracing::warn!(status = reply.status, "the sidecar refused to drain"),
+            Err(error) => tracing::warn!(%error, "cannot ask the sidecar to drain"),
+        }
+    }
+
     /// Stops everything in order and removes the pod (what dropping does, made explicit).
     pub fn shutdown(self) {}
 
@@ -287,30 +309,6 @@ impl Workload {
 impl Drop for Workload {
     fn drop(&mut self) {
         self.teardown();
-    }
-}
-
-impl Workload {
-    /// Asks the sidecar to drain its inbound listeners gracefully, then waits the drain
-    /// period. The Trellis proxy has no drain endpoint yet: it is stopped without one.
-    fn drain_sidecar(&self) {
-        if self.proxy != ProxyKind::Envoy || self.drain.is_zero() {
-            return;
-        }
-        let admin = sidecar::readiness(self.proxy).0;
-        let path = "/drain_listeners?inboundonly&graceful";
-        match netns::request_in(
-            &self.record.netns,
-            "POST",
-            admin,
-            path,
-            &[],
-            Duration::from_secs(2),
-        ) {
-            Ok(reply) if reply.status == 200 => std::thread::sleep(self.drain),
-            Ok(reply) => tracing::warn!(status = reply.status, "the sidecar refused to drain"),
-            Err(error) => tracing::warn!(%error, "cannot ask the sidecar to drain"),
-        }
     }
 }
 
