@@ -445,3 +445,39 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     drop(v1);
     assert_eq!(state.load().unwrap(), Default::default());
 }
+
+#[test]
+fn without_root_up_and_run_explain_explicit_mode() {
+    let dir = temp_dir();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let config = dir.path().join("config");
+    let state = dir.path().join("state");
+    // As root, look through the eyes of an ordinary user (nobody), running a copy of the
+    // binary that user can reach.
+    let command = |args: &[&str]| {
+        let mut command = if trellis_local::exec::require_root().is_ok() {
+            let bin = dir.path().join("bin");
+            let trellis =
+                trellis_local::proxy_binary::for_proxy_user(std::path::Path::new(TRELLIS), &bin)
+                    .unwrap();
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(trellis);
+            c
+        } else {
+            Command::new(TRELLIS)
+        };
+        command.args(args).env("TRELLIS_STATE_DIR", &state);
+        command.output().unwrap()
+    };
+    let up = command(&["up", "--config", config.to_str().unwrap()]);
+    let run = command(&["run", "--name", "a", "--", "true"]);
+    for out in [up, run] {
+        assert!(!out.status.success());
+        let message = text(&out);
+        assert!(message.contains("need root"), "{message}");
+        assert!(message.contains("explicit mode"), "{message}");
+        assert!(message.contains("captureMode: NONE"), "{message}");
+    }
+    assert!(!state.exists(), "nothing is made without root");
+}

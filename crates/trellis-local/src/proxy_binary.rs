@@ -107,12 +107,19 @@ fn is_elf(path: &Path) -> bool {
         && magic == *b"\x7fELF"
 }
 
-/// True when the file and every directory above it are open to other users.
+/// True when other users may read and execute the file and enter every directory above it.
 fn others_can_run(path: &Path) -> bool {
-    let mode = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0)
-    };
-    mode(path) & 0o005 == 0o005 && path.ancestors().skip(1).all(|dir| mode(dir) & 0o001 != 0)
+    mode(path) & 0o005 == 0o005 && path.parent().is_some_and(reachable_by_others)
+}
+
+/// True when other users (the proxy user among them) may enter `dir` and every directory
+/// above it.
+pub fn reachable_by_others(dir: &Path) -> bool {
+    dir.ancestors().all(|d| mode(d) & 0o001 != 0)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0)
 }

@@ -147,6 +147,13 @@ impl Workload {
     }
 
     fn start_sidecar(&mut self, spec: &WorkloadSpec) -> Result<()> {
+        if !proxy_binary::reachable_by_others(&self.record.dir) {
+            return Err(Error::Invalid(format!(
+                "the sidecar (uid {PROXY_UID}) cannot enter {}: a directory above it is \
+                 closed to other users; choose a --state-dir such as /run/trellis",
+                self.record.dir.display()
+            )));
+        }
         let node = sidecar::node(
             &spec.name,
             &spec.namespace,

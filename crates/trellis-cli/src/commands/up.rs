@@ -33,6 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    trellis_local::exec::preflight()?;
     let state = args.state.open()?;
     let options = UpOptions {
         config_dir: args.config.clone(),
