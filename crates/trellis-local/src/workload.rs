@@ -79,11 +79,12 @@ impl WorkloadSpec {
 }
 
 /// How a running workload ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     AppExited(ExitStatus),
-    /// The sidecar went away; the app was stopped.
-    SidecarExited(ExitStatus),
+    /// The sidecar went away; the app was stopped. With the last lines of the sidecar's
+    /// log (the log goes with the pod).
+    SidecarExited(ExitStatus, String),
     /// Asked to stop (Ctrl-C, SIGTERM).
     Stopped,
 }
@@ -257,7 +258,8 @@ impl Workload {
                 if let Some(app) = self.app.as_mut() {
                     process::stop_child(app, self.grace);
                 }
-                return Ok(Outcome::SidecarExited(status));
+                let log = process::tail(&self.sidecar_log(), 20);
+                return Ok(Outcome::SidecarExited(status, log));
             }
             if stop() {
                 return Ok(Outcome::Stopped);

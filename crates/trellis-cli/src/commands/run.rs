@@ -103,9 +103,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             eprintln!("app exited ({status}); pod removed");
             Ok(ExitCode::from(exit_code(status)))
         }
-        Outcome::SidecarExited(status) => {
-            bail!("the sidecar exited ({status}); the app was stopped and the pod removed")
-        }
+        Outcome::SidecarExited(status, log) => bail!(
+            "the sidecar exited ({status}); the app was stopped and the pod removed. The \
+             sidecar's last words:\n{log}"
+        ),
         Outcome::Stopped => {
             eprintln!("stopped; pod removed");
             Ok(ExitCode::SUCCESS)
