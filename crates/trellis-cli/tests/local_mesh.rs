@@ -404,7 +404,11 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
             Ok(())
         }
     });
-    assert!(v2.tail(40).contains("the sidecar exited"), "{}", v2.tail(40));
+    assert!(
+        v2.tail(40).contains("the sidecar exited"),
+        "{}",
+        v2.tail(40)
+    );
     assert!(!app.alive(), "the app outlived its sidecar");
     assert!(!trellis_local::pod::list_netns().contains(&v2_pod.netns));
 
