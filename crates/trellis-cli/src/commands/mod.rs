@@ -1,10 +1,15 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod apply;
 pub mod bootstrap;
 pub mod control_plane;
+pub mod down;
+pub mod local;
 pub mod node;
 pub mod proxy;
 pub mod proxy_config;
 pub mod proxy_status;
+pub mod run;
+pub mod up;
 pub mod validate;
