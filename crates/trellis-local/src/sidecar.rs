@@ -128,6 +128,8 @@ pub fn node(
         xds_port: xds.port(),
         admin_port: ADMIN_PORT,
         delta: false,
+        // No agent serves certificates in pods yet: the sidecar gets no mTLS config.
+        sds_socket: None,
     }
 }
 
