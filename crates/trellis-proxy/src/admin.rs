@@ -1,5 +1,5 @@
 //! The admin interface on localhost: `/ready`, `/config_dump` (a summary of what the proxy
-//! holds, as JSON), `/stats`, `/quitquitquit`.
+//! holds, as JSON), `/stats`, `/stats/prometheus`, `/logging`, `/quitquitquit`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,16 +15,32 @@ use tokio::net::TcpListener;
 use crate::Proxy;
 use crate::config::{Action, Discovery, Network, RouteSource};
 
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) {
+/// The process's log filter, changeable at run time through `/logging`. The binary owns
+/// the tracing subscriber; this is the handle it lends the proxy.
+pub trait LogLevel: Send + Sync + std::fmt::Debug {
+    /// The current filter directives (`warn`, `warn,trellis_proxy::http=debug`).
+    fn get(&self) -> String;
+    /// Replaces the filter; the error says why the directives are invalid.
+    fn set(&self, directives: &str) -> Result<(), String>;
+}
+
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, logging: Option<Arc<dyn LogLevel>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let proxy = proxy.clone();
+        let logging = logging.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(handle(&proxy, &req)) }
+                let logging = logging.clone();
+                async move {
+                    Ok::<_, Infallible>(match req.uri().path() {
+                        "/logging" => crate::telemetry::logging::handle(logging.as_deref(), &req),
+                        _ => handle(&proxy, &req),
+                    })
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -48,6 +64,9 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 c.runtime.stats.render(&c.name, &mut out);
             }
             text(StatusCode::OK, out)
+        }
+        "/stats/prometheus" => {
+            crate::telemetry::server::prometheus(crate::telemetry::server::render(proxy))
         }
         "/config_dump" => {
             let body = serde_json::to_string_pretty(&config_dump(proxy)).unwrap_or_default();

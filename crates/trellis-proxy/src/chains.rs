@@ -182,6 +182,7 @@ mod tests {
             inspect_http: false,
             inspect_timeout: None,
             continue_on_timeout: false,
+            direction: crate::config::Direction::Unspecified,
             chains,
             default_chain: Some(chain("default", ChainMatch::default())),
         }

@@ -55,6 +55,8 @@ pub struct Listener {
     pub inspect_timeout: Option<Duration>,
     /// `continue_on_listener_filters_timeout`: on timeout carry on as opaque TCP (else close).
     pub continue_on_timeout: bool,
+    /// `traffic_direction`: telemetry reports inbound traffic as the destination.
+    pub direction: Direction,
     pub chains: Vec<FilterChain>,
     pub default_chain: Option<FilterChain>,
 }
@@ -64,6 +66,15 @@ impl Listener {
     pub fn all_chains(&self) -> impl Iterator<Item = &FilterChain> {
         self.chains.iter().chain(self.default_chain.as_ref())
     }
+}
+
+/// Envoy's `traffic_direction` of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Unspecified,
+    Inbound,
+    Outbound,
 }
 
 /// One filter chain: what it matches and its (single) network filter.

@@ -101,7 +101,11 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(listener.address);
-        let downstream = Downstream { local, remote };
+        let downstream = Downstream {
+            local,
+            remote,
+            direction: listener.direction,
+        };
         tokio::spawn(connection(
             proxy.clone(),
             listener.clone(),

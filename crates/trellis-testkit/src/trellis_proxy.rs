@@ -62,7 +62,7 @@ fn proxy_command(
         .args(["--labels", who.labels])
         .args(["--ip", &who.ip.to_string()])
         .args(["--admin-port", &admin.port().to_string()])
-        .arg("--access-log")
+        .args(["--access-log-format", "text"])
         .env("TRELLIS_LOG", "info");
     command
 }

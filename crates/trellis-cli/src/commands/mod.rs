@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod bootstrap;
 pub mod control_plane;
+pub mod log_level;
 pub mod node;
 pub mod proxy;
 pub mod proxy_config;

@@ -26,7 +26,10 @@ use super::listener::{socket_address, unpack};
 use super::{Result, duration, is_set, reject};
 use crate::config::{self, Discovery, LbPolicy as OwnLb, Limits};
 use crate::outlier::OutlierConfig;
+use crate::telemetry::peer::Peer;
 use crate::upstream::{ClusterRuntime, Host};
+use envoy_types::pb::envoy::config::core::v3::Metadata;
+use envoy_types::pb::google::protobuf::value::Kind;
 
 const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
@@ -503,7 +506,7 @@ pub fn hosts(la: &ClusterLoadAssignment, p: &str) -> Result<Vec<Arc<Host>>> {
             let p = format!("{p}.lb_endpoints[{j}]");
             let LbEndpoint {
                 health_status,
-                metadata: _,
+                metadata,
                 load_balancing_weight,
                 host_identifier,
             } = e;
@@ -527,8 +530,20 @@ pub fn hosts(la: &ClusterLoadAssignment, p: &str) -> Result<Vec<Arc<Host>>> {
             }
             let address = socket_address(address, &format!("{p}.endpoint.address"))?;
             let weight = load_balancing_weight.as_ref().map_or(1, |w| w.value.max(1));
-            out.push(Arc::new(Host::new(address, weight)));
+            let mut host = Host::new(address, weight);
+            host.workload = metadata.as_ref().and_then(istio_workload).map(Arc::new);
+            out.push(Arc::new(host));
         }
     }
     Ok(out)
+}
+
+/// Istio's endpoint metadata `filter_metadata.istio.workload` (telemetry's view of the
+/// endpoint's workload); other metadata is not the proxy's business and is ignored.
+fn istio_workload(m: &Metadata) -> Option<Peer> {
+    let istio = m.filter_metadata.get("istio")?;
+    match istio.fields.get("workload")?.kind.as_ref()? {
+        Kind::StringValue(s) => Peer::from_endpoint_metadata(s),
+        _ => None,
+    }
 }

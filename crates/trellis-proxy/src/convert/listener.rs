@@ -11,6 +11,7 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType as ListenerFilterConfig;
@@ -103,7 +104,7 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         freebind,
         socket_options,
         tcp_fast_open_queue_length: _,
-        traffic_direction: _,
+        traffic_direction,
         udp_listener_config,
         api_listener,
         connection_balance_config: _,
@@ -136,6 +137,11 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
             Some(d) => Some(duration(d)).filter(|d| !d.is_zero()),
         },
         continue_on_timeout: *continue_on_listener_filters_timeout,
+        direction: match TrafficDirection::try_from(*traffic_direction) {
+            Ok(TrafficDirection::Inbound) => config::Direction::Inbound,
+            Ok(TrafficDirection::Outbound) => config::Direction::Outbound,
+            _ => config::Direction::Unspecified,
+        },
         chains: Vec::new(),
         default_chain: None,
     };
