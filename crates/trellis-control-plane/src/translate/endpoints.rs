@@ -12,7 +12,11 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
 
+use envoy_types::pb::envoy::config::core::v3::Metadata;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+
 use super::names;
+use crate::bootstrap::CLUSTER_ID;
 use crate::mesh::MeshSnapshot;
 use crate::registry::Endpoint;
 use crate::registry::build::selects;
@@ -95,6 +99,7 @@ fn endpoints_of<'a>(
 
 fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
     LbEndpoint {
+        metadata: Some(istio_metadata(endpoint)),
         host_identifier: Some(HostIdentifier::Endpoint(EnvoyEndpoint {
             address: Some(socket_address(&endpoint.address, endpoint.port)),
             ..Default::default()
@@ -106,6 +111,62 @@ fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
     }
 }
 
+/// Istio's telemetry metadata of an endpoint, `filter_metadata.istio.workload`:
+/// `workload;namespace;canonical service;canonical revision;cluster id` (a `latest`
+/// revision, Istio's default, is left empty), so that a client sidecar can label requests
+/// with the destination workload even when metadata exchange cannot tell it.
+pub fn istio_metadata(endpoint: &Endpoint) -> Metadata {
+    let (service, revision) = canonical_service(&endpoint.labels, &endpoint.workload_name);
+    let workload = format!(
+        "{};{};{service};{};{CLUSTER_ID}",
+        endpoint.workload_name,
+        endpoint.namespace,
+        if revision == "latest" { "" } else { revision },
+    );
+    let fields = [(
+        "workload".to_string(),
+        Value {
+            kind: Some(Kind::StringValue(workload)),
+        },
+    )];
+    Metadata {
+        filter_metadata: [(
+            "istio".to_string(),
+            Struct {
+                fields: fields.into_iter().collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    }
+}
+
+/// Istio's canonical service name and revision: the first of
+/// `service.istio.io/canonical-name`, `app.kubernetes.io/name`, `app` (else the workload
+/// name), and of `service.istio.io/canonical-revision`, `app.kubernetes.io/version`,
+/// `version` (else `latest`).
+pub fn canonical_service<'a>(
+    labels: &'a BTreeMap<String, String>,
+    workload: &'a str,
+) -> (&'a str, &'a str) {
+    let first = |keys: [&str; 3]| keys.iter().find_map(|k| labels.get(*k)).map(String::as_str);
+    (
+        first([
+            "service.istio.io/canonical-name",
+            "app.kubernetes.io/name",
+            "app",
+        ])
+        .unwrap_or(workload),
+        first([
+            "service.istio.io/canonical-revision",
+            "app.kubernetes.io/version",
+            "version",
+        ])
+        .unwrap_or("latest"),
+    )
+}
+
 /// An Envoy socket address.
 pub fn socket_address(address: &str, port: u32) -> Address {
     Address {
@@ -114,5 +175,61 @@ pub fn socket_address(address: &str, port: u32) -> Address {
             port_specifier: Some(PortSpecifier::PortValue(port)),
             ..Default::default()
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(labels: &[(&str, &str)], workload: &str) -> Endpoint {
+        Endpoint {
+            address: "10.0.0.1".into(),
+            port: 9080,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            service_account: "default".into(),
+            namespace: "default".into(),
+            has_sidecar: true,
+            locality: String::new(),
+            weight: 1,
+            workload_name: workload.into(),
+        }
+    }
+
+    fn workload(m: &Metadata) -> &str {
+        match &m.filter_metadata["istio"].fields["workload"].kind {
+            Some(Kind::StringValue(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn endpoints_carry_istios_workload_metadata() {
+        let e = endpoint(&[("app", "reviews"), ("version", "v2")], "reviews-v2");
+        assert_eq!(
+            workload(&istio_metadata(&e)),
+            "reviews-v2;default;reviews;v2;Kubernetes"
+        );
+        let canonical = endpoint(
+            &[
+                ("app", "reviews"),
+                ("service.istio.io/canonical-name", "rev"),
+                ("service.istio.io/canonical-revision", "r1"),
+            ],
+            "reviews-v2",
+        );
+        assert_eq!(
+            workload(&istio_metadata(&canonical)),
+            "reviews-v2;default;rev;r1;Kubernetes"
+        );
+        // No labels: the workload name, and `latest` left out.
+        assert_eq!(
+            workload(&istio_metadata(&endpoint(&[], "db-0"))),
+            "db-0;default;db-0;;Kubernetes"
+        );
+        assert!(lb_endpoint(&e).metadata.is_some());
     }
 }
