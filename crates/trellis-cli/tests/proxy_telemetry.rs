@@ -23,7 +23,8 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
-fn mesh_yaml(client: IpAddr, server: IpAddr, app: SocketAddr) -> String {
+/// `app_port`: where the server workload's application listens on its own IP.
+fn mesh_yaml(client: IpAddr, server: IpAddr, app_port: u16) -> String {
     format!(
         "apiVersion: v1
 kind: Service
@@ -63,7 +64,7 @@ spec:
   - port: {{number: 9080, protocol: HTTP, name: http}}
     bind: {server}
     captureMode: NONE
-    defaultEndpoint: {app}
+    defaultEndpoint: 0.0.0.0:{app_port}
   egress:
   - hosts: [./*]
 "
@@ -159,10 +160,10 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
     let dir = temp_dir();
     std::fs::create_dir(dir.path().join("config")).expect("config dir");
     let (cp_ip, client_ip, server_ip) = (ip("127.0.0.70"), ip("127.0.0.71"), ip("127.0.0.72"));
-    let app = Backend::start(SocketAddr::new(ip("127.0.0.73"), 0), "reviews v1");
+    let app = Backend::start(SocketAddr::new(server_ip, 0), "reviews v1");
     std::fs::write(
         dir.path().join("config/mesh.yaml"),
-        mesh_yaml(client_ip, server_ip, app.address),
+        mesh_yaml(client_ip, server_ip, app.address.port()),
     )
     .expect("write");
     let (cp, xds, _debug) = mesh::control_plane(Path::new(TRELLIS), dir.path(), cp_ip, CONVERGE);
@@ -207,7 +208,13 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
     let call = |host: &str| get(egress, "/", &[("host", host)], Duration::from_secs(5));
     for _ in 0..OK_REQUESTS {
         let r = call("reviews.default.svc.cluster.local").expect("reviews");
-        assert_eq!((r.status, r.body.as_str()), (200, "reviews v1"));
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "reviews v1"),
+            "\n{}\n{}",
+            client.tail(20),
+            server.tail(30)
+        );
     }
     for _ in 0..FAILED_REQUESTS {
         let r = call("ghost.default.svc.cluster.local:9080").expect("ghost");

@@ -547,3 +547,67 @@ fn istio_workload(m: &Metadata) -> Option<Peer> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+    use envoy_types::pb::google::protobuf::{Struct, Value};
+
+    fn endpoint(workload: Option<Kind>) -> LbEndpoint {
+        let metadata = workload.map(|kind| Metadata {
+            filter_metadata: [(
+                "istio".to_string(),
+                Struct {
+                    fields: [("workload".to_string(), Value { kind: Some(kind) })].into(),
+                },
+            )]
+            .into(),
+            ..Default::default()
+        });
+        LbEndpoint {
+            metadata,
+            host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(AddressKind::SocketAddress(SocketAddress {
+                        address: "10.0.0.1".into(),
+                        port_specifier: Some(PortSpecifier::PortValue(9080)),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn endpoints_keep_istios_workload_metadata() {
+        let la = ClusterLoadAssignment {
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![
+                    endpoint(Some(Kind::StringValue(
+                        "reviews-v1;default;reviews;v1;Kubernetes".into(),
+                    ))),
+                    endpoint(Some(Kind::NumberValue(1.0))),
+                    endpoint(None),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let hosts = hosts(&la, "eds").unwrap();
+        let workload = hosts[0].workload.as_deref().unwrap();
+        assert_eq!(
+            (
+                workload.workload.as_str(),
+                workload.canonical_revision.as_str()
+            ),
+            ("reviews-v1", "v1")
+        );
+        assert!(hosts[1].workload.is_none(), "not a string: ignored");
+        assert!(hosts[2].workload.is_none());
+    }
+}

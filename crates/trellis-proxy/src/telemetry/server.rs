@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -184,5 +185,70 @@ where
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::labels::{Protocol, Reporter};
+    use crate::telemetry::{Report, Telemetry};
+
+    async fn app(body: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, move |_req| async move {
+            prometheus(body.to_string())
+        }));
+        address
+    }
+
+    fn url(address: SocketAddr) -> Option<Uri> {
+        Some(format!("http://{address}/metrics").parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn merged_metrics_append_the_apps_and_survive_its_failure() {
+        let proxy = Proxy::new(Telemetry::new("id", &serde_json::Map::new(), None));
+        let series = proxy.telemetry.http(&Report {
+            reporter: Reporter::Destination,
+            peer: None,
+            peer_principal: None,
+            mutual_tls: false,
+            cluster: "inbound|9080||",
+            authority: "reviews:9080",
+            protocol: Protocol::Http,
+            response_code: 200,
+            grpc_status: None,
+            flags: crate::flags::Flags::default(),
+        });
+        series.requests.fetch_add(1, Ordering::Relaxed);
+        let merged = Merged::new(url(app("app_requests_total 7\n").await));
+        let out = merged.render(&proxy).await;
+        assert!(
+            out.contains("connection_security_policy=\"none\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("istio_agent_scrape_failures_total 0\napp_requests_total 7\n"),
+            "{out}"
+        );
+        // A closed port: the proxy's metrics still, and the failure counted.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let merged = Merged::new(url(closed));
+        let out = merged.render(&proxy).await;
+        assert!(
+            out.contains("istio_requests_total{reporter=\"destination\""),
+            "{out}"
+        );
+        assert!(out.contains("istio_agent_scrapes_total 1\n"));
+        assert!(
+            out.ends_with("istio_agent_scrape_failures_total 1\n"),
+            "{out}"
+        );
     }
 }
