@@ -116,10 +116,13 @@ pub struct TcpSeries {
     pub received: AtomicU64,
 }
 
+/// Series by scope (cluster or authority), then by key.
+type ByScope<S> = HashMap<Box<str>, HashMap<Key, Arc<S>>>;
+
 /// Series filed by (cluster or authority, key).
 #[derive(Debug)]
 pub struct Family<S> {
-    series: RwLock<HashMap<Box<str>, HashMap<Key, Arc<S>>>>,
+    series: RwLock<ByScope<S>>,
 }
 
 impl<S> Default for Family<S> {
@@ -171,7 +174,8 @@ impl Metrics {
         tcp.sort_by(|a, b| a.labels.cmp(&b.labels));
         if !http.is_empty() {
             counter(out, "istio_requests_total", &http, |s| &s.requests);
-            let histograms: [(&str, fn(&HttpSeries) -> &Histogram); 3] = [
+            type Field = fn(&HttpSeries) -> &Histogram;
+            let histograms: [(&str, Field); 3] = [
                 ("istio_request_bytes", |s| &s.request_bytes),
                 ("istio_request_duration_milliseconds", |s| &s.duration),
                 ("istio_response_bytes", |s| &s.response_bytes),

@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -193,6 +192,7 @@ mod tests {
     use super::*;
     use crate::telemetry::labels::{Protocol, Reporter};
     use crate::telemetry::{Report, Telemetry};
+    use std::net::SocketAddr;
 
     async fn app(body: &'static str) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
