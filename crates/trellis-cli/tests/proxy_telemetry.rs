@@ -6,7 +6,8 @@
 //! workload from metadata exchange; the server as `destination`, learning the client's —
 //! and write Istio's default access log lines with the response flags and details.
 
-use std::net::{IpAddr, SocketAddr};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,10 +24,27 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
-/// `app_port`: where the server workload's application listens on its own IP.
-fn mesh_yaml(client: IpAddr, server: IpAddr, app_port: u16) -> String {
+/// `app_port`: where the server workload's application listens on its own IP; `db`: a
+/// TCP workload without a sidecar.
+fn mesh_yaml(client: IpAddr, server: IpAddr, app_port: u16, db: SocketAddr) -> String {
     format!(
         "apiVersion: v1
+kind: Service
+metadata: {{name: mysqldb, namespace: default}}
+spec:
+  selector: {{app: mysqldb}}
+  ports:
+  - {{name: tcp, port: 3306}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: mysqldb-v1, namespace: default}}
+spec:
+  address: {db_ip}
+  ports: {{tcp: {db_port}}}
+  labels: {{app: mysqldb, version: v1, security.istio.io/tlsMode: disabled}}
+---
+apiVersion: v1
 kind: Service
 metadata: {{name: reviews, namespace: default}}
 spec:
@@ -53,6 +71,10 @@ spec:
     bind: {client}
     captureMode: NONE
     hosts: [./*]
+  - port: {{number: 3306, protocol: TCP, name: tcp}}
+    bind: {client}
+    captureMode: NONE
+    hosts: [./*]
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -67,8 +89,24 @@ spec:
     defaultEndpoint: 0.0.0.0:{app_port}
   egress:
   - hosts: [./*]
-"
+",
+        db_ip = db.ip(),
+        db_port = db.port(),
     )
+}
+
+/// Answers `pong` to whatever it read once the client half-closed.
+fn pong_after_eof(listener: std::net::TcpListener) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut got = Vec::new();
+            if s.read_to_end(&mut got).is_ok() {
+                let _ = s.write_all(b"pong");
+            }
+        }
+    });
 }
 
 fn start_proxy(
@@ -161,9 +199,12 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
     std::fs::create_dir(dir.path().join("config")).expect("config dir");
     let (cp_ip, client_ip, server_ip) = (ip("127.0.0.70"), ip("127.0.0.71"), ip("127.0.0.72"));
     let app = Backend::start(SocketAddr::new(server_ip, 0), "reviews v1");
+    let db = std::net::TcpListener::bind((ip("127.0.0.74"), 0)).expect("bind db");
+    let db_address = db.local_addr().expect("db address");
+    pong_after_eof(db);
     std::fs::write(
         dir.path().join("config/mesh.yaml"),
-        mesh_yaml(client_ip, server_ip, app.address.port()),
+        mesh_yaml(client_ip, server_ip, app.address.port(), db_address),
     )
     .expect("write");
     let (cp, xds, _debug) = mesh::control_plane(Path::new(TRELLIS), dir.path(), cp_ip, CONVERGE);
@@ -221,6 +262,18 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
         assert_eq!((r.status, r.body.as_str()), (503, "no healthy upstream"));
     }
 
+    let mut db =
+        TcpStream::connect_timeout(&SocketAddr::new(client_ip, 3306), Duration::from_secs(5))
+            .expect("connect to the TCP egress listener");
+    db.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    db.write_all(b"ping!").expect("write");
+    db.shutdown(Shutdown::Write).expect("half-close");
+    let mut answer = String::new();
+    db.read_to_string(&mut answer).expect("read");
+    assert_eq!(answer, "pong");
+    drop(db);
+
     let mut source_ok = vec![("reporter", "source")];
     source_ok.extend(productpage());
     source_ok.extend(reviews_destination());
@@ -273,6 +326,54 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
             })
         });
     }
+    // The TCP connection, on the client only (the database has no sidecar).
+    let mut tcp = vec![("reporter", "source")];
+    tcp.extend(productpage());
+    tcp.extend([
+        ("destination_workload", "mysqldb-v1"),
+        ("destination_workload_namespace", "default"),
+        ("destination_principal", "unknown"),
+        ("destination_app", "unknown"),
+        ("destination_version", "unknown"),
+        ("destination_service", "mysqldb.default.svc.cluster.local"),
+        ("destination_canonical_service", "mysqldb"),
+        ("destination_canonical_revision", "v1"),
+        ("destination_service_name", "mysqldb"),
+        ("destination_service_namespace", "default"),
+        ("destination_cluster", "Kubernetes"),
+        ("request_protocol", "tcp"),
+        ("response_flags", "-"),
+        ("connection_security_policy", "unknown"),
+    ]);
+    let tcp_labels = series(&tcp, 0);
+    let tcp_labels = tcp_labels
+        .trim_start_matches("istio_requests_total")
+        .trim_end_matches(" 0");
+    let expected: Vec<String> = [
+        ("istio_tcp_connections_closed_total", 1),
+        ("istio_tcp_connections_opened_total", 1),
+        ("istio_tcp_received_bytes_total", 5),
+        ("istio_tcp_sent_bytes_total", 4),
+    ]
+    .iter()
+    .map(|(name, n)| format!("{name}{tcp_labels} {n}"))
+    .collect();
+    wait_until("client istio_tcp_*", CONVERGE, || {
+        let page = get(
+            SocketAddr::new(client_ip, STATS_PORT),
+            "/stats/prometheus",
+            &[],
+            Duration::from_secs(5),
+        )?;
+        let got: Vec<&str> = page
+            .body
+            .lines()
+            .filter(|l| l.starts_with("istio_tcp_"))
+            .collect();
+        (got == expected)
+            .then_some(())
+            .ok_or_else(|| format!("got\n{}\nexpected\n{}", got.join("\n"), expected.join("\n")))
+    });
     // The admin port serves the same page, with Envoy's per-cluster counters.
     let admin = get(
         client_admin,
@@ -318,6 +419,19 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
         })
         .count();
     assert_eq!(ok, OK_REQUESTS, "{client_log}");
+    let tcp_line = "\"- - -\" 0 - - - \"-\" 5 4 ";
+    let tcp_lines: Vec<&str> = client_log
+        .lines()
+        .filter(|l| l.contains(tcp_line))
+        .collect();
+    assert_eq!(tcp_lines.len(), 1, "{client_log}");
+    assert!(
+        tcp_lines[0].contains(&format!(
+            "\"{db_address}\" outbound|3306||mysqldb.default.svc.cluster.local - 127.0.0.71:3306 "
+        )),
+        "{}",
+        tcp_lines[0]
+    );
     let server_log = std::fs::read_to_string(dir.path().join("reviews-v1.log")).expect("log");
     let inbound = server_log
         .lines()

@@ -126,10 +126,9 @@ pub async fn handle(
     let hcm = &*hcm;
     prepare(hcm, &mut req);
     let received = receive(&proxy, downstream, &mut req, start);
-    let authority = received.authority.clone();
-    let path = received.path.clone();
+    let (authority, path) = (received.authority.as_str(), received.path.as_str());
     let mut outcome = Outcome::default();
-    let response = match select_route(&snapshot, hcm, &authority, &path, req.headers()) {
+    let response = match select_route(&snapshot, hcm, authority, path, req.headers()) {
         None => local(LocalReply::no_route(), &mut outcome),
         Some(route) => {
             outcome.route = route.name.clone();
@@ -149,7 +148,7 @@ pub async fn handle(
                             proxy
                                 .stats
                                 .inc(&format!("http.{}.rq_redirect", hcm.stat_prefix));
-                            redirect(r, &authority, &path)
+                            redirect(r, authority, path)
                         }
                         Action::Forward(f) => {
                             let response =
