@@ -134,6 +134,21 @@ fn start_proxy(
     (process, admin)
 }
 
+/// `POST path` on a new connection; the whole answer, status line included.
+fn post(address: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    answer
+}
+
 /// The `istio_requests_total` lines of a Prometheus page.
 fn requests_total(page: &str) -> Vec<String> {
     let mut lines: Vec<String> = page
@@ -394,6 +409,20 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
         "{}",
         admin.body
     );
+
+    // `/logging` changes the log filter at run time (the test kit starts with `info`).
+    let changed = post(client_admin, "/logging?trellis_proxy::http=debug");
+    assert!(changed.starts_with("HTTP/1.1 200"), "{changed}");
+    assert!(
+        changed.ends_with("active filter: info,trellis_proxy::http=debug\n"),
+        "{changed}"
+    );
+    let shown = get(client_admin, "/logging", &[], Duration::from_secs(5)).expect("logging");
+    assert_eq!(
+        shown.body,
+        "active filter: info,trellis_proxy::http=debug\n"
+    );
+    assert!(post(client_admin, "/logging?level=loud").starts_with("HTTP/1.1 400"));
 
     // Access logs: Istio's text format, flags and details as Envoy writes them.
     let client_log = std::fs::read_to_string(dir.path().join("productpage-v1.log")).expect("log");
