@@ -3,7 +3,8 @@
 //! timeout and its `max_connections` breaker), then relay bytes both ways until both sides
 //! have finished. Half-close is passed on: when one side stops sending, the other side's
 //! write half is shut down and the other direction keeps flowing. The idle timeout closes
-//! both when no byte moved either way for that long.
+//! both when no byte moved either way for that long. Each connection is reported when it
+//! ends: Istio's `istio_tcp_*` series and an access log line with its response flags.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -80,12 +80,6 @@ pub struct Service {
 }
 
 impl Service {
-    /// From the upstream cluster's name (`outbound|port|subset|host`), else the request's
-    /// authority (Istio's host-header fallback, port removed).
-    pub fn derive(cluster: &str, authority: &str) -> Service {
-        Service::from_host(host(cluster, authority))
-    }
-
     /// A host name `name.namespace.svc.<domain>` names its service and namespace; any
     /// other host is its own name.
     pub fn from_host(host: &str) -> Service {
@@ -105,7 +99,9 @@ impl Service {
     }
 }
 
-/// The destination service's host, borrowed from the cluster name or the authority.
+/// The destination service's host, borrowed from the upstream cluster's name
+/// (`outbound|port|subset|host`), else from the request's authority (Istio's host-header
+/// fallback, port removed).
 pub fn host<'a>(cluster: &'a str, authority: &'a str) -> &'a str {
     let mut parts = cluster.split('|');
     match (
@@ -230,6 +226,10 @@ fn push(out: &mut String, key: &str, value: &str) {
 mod tests {
     use super::*;
 
+    fn derive(cluster: &str, authority: &str) -> Service {
+        Service::from_host(host(cluster, authority))
+    }
+
     fn peer(workload: &str, ns: &str, app: &str) -> Peer {
         Peer::from_labels(workload, ns, "Kubernetes", |k| match k {
             "app" => Some(app),
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn the_service_comes_from_the_cluster_name_or_the_authority() {
-        let s = Service::derive("outbound|9080|v1|reviews.default.svc.cluster.local", "x");
+        let s = derive("outbound|9080|v1|reviews.default.svc.cluster.local", "x");
         assert_eq!(
             s,
             Service {
@@ -249,20 +249,20 @@ mod tests {
                 namespace: "default".into()
             }
         );
-        let inbound = Service::derive("inbound|9080||", "ratings.prod.svc.cluster.local:9080");
+        let inbound = derive("inbound|9080||", "ratings.prod.svc.cluster.local:9080");
         assert_eq!(
             (inbound.name.as_str(), inbound.namespace.as_str()),
             ("ratings", "prod")
         );
         assert_eq!(inbound.host, "ratings.prod.svc.cluster.local");
-        let external = Service::derive("PassthroughCluster", "www.example.com");
+        let external = derive("PassthroughCluster", "www.example.com");
         assert_eq!(
             (external.name.as_str(), external.namespace.as_str()),
             ("www", "")
         );
-        assert_eq!(Service::derive("", "10.0.0.1:80").name, "10.0.0.1");
-        assert_eq!(Service::derive("", "[fd00::1]:80").host, "fd00::1");
-        assert_eq!(Service::derive("", "fd00::1").host, "fd00::1");
+        assert_eq!(derive("", "10.0.0.1:80").name, "10.0.0.1");
+        assert_eq!(derive("", "[fd00::1]:80").host, "fd00::1");
+        assert_eq!(derive("", "fd00::1").host, "fd00::1");
     }
 
     #[test]
@@ -270,7 +270,7 @@ mod tests {
         let source = peer("productpage-v1", "default", "productpage");
         let destination =
             Peer::from_endpoint_metadata("reviews-v1;default;reviews;v1;Kubernetes").unwrap();
-        let service = Service::derive("outbound|9080||reviews.default.svc.cluster.local", "");
+        let service = derive("outbound|9080||reviews.default.svc.cluster.local", "");
         let labels = render(&Inputs {
             reporter: Reporter::Source,
             source: &source,
@@ -303,7 +303,7 @@ grpc_response_status=\"\",response_flags=\"-\",connection_security_policy=\"unkn
     #[test]
     fn an_unknown_destination_and_tcp() {
         let source = peer("client", "default", "client");
-        let service = Service::derive("outbound|3306||db.example.com", "");
+        let service = derive("outbound|3306||db.example.com", "");
         let labels = render(&Inputs {
             reporter: Reporter::Source,
             source: &source,
@@ -337,7 +337,7 @@ grpc_response_status=\"\",response_flags=\"-\",connection_security_policy=\"unkn
     fn the_server_side_reports_the_source_and_its_security() {
         let me = peer("reviews-v1", "default", "reviews");
         let client = peer("productpage-v1", "default", "productpage");
-        let service = Service::derive("inbound|9080||", "reviews:9080");
+        let service = derive("inbound|9080||", "reviews:9080");
         let labels = render(&Inputs {
             reporter: Reporter::Destination,
             source: &client,
