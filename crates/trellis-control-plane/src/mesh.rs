@@ -11,6 +11,7 @@ use trellis_api::{Kind, Resource, Spec};
 use trellis_config::store::Snapshot;
 
 use crate::registry::{self, Registry, Workload};
+use crate::translate::mtls::PeerAuthentications;
 
 /// The cluster DNS suffix when the mesh config does not set one.
 pub const DEFAULT_DOMAIN: &str = "cluster.local";
@@ -27,6 +28,8 @@ pub struct MeshSnapshot {
     pub root_namespace: String,
     /// VirtualServices in Istio's precedence order (oldest first, then by namespace/name).
     pub virtual_services: Vec<Arc<Resource>>,
+    /// PeerAuthentications, for mTLS on both sides.
+    pub peer_authentications: PeerAuthentications,
     /// DestinationRules by fully qualified host.
     destination_rules: BTreeMap<String, Vec<Arc<Resource>>>,
 }
@@ -52,7 +55,9 @@ impl MeshSnapshot {
                     .push(rule.clone());
             }
         }
+        let peer_authentications = PeerAuthentications::new(&config, &root_namespace);
         MeshSnapshot {
+            peer_authentications,
             config,
             registry,
             mesh,

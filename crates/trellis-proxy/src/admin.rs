@@ -1,63 +1,27 @@
 //! The admin interface on localhost: `/ready`, `/config_dump` (a summary of what the proxy
-//! holds, as JSON), `/stats`, `/stats/prometheus`, `/logging`, `/quitquitquit`.
+//! holds, as JSON), `/stats`, `/stats/prometheus`, `/logging` (see
+//! [`crate::telemetry::logging`]), `/drain_listeners` (stop accepting, see [`crate::drain`])
+//! and `/quitquitquit` (drain, then exit).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::Proxy;
 use crate::config::{Action, Discovery, Network, RouteSource};
+use crate::status::text;
 
-/// The process's log filter, changeable at run time through `/logging`. The binary owns
-/// the tracing subscriber; this is the handle it lends the proxy.
-pub trait LogLevel: Send + Sync + std::fmt::Debug {
-    /// The current filter directives (`warn`, `warn,trellis_proxy::http=debug`).
-    fn get(&self) -> String;
-    /// Replaces the filter; the error says why the directives are invalid.
-    fn set(&self, directives: &str) -> Result<(), String>;
-}
-
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, logging: Option<Arc<dyn LogLevel>>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let proxy = proxy.clone();
-        let logging = logging.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                let logging = logging.clone();
-                async move {
-                    Ok::<_, Infallible>(match req.uri().path() {
-                        "/logging" => crate::telemetry::logging::handle(logging.as_deref(), &req),
-                        _ => handle(&proxy, &req),
-                    })
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) {
+    crate::status::serve_with(proxy, listener, handle).await;
 }
 
 fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
-        "/ready" => {
-            if proxy.is_ready() {
-                text(StatusCode::OK, "LIVE\n".into())
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into())
-            }
-        }
+        "/ready" => crate::status::ready(proxy),
         "/stats" => {
             let mut out = proxy.stats.render();
             for c in proxy.config.load().clusters.values() {
@@ -65,6 +29,7 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             }
             text(StatusCode::OK, out)
         }
+        "/logging" => crate::telemetry::logging::handle(proxy.telemetry.logging.as_deref(), req),
         "/stats/prometheus" => {
             crate::telemetry::server::prometheus(crate::telemetry::server::render(proxy))
         }
@@ -76,6 +41,10 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 hyper::header::HeaderValue::from_static("application/json"),
             );
             r
+        }
+        "/drain_listeners" => {
+            proxy.drain.drain_listeners(req.uri().query());
+            text(StatusCode::OK, "OK\n".into())
         }
         "/quitquitquit" => {
             proxy.shutdown.send_replace(true);
@@ -158,10 +127,4 @@ pub fn config_dump(proxy: &Proxy) -> serde_json::Value {
         "clusters": clusters,
         "xds": proxy.xds_status(),
     })
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r
 }

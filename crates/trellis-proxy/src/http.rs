@@ -21,8 +21,7 @@ use hyper::{HeaderMap, Request, Response, StatusCode, Uri};
 
 use crate::Proxy;
 use crate::config::{
-    Action, Direction, Forward, HeaderAdd, HttpManager, Redirect, RetryPolicy, Route, RouteSource,
-    Snapshot,
+    Action, Forward, HeaderAdd, HttpManager, Redirect, RetryPolicy, Route, RouteSource, Snapshot,
 };
 use crate::flags::{Flag, Flags, LocalReply};
 use crate::telemetry::Report;
@@ -41,15 +40,16 @@ const RETRY_BUFFER: u64 = 64 * 1024;
 pub struct Downstream {
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// The listener's traffic direction: inbound traffic is reported by the destination.
-    pub direction: Direction,
+    /// Came on an inbound listener: telemetry reports it as the destination.
+    pub inbound: bool,
 }
 
 impl Downstream {
     pub fn reporter(&self) -> Reporter {
-        match self.direction {
-            Direction::Inbound => Reporter::Destination,
-            Direction::Outbound | Direction::Unspecified => Reporter::Source,
+        if self.inbound {
+            Reporter::Destination
+        } else {
+            Reporter::Source
         }
     }
 }

@@ -8,20 +8,31 @@
 //! locks on every request; the xDS task is its only writer. Counters live in [`stats`],
 //! local failures and their response flags in [`flags`], the admin interface in [`admin`],
 //! Istio's standard metrics, metadata exchange and access logs in [`telemetry`].
+//!
+//! Capture: `virtualOutbound` (15001) and `virtualInbound` (15006) are bound like any
+//! listener; each accepted connection's original destination ([`original_dst`]) becomes its
+//! local address, and `virtualOutbound` hands it to the `bind_to_port: false` listener of
+//! that destination ([`chains::handoff`]). The proxy itself needs no privilege for capture:
+//! iptables skips its own traffic by owner (`-m owner --uid-owner 1337 -j RETURN`, Istio's
+//! default), so it must run as that user. Lifecycle: readiness in [`status`], draining and
+//! exit in [`drain`].
 
 pub mod admin;
 pub mod chains;
 pub mod config;
 pub mod convert;
+pub mod drain;
 pub mod flags;
 pub mod hash;
 pub mod http;
 pub mod lb;
 pub mod listeners;
+pub mod original_dst;
 pub mod outlier;
 pub mod routing;
 pub mod sniff;
 pub mod stats;
+pub mod status;
 pub mod tcp;
 pub mod telemetry;
 pub mod upstream;
@@ -31,6 +42,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde_json::json;
@@ -55,7 +67,11 @@ pub struct Options {
     /// Where the application's own metrics are scraped for the merged endpoint.
     pub app_metrics_url: Option<hyper::Uri>,
     /// The log level control `/logging` drives; absent, `/logging` answers 501.
-    pub logging: Option<Arc<dyn admin::LogLevel>>,
+    pub logging: Option<Arc<dyn telemetry::logging::LogLevel>>,
+    /// The status port's address (`/healthz/ready`); `None`: not served.
+    pub status: Option<SocketAddr>,
+    /// How long draining may last before the process exits anyway.
+    pub drain_duration: Duration,
 }
 
 /// What the xDS client last did per type, for `/config_dump`.
@@ -73,7 +89,9 @@ pub struct Proxy {
     pub stats: stats::Stats,
     pub listeners: listeners::Listeners,
     pub telemetry: telemetry::Telemetry,
+    /// Set by `/quitquitquit`: drain, then exit.
     pub shutdown: watch::Sender<bool>,
+    pub drain: drain::Drain,
     ready: AtomicBool,
     records: Mutex<BTreeMap<XdsType, TypeRecord>>,
 }
@@ -86,6 +104,7 @@ impl Proxy {
             listeners: listeners::Listeners::default(),
             telemetry,
             shutdown: watch::channel(false).0,
+            drain: drain::Drain::default(),
             ready: AtomicBool::new(false),
             records: Mutex::default(),
         })
@@ -134,15 +153,20 @@ impl Proxy {
     }
 }
 
-/// Runs the proxy until `/quitquitquit` (or the future is dropped).
+/// Runs the proxy until SIGTERM, SIGINT or `/quitquitquit`, then drains (see [`drain`])
+/// and returns.
 pub async fn run(options: Options) -> std::io::Result<()> {
-    let proxy = Proxy::new(telemetry::Telemetry::new(
-        &options.node.id,
-        &options.node.metadata,
-        options.access_log,
-    ));
+    let stop = drain::stop_signals()?;
+    let mut telemetry =
+        telemetry::Telemetry::new(&options.node.id, &options.node.metadata, options.access_log);
+    telemetry.logging = options.logging;
+    let proxy = Proxy::new(telemetry);
     let admin = tokio::net::TcpListener::bind(options.admin).await?;
-    tokio::spawn(admin::serve(proxy.clone(), admin, options.logging));
+    if let Some(address) = options.status {
+        let status = tokio::net::TcpListener::bind(address).await?;
+        tokio::spawn(status::serve(proxy.clone(), status));
+    }
+    tokio::spawn(admin::serve(proxy.clone(), admin));
     // The metrics ports are best effort: a proxy without them still carries traffic.
     if let Some(listener) = bind_metrics(options.stats).await {
         tokio::spawn(telemetry::server::serve_stats(proxy.clone(), listener));
@@ -157,7 +181,14 @@ pub async fn run(options: Options) -> std::io::Result<()> {
     }
     tokio::spawn(xds::run(proxy.clone(), options.xds_address, options.node));
     let mut shutdown = proxy.shutdown.subscribe();
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    let why = tokio::select! {
+        why = stop => why,
+        _ = shutdown.wait_for(|stop| *stop) => "/quitquitquit",
+    };
+    proxy.drain.start();
+    tracing::info!(why, open = proxy.drain.open(), drain_duration = ?options.drain_duration, "draining");
+    let finished = proxy.drain.finish(options.drain_duration).await;
+    tracing::info!(?finished, "drained, exiting");
     Ok(())
 }
 

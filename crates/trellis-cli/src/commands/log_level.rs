@@ -32,7 +32,7 @@ pub fn init() -> Arc<LogLevel> {
     })
 }
 
-impl trellis_proxy::admin::LogLevel for LogLevel {
+impl trellis_proxy::telemetry::logging::LogLevel for LogLevel {
     fn get(&self) -> String {
         self.current
             .lock()

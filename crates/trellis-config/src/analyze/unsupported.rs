@@ -87,16 +87,11 @@ const VS: Kind = Kind::VirtualService;
 const GW: Kind = Kind::Gateway;
 const SC: Kind = Kind::Sidecar;
 
-const MTLS: &str = "Istio mutual TLS comes with the mTLS work";
 const GW_SKIPPED: &str = "the server gets no listener";
 
 /// Everything the translation does not honour today. Remove an entry when it lands.
 pub const UNSUPPORTED: &[Unsupported] = &[
     // Whole kinds: nothing of theirs reaches the proxies.
-    kind(
-        Kind::PeerAuthentication,
-        "mutual TLS is not enforced; traffic is plain text",
-    ),
     kind(
         Kind::AuthorizationPolicy,
         "requests are not authorized; every request is allowed",
@@ -152,12 +147,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "spec.**.outlierDetection.outlierDetectionHttpErrorCodes",
         Set,
         "only 5xx and gateway errors count towards ejection",
-    ),
-    field(
-        DR,
-        "spec.**.tls.mode",
-        OneOf(&["ISTIO_MUTUAL"]),
-        "Istio mutual TLS comes with the mTLS work; until then this traffic is plain text",
     ),
     field(
         DR,
@@ -290,10 +279,9 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         Set,
         "unknown destinations go to PassthroughCluster, not to the egress proxy",
     ),
-    // ServiceEntry: SANs only matter to Istio mutual TLS.
-    field(Kind::ServiceEntry, "spec.subjectAltNames", Set, MTLS),
     // MeshConfig: the control plane reads rootNamespace, connectTimeout, tcpKeepalive,
-    // h2UpgradePolicy, defaultHttpRetryPolicy and outboundTrafficPolicy.mode.
+    // h2UpgradePolicy, defaultHttpRetryPolicy, outboundTrafficPolicy.mode, enableAutoMtls,
+    // trustDomain, trustDomainAliases and meshMTLS (but its ecdhCurves).
     mesh(
         "localityLbSetting",
         "endpoints are balanced without regard to locality",
@@ -306,8 +294,15 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "defaultTrafficPolicy",
         "only DestinationRules set traffic policies",
     ),
-    mesh("meshMTLS", MTLS),
-    mesh("tlsDefaults", MTLS),
+    // translate/mtls/downstream.rs reads meshMTLS.minProtocolVersion and cipherSuites.
+    mesh(
+        "meshMTLS.ecdhCurves",
+        "mesh mutual TLS uses Envoy's default curves",
+    ),
+    mesh(
+        "tlsDefaults",
+        "TLS origination uses Envoy's default cipher suites and curves",
+    ),
     mesh(
         "inboundTrafficPolicy",
         "inbound traffic is passed through as in the default mode",
@@ -629,13 +624,6 @@ mod tests {
         vec![
             (
                 "",
-                "PeerAuthentication",
-                json!({"mtls": {"mode": "STRICT"}}),
-                Value::Null,
-                "",
-            ),
-            (
-                "",
                 "AuthorizationPolicy",
                 json!({"action": "ALLOW"}),
                 Value::Null,
@@ -733,13 +721,6 @@ mod tests {
                 ),
                 dr(json!({"outlierDetection": {"consecutive5xxErrors": 3}})),
                 "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes",
-            ),
-            (
-                "spec.**.tls.mode",
-                "DestinationRule",
-                dr(json!({"tls": {"mode": "ISTIO_MUTUAL"}})),
-                dr(json!({"tls": {"mode": "SIMPLE", "caCertificates": "/ca.pem"}})),
-                "spec.trafficPolicy.tls.mode",
             ),
             (
                 "spec.workloadSelector",
@@ -929,15 +910,6 @@ mod tests {
                 json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}),
                 "spec.outboundTrafficPolicy.egressProxy",
             ),
-            (
-                "spec.subjectAltNames",
-                "ServiceEntry",
-                json!({"hosts": ["a.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                    "resolution": "DNS", "subjectAltNames": ["spiffe://cluster.local/ns/a/sa/a"]}),
-                json!({"hosts": ["a.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                    "resolution": "DNS"}),
-                "spec.subjectAltNames",
-            ),
         ]
     }
 
@@ -949,7 +921,7 @@ mod tests {
                 "defaultTrafficPolicy",
                 json!({"connectionPool": {"tcp": {"maxConnections": 1}}}),
             ),
-            ("meshMTLS", json!({"minProtocolVersion": "TLSV1_3"})),
+            ("meshMTLS.ecdhCurves", json!(["P-256"])),
             ("tlsDefaults", json!({"ecdhCurves": ["P-256"]})),
             ("inboundTrafficPolicy", json!({"mode": "LOCALHOST"})),
             ("defaultServiceExportTo", json!(["."])),
@@ -1073,7 +1045,8 @@ mod tests {
     fn each_mesh_config_entry_warns_when_set() {
         assert!(run(&[], &MeshConfig::default()).is_empty());
         for (field, value) in mesh_cases() {
-            let got = run(&[], &mesh(&json!({ field: value })));
+            let nested = field.rsplit('.').fold(value, |v, key| json!({ key: v }));
+            let got = run(&[], &mesh(&nested));
             assert_eq!(got.len(), 1, "{field}: {got:?}");
             assert_eq!(got[0].origin, "MeshConfig");
             assert!(
@@ -1088,17 +1061,22 @@ mod tests {
         let read = mesh(
             &json!({"rootNamespace": "istio-system", "connectTimeout": "5s",
             "h2UpgradePolicy": "UPGRADE", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
-            "tcpKeepalive": {"time": "10s"}, "defaultHttpRetryPolicy": {"attempts": 2}}),
+            "tcpKeepalive": {"time": "10s"}, "defaultHttpRetryPolicy": {"attempts": 2},
+            "enableAutoMtls": false, "trustDomain": "example.org", "trustDomainAliases": ["old.org"],
+            "meshMTLS": {"minProtocolVersion": "TLSV1_3", "cipherSuites": ["ECDHE-RSA-AES128-GCM-SHA256"]}}),
         );
         assert!(run(&[], &read).is_empty());
     }
 
     #[test]
     fn every_occurrence_is_reported_with_its_path() {
+        let zone = json!({"loadBalancer": {"zoneAwareLbSetting": {"enabled": true}}});
+        let mut port = zone.clone();
+        port["port"] = json!({"number": 80});
         let spec = json!({"host": "reviews",
-            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"},
-                "portLevelSettings": [{"port": {"number": 80}, "tls": {"mode": "ISTIO_MUTUAL"}}]},
-            "subsets": [{"name": "v1", "labels": {"v": "1"}, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+            "trafficPolicy": {"loadBalancer": {"zoneAwareLbSetting": {"enabled": true}},
+                "portLevelSettings": [port]},
+            "subsets": [{"name": "v1", "labels": {"v": "1"}, "trafficPolicy": zone},
                 {"name": "v2", "labels": {"v": "2"}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}]});
         let got = run(&[object("DestinationRule", &spec)], &MeshConfig::default());
         let fields: Vec<&str> = got
@@ -1108,9 +1086,9 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "spec.subsets[0].trafficPolicy.tls.mode",
-                "spec.trafficPolicy.portLevelSettings[0].tls.mode",
-                "spec.trafficPolicy.tls.mode",
+                "spec.subsets[0].trafficPolicy.loadBalancer.zoneAwareLbSetting",
+                "spec.trafficPolicy.loadBalancer.zoneAwareLbSetting",
+                "spec.trafficPolicy.portLevelSettings[0].loadBalancer.zoneAwareLbSetting",
             ]
         );
     }
@@ -1135,6 +1113,15 @@ mod tests {
                 "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}),
             ),
             object("Gateway", &server("HTTPS", simple_tls(json!({})))),
+            object(
+                "PeerAuthentication",
+                &json!({"selector": {"matchLabels": {"app": "reviews"}},
+                "mtls": {"mode": "STRICT"}, "portLevelMtls": {"9080": {"mode": "PERMISSIVE"}}}),
+            ),
+            object(
+                "DestinationRule",
+                &json!({"host": "ratings", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+            ),
         ];
         assert!(run(&objects, &MeshConfig::default()).is_empty());
     }

@@ -6,15 +6,15 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+use envoy_types::pb::envoy::config::core::v3::{Address, Metadata, SocketAddress};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
 
-use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 
+use super::mtls::{self, upstream::istio_tls_mode};
 use super::names;
 use crate::bootstrap::CLUSTER_ID;
 use crate::mesh::MeshSnapshot;
@@ -99,7 +99,6 @@ fn endpoints_of<'a>(
 
 fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
     LbEndpoint {
-        metadata: Some(istio_metadata(endpoint)),
         host_identifier: Some(HostIdentifier::Endpoint(EnvoyEndpoint {
             address: Some(socket_address(&endpoint.address, endpoint.port)),
             ..Default::default()
@@ -107,6 +106,7 @@ fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
         load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value {
             value: endpoint.weight.max(1),
         }),
+        metadata: Some(endpoint_metadata(endpoint)),
         ..Default::default()
     }
 }
@@ -115,7 +115,7 @@ fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
 /// `workload;namespace;canonical service;canonical revision;cluster id` (a `latest`
 /// revision, Istio's default, is left empty), so that a client sidecar can label requests
 /// with the destination workload even when metadata exchange cannot tell it.
-pub fn istio_metadata(endpoint: &Endpoint) -> Metadata {
+pub fn istio_metadata(endpoint: &Endpoint) -> Struct {
     let (service, revision) = canonical_service(&endpoint.labels, &endpoint.workload_name);
     let workload = format!(
         "{};{};{service};{};{CLUSTER_ID}",
@@ -129,17 +129,18 @@ pub fn istio_metadata(endpoint: &Endpoint) -> Metadata {
             kind: Some(Kind::StringValue(workload)),
         },
     )];
-    Metadata {
-        filter_metadata: [(
-            "istio".to_string(),
-            Struct {
-                fields: fields.into_iter().collect(),
-            },
-        )]
-        .into_iter()
-        .collect(),
-        ..Default::default()
+    Struct {
+        fields: fields.into_iter().collect(),
     }
+}
+
+/// An endpoint's metadata: its mTLS mode (when it has a sidecar) and its telemetry.
+fn endpoint_metadata(endpoint: &Endpoint) -> Metadata {
+    let mut metadata = tls_mode_metadata(endpoint).unwrap_or_default();
+    metadata
+        .filter_metadata
+        .insert("istio".to_string(), istio_metadata(endpoint));
+    metadata
 }
 
 /// Istio's canonical service name and revision: the first of
@@ -165,6 +166,15 @@ pub fn canonical_service<'a>(
         ])
         .unwrap_or("latest"),
     )
+}
+
+/// `envoy.transport_socket_match: {tlsMode: istio}` on an endpoint whose workload has a
+/// sidecar, which auto mTLS clusters' `transport_socket_matches` select on.
+fn tls_mode_metadata(endpoint: &Endpoint) -> Option<Metadata> {
+    endpoint.has_sidecar.then(|| Metadata {
+        filter_metadata: [(mtls::TRANSPORT_SOCKET_MATCH.to_string(), istio_tls_mode())].into(),
+        ..Default::default()
+    })
 }
 
 /// An Envoy socket address.
@@ -199,8 +209,8 @@ mod tests {
         }
     }
 
-    fn workload(m: &Metadata) -> &str {
-        match &m.filter_metadata["istio"].fields["workload"].kind {
+    fn workload(m: &Struct) -> &str {
+        match &m.fields["workload"].kind {
             Some(Kind::StringValue(s)) => s,
             other => panic!("{other:?}"),
         }

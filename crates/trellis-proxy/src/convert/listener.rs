@@ -1,8 +1,8 @@
 //! LDS: listeners with their filter chains (an HTTP connection manager or a TCP proxy each),
 //! the `FilterChainMatch` criteria the translation emits (destination port and address,
 //! server names, transport and application protocols), and the listener filters that feed
-//! them (`original_dst`, `tls_inspector`, `http_inspector`). Capture listeners and
-//! `bind_to_port: false` listeners are accepted and held (see [`config::Listener`]).
+//! them (`original_dst`, `tls_inspector`, `http_inspector`). `bind_to_port: false` listeners
+//! are held as handoff targets of the capture listeners (see [`config::Listener`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
-use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType as ListenerFilterConfig;
@@ -109,7 +108,7 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         api_listener,
         connection_balance_config: _,
         reuse_port: _,
-        enable_reuse_port: _,
+        enable_reuse_port,
         access_log,
         tcp_backlog_size: _,
         max_connections_to_accept_per_socket_event: _,
@@ -130,6 +129,10 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         address,
         bind: bind_to_port.as_ref().is_none_or(|b| b.value),
         capture: use_original_dst.as_ref().is_some_and(|b| b.value),
+        handoff: use_original_dst.as_ref().is_some_and(|b| b.value),
+        reuse_port: enable_reuse_port.as_ref().is_none_or(|b| b.value),
+        inbound: *traffic_direction
+            == envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         inspect_tls: false,
         inspect_http: false,
         inspect_timeout: match listener_filters_timeout {
@@ -137,11 +140,6 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
             Some(d) => Some(duration(d)).filter(|d| !d.is_zero()),
         },
         continue_on_timeout: *continue_on_listener_filters_timeout,
-        direction: match TrafficDirection::try_from(*traffic_direction) {
-            Ok(TrafficDirection::Inbound) => config::Direction::Inbound,
-            Ok(TrafficDirection::Outbound) => config::Direction::Outbound,
-            _ => config::Direction::Unspecified,
-        },
         chains: Vec::new(),
         default_chain: None,
     };

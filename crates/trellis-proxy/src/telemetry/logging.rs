@@ -6,7 +6,14 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::admin::LogLevel;
+/// The process's log filter, changeable at run time through `/logging`. The binary owns
+/// the tracing subscriber; this is the handle it lends the proxy.
+pub trait LogLevel: Send + Sync + std::fmt::Debug {
+    /// The current filter directives (`warn`, `warn,trellis_proxy::http=debug`).
+    fn get(&self) -> String;
+    /// Replaces the filter; the error says why the directives are invalid.
+    fn set(&self, directives: &str) -> Result<(), String>;
+}
 
 /// Levels by Envoy's and tracing's names.
 fn level(name: &str) -> Option<&'static str> {

@@ -36,6 +36,8 @@ pub struct Telemetry {
     pub peers: exchange::PeerCache,
     pub metrics: Metrics,
     pub access_log: Option<access_log::Format>,
+    /// The log filter `/logging` changes, when the binary lends one.
+    pub logging: Option<Arc<dyn logging::LogLevel>>,
 }
 
 /// What one report is about: enough to find (or make) its series.
@@ -68,6 +70,7 @@ impl Telemetry {
             peers: exchange::PeerCache::default(),
             metrics: Metrics::default(),
             access_log,
+            logging: None,
         }
     }
 
@@ -129,6 +132,13 @@ impl Telemetry {
             flags: &r.flags.render(),
             security: Security::reported(r.reporter, r.mutual_tls),
         })
+    }
+}
+
+/// An unknown workload, no access log.
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new("", &serde_json::Map::new(), None)
     }
 }
 
