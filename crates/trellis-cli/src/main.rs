@@ -53,13 +53,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_level = commands::log_level::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
@@ -68,7 +62,7 @@ fn main() -> ExitCode {
         Command::ProxyStatus(args) => commands::proxy_status::run(&args),
         Command::ProxyConfig(args) => commands::proxy_config::run(&args),
         Command::Bootstrap(command) => commands::bootstrap::run(&command),
-        Command::Proxy(args) => commands::proxy::run(&args),
+        Command::Proxy(args) => commands::proxy::run(&args, log_level),
         Command::Up(args) => commands::up::run(&args),
         Command::Down(args) => commands::down::run(&args),
         Command::Run(args) => commands::run::run(&args),

@@ -55,7 +55,8 @@ pub struct Listener {
     /// `enable_reuse_port` (Envoy's default: on): the socket is bound with `SO_REUSEPORT`,
     /// so that several proxies on one host (tests, hot restarts) can each bind 15001/15006.
     pub reuse_port: bool,
-    /// `traffic_direction: INBOUND`: drained by `/drain_listeners?inboundonly` too.
+    /// `traffic_direction: INBOUND`: drained by `/drain_listeners?inboundonly` too, and
+    /// reported by telemetry as the destination.
     pub inbound: bool,
     /// Listener filters `tls_inspector` / `http_inspector`: sniff before choosing a chain.
     pub inspect_tls: bool,

@@ -27,6 +27,28 @@ pub enum Flag {
 }
 
 impl Flag {
+    /// Envoy's order when it writes several flags (`UF,URX`).
+    const ENVOY_ORDER: [Flag; 10] = [
+        Flag::NoHealthyUpstream,
+        Flag::UpstreamTimeout,
+        Flag::UpstreamReset,
+        Flag::UpstreamConnectFailure,
+        Flag::Overflow,
+        Flag::NoRoute,
+        Flag::DelayInjected,
+        Flag::FaultInjected,
+        Flag::RetryLimitExceeded,
+        Flag::NoCluster,
+    ];
+
+    fn bit(self) -> u16 {
+        let i = Self::ENVOY_ORDER
+            .iter()
+            .position(|f| *f == self)
+            .unwrap_or(0);
+        1 << i
+    }
+
     pub fn short(self) -> &'static str {
         match self {
             Self::NoRoute => "NR",
@@ -43,6 +65,34 @@ impl Flag {
     }
 }
 
+/// The response flags of one request or connection: a small copyable set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(u16);
+
+impl Flags {
+    pub fn insert(&mut self, f: Flag) {
+        self.0 |= f.bit();
+    }
+
+    pub fn contains(self, f: Flag) -> bool {
+        self.0 & f.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        Flag::ENVOY_ORDER
+            .into_iter()
+            .filter(move |f| self.contains(*f))
+    }
+
+    /// `%RESPONSE_FLAGS%`: comma-separated in Envoy's order, `-` when none.
+    pub fn render(self) -> String {
+        if self.0 == 0 {
+            return "-".into();
+        }
+        self.iter().map(Flag::short).collect::<Vec<_>>().join(",")
+    }
+}
+
 /// A local reply: status, body, flag and details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {
@@ -50,6 +100,8 @@ pub struct LocalReply {
     pub body: String,
     pub flag: Flag,
     pub details: String,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`, empty when there is none.
+    pub transport_failure: String,
 }
 
 impl LocalReply {
@@ -79,15 +131,20 @@ impl LocalReply {
         )
     }
 
+    /// `reason` is the transport failure (`delayed connect error: Connection refused`); the
+    /// details carry it with spaces as underscores, as Envoy writes them.
     pub fn connect_failure(reason: &str) -> Self {
-        Self::new(
+        let reason = underscored(reason);
+        let mut r = Self::new(
             503,
-            &format!(
-                "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: {reason}"
-            ),
+            "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure",
             Flag::UpstreamConnectFailure,
-            "upstream_reset_before_response_started{remote_connection_failure}",
-        )
+            &format!(
+                "upstream_reset_before_response_started{{remote_connection_failure|{reason}}}"
+            ),
+        );
+        r.transport_failure = reason;
+        r
     }
 
     pub fn reset() -> Self {
@@ -123,6 +180,43 @@ impl LocalReply {
             body: body.to_string(),
             flag,
             details: details.to_string(),
+            transport_failure: String::new(),
         }
+    }
+}
+
+/// Envoy replaces whitespace with `_` in details and failure reasons it logs.
+pub fn underscored(s: &str) -> String {
+    s.replace(char::is_whitespace, "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_render_in_envoys_order() {
+        let mut f = Flags::default();
+        assert_eq!(f.render(), "-");
+        f.insert(Flag::RetryLimitExceeded);
+        f.insert(Flag::UpstreamConnectFailure);
+        assert_eq!(f.render(), "UF,URX");
+        f.insert(Flag::DelayInjected);
+        f.insert(Flag::NoHealthyUpstream);
+        assert_eq!(f.render(), "UH,UF,DI,URX");
+    }
+
+    #[test]
+    fn connect_failures_carry_envoys_details() {
+        let r = LocalReply::connect_failure("delayed connect error: Connection refused");
+        assert_eq!(
+            r.details,
+            "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+        );
+        assert_eq!(r.status, 503);
+        assert_eq!(
+            r.transport_failure,
+            "delayed_connect_error:_Connection_refused"
+        );
     }
 }

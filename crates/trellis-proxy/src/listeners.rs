@@ -124,7 +124,11 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
         }
         .unwrap_or(listener.address);
         let target = chains::receiving(&proxy.config.load(), &listener, local);
-        let downstream = Downstream { local, remote };
+        let downstream = Downstream {
+            local,
+            remote,
+            inbound: target.inbound,
+        };
         tokio::spawn(connection(proxy.clone(), target, stream, downstream));
     }
 }
@@ -249,7 +253,7 @@ mod tests {
     /// A bound listener (`inbound` or not) of a new proxy whose one HTTP chain answers
     /// every request `200 ok` by itself.
     async fn direct_listener(inbound: bool) -> (Arc<Proxy>, SocketAddr) {
-        let proxy = Proxy::new(false);
+        let proxy = Proxy::new(Default::default());
         let address = serve_direct(&proxy, inbound).await;
         (proxy, address)
     }

@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod control_plane;
 pub mod down;
 pub mod local;
+pub mod log_level;
 pub mod node;
 pub mod proxy;
 pub mod proxy_config;
