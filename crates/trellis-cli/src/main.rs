@@ -35,6 +35,11 @@ enum Command {
     Bootstrap(commands::bootstrap::Command),
     /// Run the Trellis proxy: join the control plane over ADS and serve its listeners.
     Proxy(commands::proxy::Args),
+    /// Print a bootstrap token for a workload to get its first certificate with.
+    Token(commands::token::Args),
+    /// Manage the control plane's CA roots (rotation).
+    #[command(subcommand)]
+    Ca(commands::ca::Command),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
         Command::ProxyConfig(args) => commands::proxy_config::run(&args),
         Command::Bootstrap(command) => commands::bootstrap::run(&command),
         Command::Proxy(args) => commands::proxy::run(&args),
+        Command::Token(args) => commands::token::run(&args),
+        Command::Ca(command) => commands::ca::run(&command),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -2,9 +2,11 @@
 
 pub mod analyze;
 pub mod bootstrap;
+pub mod ca;
 pub mod control_plane;
 pub mod node;
 pub mod proxy;
 pub mod proxy_config;
 pub mod proxy_status;
+pub mod token;
 pub mod validate;

@@ -8,6 +8,7 @@
 //! - [`auth`]: who is calling (bootstrap tokens, client certificates; the
 //!   [`auth::Authenticator`] trait for more).
 //! - [`service`]: `istio.v1.auth.IstioCertificateService/CreateCertificate`.
+//! - [`tls`]: the control plane's own serving certificate for the TLS port (15012).
 //!
 //! [`Ca::open`] puts these together for the control plane.
 
@@ -16,6 +17,7 @@ pub mod authority;
 pub mod csr;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +27,32 @@ use auth::{Authenticator, ClientCertAuthenticator, TokenAuthenticator};
 use authority::Authority;
 use service::CaService;
 use store::StoreError;
+use trellis_api::istio::mesh::MeshConfig;
 use trellis_identity::pb::CertificateServiceServer;
+use trellis_identity::spiffe::DEFAULT_TRUST_DOMAIN;
+
+/// A bootstrap token for the workload `namespace`/`service_account`, valid for `ttl`,
+/// signed with the key in `state_dir` (created if needed). The local runtime calls this
+/// when it starts a workload and hands the token to its proxy or agent
+/// (`--ca-token-file`); `trellis token` prints one.
+pub fn mint_token(
+    state_dir: &Path,
+    namespace: &str,
+    service_account: &str,
+    ttl: std::time::Duration,
+) -> Result<String, StoreError> {
+    let key = store::token_key(state_dir)?;
+    Ok(key.mint(namespace, service_account, ttl, SystemTime::now())?)
+}
+
+/// The mesh's trust domain: MeshConfig's `trustDomain`, `cluster.local` when unset.
+pub fn trust_domain(mesh: &MeshConfig) -> String {
+    if mesh.trust_domain.is_empty() {
+        DEFAULT_TRUST_DOMAIN.to_string()
+    } else {
+        mesh.trust_domain.clone()
+    }
+}
 
 /// Where the CA's material comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
