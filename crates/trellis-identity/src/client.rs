@@ -274,8 +274,6 @@ mod tests {
         let id = SpiffeId::new("cluster.local", "a", "b").unwrap();
         assert!(identity_from_chain(&id, String::new(), &[]).is_err());
         assert!(identity_from_chain(&id, String::new(), &["junk".into()]).is_err());
-        assert!(
-            identity_from_chain(&id, String::new(), &["junk".into(), "junk".into()]).is_err()
-        );
+        assert!(identity_from_chain(&id, String::new(), &["junk".into(), "junk".into()]).is_err());
     }
 }

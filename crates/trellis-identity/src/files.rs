@@ -53,8 +53,5 @@ fn staging_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
     let mut nonce = [0u8; 8];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| std::io::Error::other("no randomness"))?;
     let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(path.with_file_name(format!(
-        ".{}.{nonce}.tmp",
-        name.to_string_lossy()
-    )))
+    Ok(path.with_file_name(format!(".{}.{nonce}.tmp", name.to_string_lossy())))
 }

@@ -19,7 +19,9 @@ pub struct SpiffeId {
 /// Why a string is not an Istio SPIFFE id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpiffeError {
-    #[error("{0:?} is not a SPIFFE id of the form spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT")]
+    #[error(
+        "{0:?} is not a SPIFFE id of the form spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT"
+    )]
     Form(String),
     #[error("{what} {value:?} is not a valid name (lowercase letters, digits, '-' and '.')")]
     Name { what: &'static str, value: String },

@@ -78,7 +78,8 @@ impl TokenKey {
             let mut bytes = [0u8; KEY_LEN];
             aws_lc_rs::rand::fill(&mut bytes).map_err(|_| TokenError::Random)?;
             let text = format!("{}\n", URL_SAFE_NO_PAD.encode(bytes));
-            files::write_new_private(path, text.as_bytes()).map_err(|e| key_error(e.to_string()))?;
+            files::write_new_private(path, text.as_bytes())
+                .map_err(|e| key_error(e.to_string()))?;
         }
         let text = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
         let bytes = URL_SAFE_NO_PAD
@@ -137,8 +138,8 @@ impl TokenKey {
         ) else {
             return Err(TokenError::Malformed);
         };
-        let expires = UNIX_EPOCH
-            + Duration::from_secs(expires.parse().map_err(|_| TokenError::Malformed)?);
+        let expires =
+            UNIX_EPOCH + Duration::from_secs(expires.parse().map_err(|_| TokenError::Malformed)?);
         if let Ok(ago) = now.duration_since(expires) {
             return Err(TokenError::Expired(ago));
         }

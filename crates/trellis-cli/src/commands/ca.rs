@@ -44,9 +44,13 @@ impl Args {
 pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::RotateRoot(args) => {
-            let files = store::rotate_root(&args.state_dir(), &args.trust_domain, SystemTime::now())?;
+            let files =
+                store::rotate_root(&args.state_dir(), &args.trust_domain, SystemTime::now())?;
             let roots = store::fingerprints(&files.root_cert)?;
-            println!("signing root: {}", roots.first().map_or("?", String::as_str));
+            println!(
+                "signing root: {}",
+                roots.first().map_or("?", String::as_str)
+            );
             println!("trusted roots: {}", roots.len());
             println!("restart the control plane to sign with the new root");
         }

@@ -33,7 +33,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         &args.service_account,
         args.ttl.to_std(),
     )
-    .with_context(|| format!("cannot mint a token with the key in {}", state_dir.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot mint a token with the key in {}",
+            state_dir.display()
+        )
+    })?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

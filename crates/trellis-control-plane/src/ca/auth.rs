@@ -129,9 +129,7 @@ impl Authenticator for ClientCertAuthenticator {
             let id = trellis_identity::pem::spiffe_id(&cert)
                 .ok_or_else(|| error("carries no single SPIFFE URI".into()))?;
             if id.trust_domain != trust_domain {
-                return Err(error(format!(
-                    "{id} is not in trust domain {trust_domain}"
-                )));
+                return Err(error(format!("{id} is not in trust domain {trust_domain}")));
             }
             Ok(Some(id))
         })

@@ -7,8 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 use trellis_identity::pem;
@@ -66,8 +65,8 @@ impl Authority {
     /// certificate must be a CA, and its chain must end at one of the roots.
     pub fn load(files: &CaFiles) -> Result<Authority, AuthorityError> {
         let invalid = |m: String| AuthorityError::Invalid(m);
-        let key = KeyPair::from_pem(&files.ca_key)
-            .map_err(|e| invalid(format!("ca-key.pem: {e}")))?;
+        let key =
+            KeyPair::from_pem(&files.ca_key).map_err(|e| invalid(format!("ca-key.pem: {e}")))?;
         let ca_der = pem::certificates(&files.ca_cert)?
             .into_iter()
             .next()
@@ -141,7 +140,8 @@ impl Authority {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        let leaf = CertificateSigningRequestParams { params, public_key }.signed_by(&self.issuer)?;
+        let leaf =
+            CertificateSigningRequestParams { params, public_key }.signed_by(&self.issuer)?;
         Ok(self.chain_with(leaf.pem()))
     }
 
@@ -183,7 +183,11 @@ impl Authority {
 }
 
 /// A new self-signed root for `trust_domain`, valid `ttl` from `now`.
-pub fn new_root(trust_domain: &str, ttl: Duration, now: SystemTime) -> Result<CaFiles, AuthorityError> {
+pub fn new_root(
+    trust_domain: &str,
+    ttl: Duration,
+    now: SystemTime,
+) -> Result<CaFiles, AuthorityError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::default();
     let start = offset(now);

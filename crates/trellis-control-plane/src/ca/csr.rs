@@ -120,8 +120,8 @@ mod tests {
         }
         // Flip a bit in the signature (the last bytes of the DER).
         let pem = csr_with(vec![uri(&caller().uri())]);
-        let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(pem.as_bytes())
-            .unwrap();
+        let der =
+            rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(pem.as_bytes()).unwrap();
         let mut bytes = der.as_ref().to_vec();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;

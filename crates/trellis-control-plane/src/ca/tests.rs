@@ -68,7 +68,11 @@ fn workload_certificates_carry_one_spiffe_uri_and_chain_to_the_root() {
     let state = tempfile::tempdir().unwrap();
     let ca = Ca::open(&options(state.path())).unwrap();
     let chain = issue(&ca.authority, Duration::ZERO);
-    assert_eq!(chain.len(), 2, "leaf and root: a self-signed CA has no intermediates");
+    assert_eq!(
+        chain.len(),
+        2,
+        "leaf and root: a self-signed CA has no intermediates"
+    );
     verify(&chain);
 
     let der = pem::certificates(&chain[0]).unwrap().remove(0);
@@ -77,7 +81,9 @@ fn workload_certificates_carry_one_spiffe_uri_and_chain_to_the_root() {
     assert!(san.critical, "the subject is empty, so the SAN is critical");
     assert_eq!(
         san.value.general_names,
-        vec![GeneralName::URI("spiffe://cluster.local/ns/default/sa/reviews")]
+        vec![GeneralName::URI(
+            "spiffe://cluster.local/ns/default/sa/reviews"
+        )]
     );
     assert!(!cert.is_ca());
     assert!(!cert.basic_constraints().unwrap().unwrap().value.ca);
@@ -87,7 +93,11 @@ fn workload_certificates_carry_one_spiffe_uri_and_chain_to_the_root() {
     assert!(eku.server_auth && eku.client_auth);
     let (not_before, not_after) = pem::validity(&cert);
     let life = not_after.duration_since(not_before).unwrap();
-    assert_eq!(life, DEFAULT_TTL + Duration::from_secs(60), "24 h plus the backdate");
+    assert_eq!(
+        life,
+        DEFAULT_TTL + Duration::from_secs(60),
+        "24 h plus the backdate"
+    );
 }
 
 #[test]
@@ -113,7 +123,9 @@ fn the_root_is_created_once_kept_private_and_reused() {
     let key = state.path().join("ca").join(store::CA_KEY);
     let mode = std::fs::metadata(key).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let root = pem::certificates(first.authority.bundle()).unwrap().remove(0);
+    let root = pem::certificates(first.authority.bundle())
+        .unwrap()
+        .remove(0);
     let root = pem::parse(&root).unwrap();
     assert!(root.is_ca());
     let (from, to) = pem::validity(&root);
@@ -164,7 +176,10 @@ fn a_plugged_in_ca_signs_below_the_organisations_root() {
     let int = pem::certificates(&chain[1]).unwrap().remove(0);
     let int = pem::parse(&int).unwrap();
     assert!(int.subject().to_string().contains("Intermediate"));
-    assert!(!state.path().join("ca").exists(), "no self-signed root is made");
+    assert!(
+        !state.path().join("ca").exists(),
+        "no self-signed root is made"
+    );
 }
 
 #[test]
@@ -179,7 +194,10 @@ fn a_plugged_in_ca_that_does_not_chain_to_its_roots_is_refused() {
         ..options(state.path())
     })
     .unwrap_err();
-    assert!(error.to_string().contains("does not end at any root"), "{error}");
+    assert!(
+        error.to_string().contains("does not end at any root"),
+        "{error}"
+    );
     std::fs::write(cacerts.path().join("ca-key.pem"), "garbage").unwrap();
     assert!(
         Ca::open(&CaOptions {
@@ -195,7 +213,9 @@ fn rotating_the_root_keeps_the_old_root_trusted_until_removed() {
     let state = tempfile::tempdir().unwrap();
     let old = Ca::open(&options(state.path())).unwrap();
     let old_chain = issue(&old.authority, Duration::ZERO);
-    let old_root = store::fingerprints(old.authority.bundle()).unwrap().remove(0);
+    let old_root = store::fingerprints(old.authority.bundle())
+        .unwrap()
+        .remove(0);
 
     store::rotate_root(state.path(), "cluster.local", SystemTime::now()).unwrap();
     let new = Ca::open(&options(state.path())).unwrap();
@@ -209,8 +229,17 @@ fn rotating_the_root_keeps_the_old_root_trusted_until_removed() {
     *mixed.last_mut().unwrap() = new.authority.bundle().to_string();
     verify(&mixed);
 
-    assert!(store::remove_root(state.path(), &roots[0]).is_err(), "the signer stays");
-    assert_eq!(store::remove_root(state.path(), &old_root[..12]).unwrap(), old_root);
+    assert!(
+        store::remove_root(state.path(), &roots[0]).is_err(),
+        "the signer stays"
+    );
+    assert_eq!(
+        store::remove_root(state.path(), &old_root[..12]).unwrap(),
+        old_root
+    );
     let after = Ca::open(&options(state.path())).unwrap();
-    assert_eq!(store::fingerprints(after.authority.bundle()).unwrap(), vec![roots[0].clone()]);
+    assert_eq!(
+        store::fingerprints(after.authority.bundle()).unwrap(),
+        vec![roots[0].clone()]
+    );
 }
