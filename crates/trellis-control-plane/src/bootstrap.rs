@@ -13,6 +13,10 @@ use crate::proxy::{ProxyKind, ProxyNode};
 /// The name of the static cluster that reaches the control plane, as Istio names it.
 pub const XDS_CLUSTER: &str = "xds-grpc";
 
+/// The name of the static cluster that reaches the agent's SDS server, as Istio names it;
+/// mTLS secrets (`default`, `ROOTCA`) are fetched through it.
+pub const SDS_CLUSTER: &str = "sds-grpc";
+
 /// Who the proxy is and where its control plane is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapOptions {
@@ -119,6 +123,36 @@ pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
     })
 }
 
+/// Adds Istio's `sds-grpc` static cluster, reaching the agent's SDS server on the Unix
+/// socket `socket`, to an [`envoy_bootstrap`].
+pub fn add_sds_cluster(bootstrap: &mut Value, socket: &str) {
+    let cluster = json!({
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [{
+                "lb_endpoints": [{
+                    "endpoint": { "address": { "pipe": { "path": socket } } },
+                }],
+            }],
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        },
+    });
+    if let Some(clusters) = bootstrap
+        .pointer_mut("/static_resources/clusters")
+        .and_then(Value::as_array_mut)
+    {
+        clusters.push(cluster);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +189,22 @@ mod tests {
         assert_eq!(b["dynamic_resources"]["ads_config"]["api_type"], "GRPC");
         assert_eq!(b["static_resources"]["clusters"][0]["type"], "STATIC");
         assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 15000);
+    }
+
+    #[test]
+    fn the_sds_cluster_reaches_the_agent_socket() {
+        let plain = envoy_bootstrap(&options());
+        let mut b = plain.clone();
+        add_sds_cluster(&mut b, "/run/sds.sock");
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        assert_eq!(clusters.len(), 2);
+        assert_eq!(clusters[0], plain["static_resources"]["clusters"][0]);
+        assert_eq!(clusters[1]["name"], SDS_CLUSTER);
+        let endpoint = &clusters[1]["load_assignment"]["endpoints"][0]["lb_endpoints"][0];
+        assert_eq!(
+            endpoint["endpoint"]["address"]["pipe"]["path"],
+            "/run/sds.sock"
+        );
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! - [`sds`]: Envoy's SDS on a Unix socket (`default`, `ROOTCA`), fed by the manager;
 //! - [`agent`]: `trellis agent`, Istio's pilot-agent for a stock Envoy.
 
+pub mod agent;
 pub mod client;
 pub mod files;
 pub mod manager;
 pub mod pb;
 pub mod pem;
+pub mod sds;
 pub mod spiffe;
 pub mod token;
