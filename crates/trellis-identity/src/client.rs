@@ -29,6 +29,9 @@ pub struct WorkloadIdentity {
     pub roots_pem: String,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
+    /// When the CA's answer arrived. CAs backdate `not_before` for clock skew; the
+    /// lifetime that counts for renewal starts at the later of the two.
+    pub received: SystemTime,
 }
 
 impl std::fmt::Debug for WorkloadIdentity {
@@ -45,12 +48,10 @@ impl WorkloadIdentity {
     /// When to renew: half-way through the lifetime, less up to `jitter` of the lifetime
     /// (so that workloads started together do not renew together).
     pub fn renew_at(&self, jitter: f64) -> SystemTime {
-        let life = self
-            .not_after
-            .duration_since(self.not_before)
-            .unwrap_or_default();
+        let start = self.not_before.max(self.received);
+        let life = self.not_after.duration_since(start).unwrap_or_default();
         let jitter = jitter.clamp(0.0, 0.5);
-        self.not_before + life.mul_f64(0.5 - jitter)
+        start + life.mul_f64(0.5 - jitter)
     }
 }
 
@@ -203,6 +204,7 @@ pub fn identity_from_chain(
         roots_pem,
         not_before,
         not_after,
+        received: SystemTime::now(),
     })
 }
 
@@ -263,10 +265,17 @@ mod tests {
             roots_pem: String::new(),
             not_before: start,
             not_after: start + Duration::from_secs(100),
+            received: start,
         };
         assert_eq!(identity.renew_at(0.0), start + Duration::from_secs(50));
         assert_eq!(identity.renew_at(0.1), start + Duration::from_secs(40));
         assert_eq!(identity.renew_at(9.0), start);
+        // A backdated certificate: the half-life counts from its arrival.
+        let backdated = WorkloadIdentity {
+            not_before: start - Duration::from_secs(60),
+            ..identity
+        };
+        assert_eq!(backdated.renew_at(0.0), start + Duration::from_secs(50));
     }
 
     #[test]

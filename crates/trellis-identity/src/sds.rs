@@ -212,6 +212,7 @@ mod tests {
             roots_pem: "ROOTS".into(),
             not_before: SystemTime::UNIX_EPOCH,
             not_after: SystemTime::UNIX_EPOCH,
+            received: SystemTime::UNIX_EPOCH,
         };
         let names = vec![ROOTCA.to_string(), "unknown".into(), DEFAULT.to_string()];
         let got = secrets(&identity, &names);

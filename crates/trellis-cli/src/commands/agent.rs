@@ -32,6 +32,9 @@ pub struct Args {
     ca_root: Option<PathBuf>,
     #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
     trust_domain: String,
+    /// The certificate lifetime to ask for (Istio's SECRET_TTL); renewed at half-life.
+    #[arg(long, default_value = "24h")]
+    cert_ttl: trellis_api::Duration,
     /// Where to serve SDS (Istio's path, relative to the working directory).
     #[arg(long, default_value = "./var/run/secrets/workload-spiffe-uds/socket")]
     sds_socket: PathBuf,
@@ -68,6 +71,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", args.node.xds_address()));
     let mut ca = CaClientConfig::new(address, token);
+    anyhow::ensure!(!args.cert_ttl.is_negative(), "--cert-ttl must not be negative");
+    ca.ttl = args.cert_ttl.to_std();
     if let Some(path) = &args.ca_root {
         ca.ca_roots_pem = Some(
             std::fs::read_to_string(path)
