@@ -95,7 +95,14 @@ fn start(extra: &[&str]) -> Running {
         .arg("--envoy")
         .arg(&envoy)
         .args(extra)
-        .args(["--", "--concurrency", "1", "--disable-hot-restart", "-l", "warning"])
+        .args([
+            "--",
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ])
         .args(["--config-yaml", &mtls_listener(probe)])
         .env("TRELLIS_LOG", "info");
     let agent = Process::start("agent", command, &dir.join("agent.log"));
@@ -147,7 +154,9 @@ fn the_agent_serves_the_workload_certificate_to_envoy_over_sds() {
     );
     // The trusted CA is the control plane's root from its state directory.
     let root = std::fs::read_to_string(dir.join("state/ca/root-cert.pem")).unwrap();
-    let root = trellis_identity::pem::certificates(&root).unwrap().remove(0);
+    let root = trellis_identity::pem::certificates(&root)
+        .unwrap()
+        .remove(0);
     let serial: String = trellis_identity::pem::parse(&root)
         .unwrap()
         .raw_serial()
@@ -170,7 +179,10 @@ fn the_agent_serves_the_workload_certificate_to_envoy_over_sds() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert!(names.contains(&"default") && names.contains(&"ROOTCA"), "{dump:#}");
+    assert!(
+        names.contains(&"default") && names.contains(&"ROOTCA"),
+        "{dump:#}"
+    );
     let bootstrap = std::fs::read_to_string(dir.join("envoy-rev.json")).unwrap();
     assert!(bootstrap.contains("sds-grpc"));
 

@@ -64,10 +64,8 @@ pub async fn run(
     let sds_task = tokio::spawn(Sds::new(identity).serve(listener, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
-    std::fs::write(&options.bootstrap_path, &options.bootstrap).map_err(io(format!(
-        "write {}",
-        options.bootstrap_path.display()
-    )))?;
+    std::fs::write(&options.bootstrap_path, &options.bootstrap)
+        .map_err(io(format!("write {}", options.bootstrap_path.display())))?;
     let mut command = tokio::process::Command::new(&options.envoy);
     command
         .arg("-c")

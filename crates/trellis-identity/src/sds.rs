@@ -34,7 +34,8 @@ pub const DEFAULT: &str = "default";
 /// Istio's name of the trust bundle secret.
 pub const ROOTCA: &str = "ROOTCA";
 /// The type URL of SDS resources.
-pub const SECRET_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+pub const SECRET_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 /// The secrets among `names` that `identity` provides, in the order asked.
 pub fn secrets(identity: &WorkloadIdentity, names: &[String]) -> Vec<Secret> {

@@ -71,7 +71,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", args.node.xds_address()));
     let mut ca = CaClientConfig::new(address, token);
-    anyhow::ensure!(!args.cert_ttl.is_negative(), "--cert-ttl must not be negative");
+    anyhow::ensure!(
+        !args.cert_ttl.is_negative(),
+        "--cert-ttl must not be negative"
+    );
     ca.ttl = args.cert_ttl.to_std();
     if let Some(path) = &args.ca_root {
         ca.ca_roots_pem = Some(

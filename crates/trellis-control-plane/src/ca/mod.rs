@@ -7,7 +7,7 @@
 //! - [`csr`]: what a CSR may ask for (only the caller's own identity).
 //! - [`auth`]: who is calling (bootstrap tokens, client certificates; the
 //!   [`auth::Authenticator`] trait for more).
-//! - [`service`]: `istio.v1.auth.IstioCertificateService/CreateCertificate`.
+//! - [`service`]: serves `istio.v1.auth.IstioCertificateService/CreateCertificate`.
 //! - [`tls`]: the control plane's own serving certificate for the TLS port (15012).
 //!
 //! [`Ca::open`] puts these together for the control plane.
