@@ -11,6 +11,7 @@ use trellis_control_plane::ca::mint_token;
 use trellis_identity::client::{
     CaClientConfig, ClientError, TokenSource, WorkloadIdentity, key_and_csr, request_identity,
 };
+use trellis_identity::manager;
 use trellis_identity::pb::{self, IstioCertificateRequest};
 use trellis_identity::pem;
 use trellis_identity::spiffe::SpiffeId;
@@ -188,4 +189,33 @@ fn a_restart_keeps_the_root_from_the_state_dir() {
     let before = roots(&start(&dir));
     let after = roots(&start(&dir));
     assert_eq!(before, after);
+}
+
+#[test]
+fn the_manager_waits_for_a_starting_ca_and_stops_at_a_refusal() {
+    let dir = MeshDir::new();
+    let at: IpAddr = "127.0.0.1".parse().unwrap();
+    let plain = SocketAddr::new(at, free_port(at));
+    let debug = SocketAddr::new(at, free_port(at));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The workload starts first; its CA is not there yet.
+    let config = CaClientConfig::new(
+        format!("http://{plain}"),
+        token(&dir, "reviews", TEN_MINUTES),
+    );
+    let pending = runtime.spawn(manager::start(config, reviews()));
+    let command = control_plane_command(TRELLIS.as_ref(), dir.path(), plain, debug);
+    let _cp = run_control_plane(command, dir.path(), debug, START);
+    let identity = runtime.block_on(pending).unwrap().unwrap();
+    assert_chains_to_its_root(&identity.borrow());
+
+    // A refusal is final: no retrying with an expired token.
+    let expired = CaClientConfig::new(
+        format!("http://{plain}"),
+        token(&dir, "reviews", Duration::ZERO),
+    );
+    match runtime.block_on(manager::start(expired, reviews())) {
+        Err(ClientError::Refused(status)) => assert_eq!(status.code(), Code::Unauthenticated),
+        other => panic!("expected UNAUTHENTICATED, got {other:?}"),
+    }
 }

@@ -119,6 +119,21 @@ pub enum ClientError {
     Chain(String),
 }
 
+impl ClientError {
+    /// True when trying again later may succeed (the CA is away), false when the CA said
+    /// no or the request itself is wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Connect(_) => true,
+            ClientError::Refused(status) => matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+            ),
+            _ => false,
+        }
+    }
+}
+
 impl From<PemError> for ClientError {
     fn from(e: PemError) -> Self {
         ClientError::Chain(e.to_string())

@@ -1,5 +1,6 @@
 //! Keeps a workload's identity fresh: the first certificate is fetched before
-//! [`start`] returns; a background task then renews at half-life (less a random jitter
+//! [`start`] returns (retrying for up to [`FIRST_WAIT`] while the CA is unreachable, so a
+//! workload may start beside a control plane that is still starting); a background task then renews at half-life (less a random jitter
 //! of up to a tenth of the lifetime) and publishes each new identity on a
 //! `tokio::sync::watch`, so TLS acceptors and connectors swap it for new handshakes while
 //! established connections carry on. A failed renewal is retried with backoff until the
@@ -17,6 +18,8 @@ use crate::spiffe::SpiffeId;
 const MAX_JITTER: f64 = 0.1;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long [`start`] waits for an unreachable CA.
+pub const FIRST_WAIT: Duration = Duration::from_secs(60);
 
 /// Fetches the first identity for `id`, then keeps it fresh in the background for as long
 /// as any receiver lives.
@@ -24,7 +27,19 @@ pub async fn start(
     config: CaClientConfig,
     id: SpiffeId,
 ) -> Result<watch::Receiver<Arc<WorkloadIdentity>>, ClientError> {
-    let first = request_identity(&config, &id, None).await?;
+    let deadline = tokio::time::Instant::now() + FIRST_WAIT;
+    let mut backoff = RETRY_FIRST;
+    let first = loop {
+        match request_identity(&config, &id, None).await {
+            Ok(identity) => break identity,
+            Err(error) if error.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(id = %id, %error, retry_in = ?backoff, "CA not reachable yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+            Err(error) => return Err(error),
+        }
+    };
     tracing::info!(id = %id, not_after = ?first.not_after, "workload certificate issued");
     let (tx, rx) = watch::channel(Arc::new(first));
     tokio::spawn(renew_forever(config, id, tx));
