@@ -98,7 +98,9 @@ impl TokenKey {
     ) -> Result<String, TokenError> {
         // The names must be ones a SPIFFE id can carry (and so contain no '/').
         SpiffeId::new("x", namespace, service_account)?;
-        let expires = (now + ttl)
+        let expires = now
+            .checked_add(ttl)
+            .ok_or(TokenError::Malformed)?
             .duration_since(UNIX_EPOCH)
             .map_err(|_| TokenError::Malformed)?
             .as_secs();
@@ -138,8 +140,10 @@ impl TokenKey {
         ) else {
             return Err(TokenError::Malformed);
         };
-        let expires =
-            UNIX_EPOCH + Duration::from_secs(expires.parse().map_err(|_| TokenError::Malformed)?);
+        let seconds = expires.parse().map_err(|_| TokenError::Malformed)?;
+        let expires = UNIX_EPOCH
+            .checked_add(Duration::from_secs(seconds))
+            .ok_or(TokenError::Malformed)?;
         if let Ok(ago) = now.duration_since(expires) {
             return Err(TokenError::Expired(ago));
         }
@@ -202,6 +206,13 @@ mod tests {
             key(1).verify(&forged, now),
             Err(TokenError::BadSignature)
         ));
+        // Correctly signed but absurd: an expiry beyond the clock's range.
+        let k = key(1);
+        let payload = URL_SAFE_NO_PAD.encode(format!("default/a/{}/x", u64::MAX));
+        let signed = format!("{PREFIX}.{payload}");
+        let tag = hmac::sign(&k.key, signed.as_bytes());
+        let absurd = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        assert!(matches!(k.verify(&absurd, now), Err(TokenError::Malformed)));
         for garbage in ["", "a.b", "trellis1..", "x.y.z", "trellis1.!!.??"] {
             assert!(key(1).verify(garbage, now).is_err(), "{garbage:?}");
         }
@@ -210,6 +221,7 @@ mod tests {
     #[test]
     fn names_are_checked_when_minting() {
         let now = SystemTime::now();
+        assert!(key(1).mint("default", "a", Duration::MAX, now).is_err());
         assert!(key(1).mint("de/fault", "a", HOUR, now).is_err());
         assert!(key(1).mint("default", "", HOUR, now).is_err());
     }
