@@ -219,3 +219,63 @@ fn the_manager_waits_for_a_starting_ca_and_stops_at_a_refusal() {
         other => panic!("expected UNAUTHENTICATED, got {other:?}"),
     }
 }
+
+fn trellis(args: &[&str], dir: &MeshDir) -> String {
+    let out = std::process::Command::new(TRELLIS)
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trellis {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The documented rotation procedure, through the CLI: `trellis token` authorises the
+/// workload; after `trellis ca rotate-root` and a restart the bundle holds both roots and
+/// new certificates come from the new one; `remove-root` drops the old one.
+#[test]
+fn root_rotation_through_the_cli() {
+    let dir = MeshDir::new();
+    let request = |cp: &ControlPlane| {
+        let token = trellis(
+            &["token", "-n", "default", "--service-account", "reviews"],
+            &dir,
+        );
+        let config = CaClientConfig::new(
+            format!("http://{}", cp.plain),
+            Some(TokenSource::Value(token.trim().to_string())),
+        );
+        block_on(request_identity(&config, &reviews(), None)).unwrap()
+    };
+    let before = request(&start(&dir));
+    let old_root = trellis(&["ca", "roots"], &dir);
+    assert_eq!(old_root.lines().count(), 1);
+
+    trellis(&["ca", "rotate-root"], &dir);
+    let roots = trellis(&["ca", "roots"], &dir);
+    let roots: Vec<&str> = roots.lines().collect();
+    assert_eq!(roots.len(), 2);
+    assert_eq!(roots[1], old_root.trim(), "the old root stays trusted");
+
+    let after = request(&start(&dir));
+    assert_eq!(pem::certificates(&after.roots_pem).unwrap().len(), 2);
+    assert_chains_to_its_root(&after);
+    // The new leaf is not signed by the old root.
+    let leaf = pem::certificates(&after.chain_pem).unwrap().remove(0);
+    let old = pem::certificates(&before.roots_pem).unwrap().remove(0);
+    let old = pem::parse(&old).unwrap();
+    assert!(
+        pem::parse(&leaf)
+            .unwrap()
+            .verify_signature(Some(old.public_key()))
+            .is_err()
+    );
+
+    trellis(&["ca", "remove-root", &roots[1][..16]], &dir);
+    assert_eq!(trellis(&["ca", "roots"], &dir).trim(), roots[0]);
+}
