@@ -16,7 +16,7 @@ use trellis_identity::pb::{self, IstioCertificateRequest};
 use trellis_identity::pem;
 use trellis_identity::spiffe::SpiffeId;
 use trellis_testkit::mesh::{MeshDir, control_plane_command, run_control_plane};
-use trellis_testkit::{Process, free_port};
+use trellis_testkit::{Process, free_port, get};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const START: Duration = Duration::from_secs(30);
@@ -26,6 +26,7 @@ struct ControlPlane {
     _process: Process,
     plain: SocketAddr,
     secure: SocketAddr,
+    debug: SocketAddr,
 }
 
 fn start(dir: &MeshDir) -> ControlPlane {
@@ -40,6 +41,7 @@ fn start(dir: &MeshDir) -> ControlPlane {
         _process: process,
         plain,
         secure,
+        debug,
     }
 }
 
@@ -172,6 +174,24 @@ fn refusals_carry_istios_status_codes() {
         .await;
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     });
+
+    // Istio's CA metrics count each refusal by cause.
+    let metrics = get(cp.debug, "/metrics", &[], Duration::from_secs(2))
+        .unwrap()
+        .body;
+    for line in [
+        "citadel_server_csr_count_total 5",
+        "citadel_server_authentication_failure_count_total 3",
+        "citadel_server_id_extraction_err_count_total 1",
+        "citadel_server_csr_parsing_err_count_total 1",
+        "citadel_server_success_cert_issuance_count_total 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("citadel_server_root_cert_expiry_timestamp "));
 }
 
 #[test]

@@ -23,6 +23,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use trellis_api::istio::mesh::MeshConfig;
 use trellis_config::store::{Change, FileStore, Problem, Snapshot, StoreError};
 
+use crate::ca::metrics::CaMetrics;
 use crate::ca::{self, Ca, CaOptions};
 use crate::debug::{self, DebugState};
 use crate::mesh::MeshSnapshot;
@@ -118,7 +119,6 @@ pub async fn run(
         cacerts: options.cacerts.clone(),
         trust_domain: ca::trust_domain(&options.mesh_config),
     })?;
-    let ca_service = ca.service()?;
 
     let (poke_tx, mut poke_rx) = mpsc::channel::<()>(1);
     let store = FileStore::open(vec![options.config_dir.clone()], &options.namespace);
@@ -150,6 +150,7 @@ pub async fn run(
 
     let mut prometheus = Registry::default();
     let metrics = Metrics::new(&mut prometheus);
+    let ca_service = ca.service(CaMetrics::new(&mut prometheus))?;
     let build = {
         let mesh_config = options.mesh_config.clone();
         let registrations = registrations.clone();

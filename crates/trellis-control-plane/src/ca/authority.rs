@@ -110,6 +110,20 @@ impl Authority {
         })
     }
 
+    /// When the first root of the bundle (the signer's, for a self-signed CA) expires, in
+    /// Unix seconds; 0 if unknown.
+    pub fn root_expiry(&self) -> i64 {
+        pem::certificates(&self.bundle)
+            .ok()
+            .and_then(|roots| roots.into_iter().next())
+            .and_then(|der| {
+                pem::parse(&der)
+                    .ok()
+                    .map(|c| c.validity().not_after.timestamp())
+            })
+            .unwrap_or(0)
+    }
+
     /// The trust bundle: every trusted root, PEM.
     pub fn bundle(&self) -> &str {
         &self.bundle

@@ -8,6 +8,7 @@
 //! - [`auth`]: who is calling (bootstrap tokens, client certificates; the
 //!   [`auth::Authenticator`] trait for more).
 //! - [`service`]: serves `istio.v1.auth.IstioCertificateService/CreateCertificate`.
+//! - [`metrics`]: istiod's CA metrics (`citadel_server_*`).
 //! - [`tls`]: the control plane's own serving certificate for the TLS port (15012).
 //!
 //! [`Ca::open`] puts these together for the control plane.
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod authority;
 pub mod csr;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod tls;
@@ -97,7 +99,11 @@ impl Ca {
 
     /// The gRPC service, accepting client certificates and the state directory's
     /// bootstrap tokens.
-    pub fn service(&self) -> Result<CertificateServiceServer<CaService>, StoreError> {
+    pub fn service(
+        &self,
+        metrics: metrics::CaMetrics,
+    ) -> Result<CertificateServiceServer<CaService>, StoreError> {
+        metrics.root_expiry.set(self.authority.root_expiry());
         let key = store::token_key(&self.state_dir)?;
         let authenticators: Vec<Arc<dyn Authenticator>> = vec![
             Arc::new(ClientCertAuthenticator),
@@ -107,6 +113,7 @@ impl Ca {
             self.authority.clone(),
             authenticators,
             self.trust_domain.clone(),
+            metrics,
         )))
     }
 

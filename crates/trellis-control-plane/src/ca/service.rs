@@ -12,12 +12,14 @@ use trellis_identity::pb::{CertificateService, IstioCertificateRequest, IstioCer
 use super::auth::{self, Authenticator, Caller};
 use super::authority::Authority;
 use super::csr::{self, CsrError};
+use super::metrics::CaMetrics;
 
 /// The CA as a gRPC service.
 pub struct CaService {
     authority: Arc<Authority>,
     authenticators: Vec<Arc<dyn Authenticator>>,
     trust_domain: String,
+    metrics: CaMetrics,
 }
 
 impl CaService {
@@ -25,11 +27,13 @@ impl CaService {
         authority: Arc<Authority>,
         authenticators: Vec<Arc<dyn Authenticator>>,
         trust_domain: String,
+        metrics: CaMetrics,
     ) -> Self {
         CaService {
             authority,
             authenticators,
             trust_domain,
+            metrics,
         }
     }
 }
@@ -39,10 +43,12 @@ impl CertificateService for CaService {
         &self,
         request: Request<IstioCertificateRequest>,
     ) -> Result<Response<IstioCertificateResponse>, Status> {
+        self.metrics.csrs.inc();
         let caller = Caller::of(&request);
         let id = auth::authenticate(&self.authenticators, &caller, &self.trust_domain)
             .await
             .map_err(|e| {
+                self.metrics.authentication_failures.inc();
                 tracing::info!(error = %e, "CreateCertificate: unauthenticated");
                 Status::unauthenticated(e.to_string())
             })?;
@@ -50,8 +56,14 @@ impl CertificateService for CaService {
         let public_key = csr::check(&body.csr, &id).map_err(|e| {
             tracing::info!(caller = %id, error = %e, "CreateCertificate: CSR refused");
             match e {
-                CsrError::Foreign { .. } => Status::permission_denied(e.to_string()),
-                _ => Status::invalid_argument(e.to_string()),
+                CsrError::Foreign { .. } => {
+                    self.metrics.permission_denied.inc();
+                    Status::permission_denied(e.to_string())
+                }
+                _ => {
+                    self.metrics.csr_errors.inc();
+                    Status::invalid_argument(e.to_string())
+                }
             }
         })?;
         let requested = Duration::from_secs(u64::try_from(body.validity_duration).unwrap_or(0));
@@ -59,6 +71,7 @@ impl CertificateService for CaService {
             .authority
             .issue_workload(&id, public_key, requested, SystemTime::now())
             .map_err(|e| Status::internal(format!("cannot sign: {e}")))?;
+        self.metrics.issued.inc();
         tracing::info!(caller = %id, "CreateCertificate: issued");
         Ok(Response::new(IstioCertificateResponse { cert_chain }))
     }
