@@ -52,6 +52,14 @@ pub enum TokenError {
     Random,
 }
 
+/// True when `token` has the form of a Trellis bootstrap token (not whether it is valid):
+/// lets an authenticator leave other bearer tokens (Kubernetes JWTs) to others.
+pub fn looks_like_bootstrap_token(token: &str) -> bool {
+    token
+        .strip_prefix(PREFIX)
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
 impl TokenKey {
     /// A key from raw bytes (at least 32).
     pub fn from_bytes(bytes: &[u8]) -> Result<TokenKey, TokenError> {

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
 use trellis_identity::spiffe::SpiffeId;
-use trellis_identity::token::TokenKey;
+use trellis_identity::token::{TokenKey, looks_like_bootstrap_token};
 
 /// What a request offers as proof of identity.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +60,9 @@ pub trait Authenticator: Send + Sync {
     fn authenticate<'a>(&'a self, caller: &'a Caller, trust_domain: &'a str) -> AuthFuture<'a>;
 }
 
-/// Asks each authenticator in turn; the first that recognises a credential decides.
+/// Asks each authenticator in turn; the first that recognises a credential decides (an
+/// authenticator passes on credentials of other kinds, so a Kubernetes service-account
+/// token and a bootstrap token can be told apart by the authenticators themselves).
 pub async fn authenticate(
     authenticators: &[Arc<dyn Authenticator>],
     caller: &Caller,
@@ -71,9 +73,15 @@ pub async fn authenticate(
             return Ok(id);
         }
     }
-    Err(AuthError {
-        kind: "no credential",
-        message: "send `authorization: Bearer <token>` or a client certificate".into(),
+    Err(match caller.bearer {
+        Some(_) => AuthError {
+            kind: "bearer token",
+            message: "not a credential this CA accepts (a Trellis bootstrap token)".into(),
+        },
+        None => AuthError {
+            kind: "no credential",
+            message: "send `authorization: Bearer <token>` or a client certificate".into(),
+        },
     })
 }
 
@@ -105,8 +113,10 @@ impl Authenticator for TokenAuthenticator {
     fn authenticate<'a>(&'a self, caller: &'a Caller, trust_domain: &'a str) -> AuthFuture<'a> {
         Box::pin(async move {
             match &caller.bearer {
-                Some(token) => self.check(token, trust_domain).map(Some),
-                None => Ok(None),
+                Some(token) if looks_like_bootstrap_token(token) => {
+                    self.check(token, trust_domain).map(Some)
+                }
+                _ => Ok(None),
             }
         })
     }
@@ -133,5 +143,59 @@ impl Authenticator for ClientCertAuthenticator {
             }
             Ok(Some(id))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn chain() -> Vec<Arc<dyn Authenticator>> {
+        let key = TokenKey::from_bytes(&[7; 32]).unwrap();
+        vec![
+            Arc::new(ClientCertAuthenticator),
+            Arc::new(TokenAuthenticator::new(key)),
+        ]
+    }
+
+    fn bearer(token: &str) -> Caller {
+        Caller {
+            bearer: Some(token.into()),
+            peer_certs: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bootstrap_token_names_its_workload_in_the_trust_domain() {
+        let key = TokenKey::from_bytes(&[7; 32]).unwrap();
+        let token = key
+            .mint(
+                "default",
+                "reviews",
+                Duration::from_secs(60),
+                SystemTime::now(),
+            )
+            .unwrap();
+        let id = authenticate(&chain(), &bearer(&token), "example.org")
+            .await
+            .unwrap();
+        assert_eq!(id.uri(), "spiffe://example.org/ns/default/sa/reviews");
+    }
+
+    #[tokio::test]
+    async fn foreign_or_missing_credentials_are_refused_with_a_reason() {
+        let none = authenticate(&chain(), &Caller::default(), "cluster.local").await;
+        assert_eq!(none.unwrap_err().kind, "no credential");
+        let jwt = authenticate(&chain(), &bearer("eyJhbGciOi.x.y"), "cluster.local").await;
+        assert_eq!(jwt.unwrap_err().kind, "bearer token");
+        let forged = authenticate(&chain(), &bearer("trellis1.e30.AAAA"), "cluster.local").await;
+        assert_eq!(forged.unwrap_err().kind, "bootstrap token");
+        let garbage_cert = Caller {
+            bearer: None,
+            peer_certs: vec![CertificateDer::from(vec![1, 2, 3])],
+        };
+        let cert = authenticate(&chain(), &garbage_cert, "cluster.local").await;
+        assert_eq!(cert.unwrap_err().kind, "client certificate");
     }
 }
