@@ -41,8 +41,23 @@ pub fn endpoint_address(i: usize, j: usize, generation: usize) -> String {
     )
 }
 
-/// The YAML of service `i`, with its endpoints at `generation`.
-pub fn service_yaml(shape: Shape, i: usize, generation: usize) -> String {
+/// A version of a service's config: `endpoints` moves its endpoints, `routes` its
+/// VirtualService's traffic split (v1 gets `90 - routes % 80` percent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Generation {
+    pub endpoints: usize,
+    pub routes: usize,
+}
+
+/// Whether service `i` has a DestinationRule and a VirtualService.
+pub fn has_routes(i: usize) -> bool {
+    i.is_multiple_of(10)
+}
+
+/// The YAML of service `i` at `generation`.
+pub fn service_yaml(shape: Shape, i: usize, generation: Generation) -> String {
+    let v1 = 90 - generation.routes % 80;
+    let v3 = 100 - v1;
     let ns = namespace(i);
     let name = service_name(i);
     let mut out = format!(
@@ -51,13 +66,13 @@ pub fn service_yaml(shape: Shape, i: usize, generation: usize) -> String {
     for j in 0..shape.endpoints {
         out.push_str(&format!(
             "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {name}-{j}, namespace: {ns}}}\nspec:\n  address: {}\n  labels: {{app: {name}, version: v{}}}\n",
-            endpoint_address(i, j, generation),
+            endpoint_address(i, j, generation.endpoints),
             j % 3 + 1
         ));
     }
-    if i.is_multiple_of(10) {
+    if has_routes(i) {
         out.push_str(&format!(
-            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  host: {name}\n  trafficPolicy: {{loadBalancer: {{simple: LEAST_REQUEST}}}}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n  - {{name: v3, labels: {{version: v3}}}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  hosts: [{name}]\n  http:\n  - match: [{{headers: {{end-user: {{exact: jason}}}}}}]\n    route: [{{destination: {{host: {name}, subset: v2}}}}]\n  - route:\n    - {{destination: {{host: {name}, subset: v1}}, weight: 90}}\n    - {{destination: {{host: {name}, subset: v3}}, weight: 10}}\n    retries: {{attempts: 2, perTryTimeout: 1s}}\n    timeout: 5s\n"
+            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  host: {name}\n  trafficPolicy: {{loadBalancer: {{simple: LEAST_REQUEST}}}}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n  - {{name: v3, labels: {{version: v3}}}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  hosts: [{name}]\n  http:\n  - match: [{{headers: {{end-user: {{exact: jason}}}}}}]\n    route: [{{destination: {{host: {name}, subset: v2}}}}]\n  - route:\n    - {{destination: {{host: {name}, subset: v1}}, weight: {v1}}}\n    - {{destination: {{host: {name}, subset: v3}}, weight: {v3}}}\n    retries: {{attempts: 2, perTryTimeout: 1s}}\n    timeout: 5s\n"
         ));
     }
     out
@@ -68,7 +83,15 @@ pub fn source(shape: Shape, i: usize, generation: usize) -> SourceFile {
     SourceFile {
         decoded: trellis_api::decode_bytes(
             &file,
-            service_yaml(shape, i, generation).as_bytes(),
+            service_yaml(
+                shape,
+                i,
+                Generation {
+                    endpoints: generation,
+                    routes: 0,
+                },
+            )
+            .as_bytes(),
             "default",
         ),
         path: PathBuf::from(file),
@@ -107,5 +130,6 @@ pub fn proxy(shape: Shape, k: usize, proxies: usize) -> ProxyNode {
         labels: BTreeMap::from([("app".into(), name), ("version".into(), "v1".into())]),
         workload_name: workload,
         ports: vec![],
+        sds: false,
     }
 }

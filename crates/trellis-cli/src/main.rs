@@ -43,6 +43,16 @@ enum Command {
     /// Manage the control plane's CA roots (rotation).
     #[command(subcommand)]
     Ca(commands::ca::Command),
+    /// Start the local mesh: the pods' bridge and a control plane watching a directory.
+    Up(commands::up::Args),
+    /// Stop and remove everything the local mesh started (pods, control plane, bridge).
+    Down(commands::down::Args),
+    /// Run a workload in its own pod with a sidecar and transparent traffic capture.
+    Run(commands::run::Args),
+    /// Validate configuration files and add them to the local control plane's directory.
+    Apply(commands::apply::Args),
+    /// Remove configuration files from the local control plane's directory.
+    Delete(commands::apply::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -70,6 +80,11 @@ fn main() -> ExitCode {
         Command::Agent(args) => commands::agent::run(&args),
         Command::Token(args) => commands::token::run(&args),
         Command::Ca(command) => commands::ca::run(&command),
+        Command::Up(args) => commands::up::run(&args),
+        Command::Down(args) => commands::down::run(&args),
+        Command::Run(args) => commands::run::run(&args),
+        Command::Apply(args) => commands::apply::apply(&args),
+        Command::Delete(args) => commands::apply::delete(&args),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -86,6 +86,7 @@ fn idle_bookinfo_sidecar_footprint() {
         .args(["--labels", "app=productpage,version=v1"])
         .args(["--ip", "127.0.0.62"])
         .args(["--admin-port", &admin2.port().to_string()])
+        .args(["--status-port", "0"])
         .env("TRELLIS_LOG", "info");
     let mut proxy2 = Process::start("trellis-proxy", command, &dir.path().join("proxy2.log"));
     acked(debug, "productpage-v1-1", &cp);
@@ -107,27 +108,7 @@ fn idle_bookinfo_sidecar_footprint() {
 /// and NACKed nothing.
 fn acked(debug: SocketAddr, node: &str, cp: &Process) {
     wait_until("every type ACKed in /debug/syncz", CONVERGE, || {
-        let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
-        let all: serde_json::Value =
-            serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
-        let entry = all
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|p| p["proxy"].as_str().is_some_and(|n| n.contains(node)))
-            })
-            .ok_or_else(|| syncz.body.clone())?;
-        for t in ["cds", "eds", "lds", "rds"] {
-            let s = &entry["types"][t];
-            let acked = s["version_acked"].as_str().unwrap_or_default();
-            if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
-                return Err(format!("{t} not ACKed: {s}\n{}", cp.tail(10)));
-            }
-            if !s["last_nack"].is_null() {
-                return Err(format!("{t} NACKed: {}", s["last_nack"]));
-            }
-        }
-        Ok(())
+        mesh::synced(debug, node).map_err(|e| format!("{e}\n{}", cp.tail(10)))
     });
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use trellis_testkit::mesh;
 use trellis_testkit::mesh_yaml::bookinfo_sample;
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
-use trellis_testkit::{free_port, get, temp_dir, wait_until};
+use trellis_testkit::{echo_after_eof, free_port, get, temp_dir, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -54,45 +54,7 @@ fn a_bookinfo_sidecar_acks_every_type() {
         CONVERGE,
     );
     wait_until("every type ACKed in /debug/syncz", CONVERGE, || {
-        let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
-        let all: serde_json::Value =
-            serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
-        let proxy = all
-            .as_array()
-            .and_then(|a| {
-                a.iter().find(|p| {
-                    p["proxy"]
-                        .as_str()
-                        .is_some_and(|n| n.contains("productpage-v1-0"))
-                })
-            })
-            .ok_or_else(|| syncz.body.clone())?;
-        for t in ["cds", "eds", "lds", "rds"] {
-            let s = &proxy["types"][t];
-            let acked = s["version_acked"].as_str().unwrap_or_default();
-            if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
-                return Err(format!("{t} not ACKed: {s}\n{}", cp.tail(10)));
-            }
-            if !s["last_nack"].is_null() {
-                return Err(format!("{t} NACKed: {}", s["last_nack"]));
-            }
-        }
-        Ok(())
-    });
-}
-
-/// Reads everything until the client half-closes, then answers and closes.
-fn echo_after_eof(listener: TcpListener) {
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(4) {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut got = Vec::new();
-            if s.read_to_end(&mut got).is_ok() {
-                let _ = s.write_all(format!("echo {}", String::from_utf8_lossy(&got)).as_bytes());
-            }
-            let _ = s.shutdown(Shutdown::Write);
-        }
+        mesh::synced(debug, "productpage-v1-0").map_err(|e| format!("{e}\n{}", cp.tail(10)))
     });
 }
 
@@ -104,7 +66,7 @@ fn tcp_egress_passes_half_close_both_ways() {
     let (client_ip, backend_ip) = (ip("127.0.0.43"), ip("127.0.0.44"));
     let backend = TcpListener::bind((backend_ip, 0)).expect("bind backend");
     let backend_port = backend.local_addr().expect("addr").port();
-    echo_after_eof(backend);
+    echo_after_eof(backend, 4);
     std::fs::write(
         config.join("mesh.yaml"),
         format!(

@@ -5,17 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::proxy::{ProxyKind, ProxyNode};
+use crate::proxy::{ProxyKind, ProxyNode, SDS_METADATA};
+use crate::translate::mtls::SDS_CLUSTER;
 
 /// The name of the static cluster that reaches the control plane, as Istio names it.
 pub const XDS_CLUSTER: &str = "xds-grpc";
-
-/// The name of the static cluster that reaches the agent's SDS server, as Istio names it;
-/// mTLS secrets (`default`, `ROOTCA`) are fetched through it.
-pub const SDS_CLUSTER: &str = "sds-grpc";
 
 /// Who the proxy is and where its control plane is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +33,10 @@ pub struct BootstrapOptions {
     pub admin_port: u16,
     /// Incremental xDS (`DELTA_GRPC`) instead of state of the world.
     pub delta: bool,
+    /// The node agent's SDS socket: when set, the bootstrap gets Istio's `sds-grpc`
+    /// cluster to it and the node says it has SDS (`SDS: "true"`), so the control plane
+    /// sends it Istio mTLS, which names certificates served there.
+    pub sds_socket: Option<PathBuf>,
 }
 
 impl BootstrapOptions {
@@ -58,7 +60,7 @@ pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
     } else {
         "STRICT_DNS"
     };
-    json!({
+    let mut bootstrap = json!({
         "node": {
             "id": o.node_id(),
             "cluster": format!("{}.{}", o.name, o.namespace),
@@ -120,13 +122,19 @@ pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
                 },
             }],
         },
-    })
+    });
+    if let Some(socket) = &o.sds_socket {
+        bootstrap["node"]["metadata"][SDS_METADATA] = json!("true");
+        if let Some(clusters) = bootstrap["static_resources"]["clusters"].as_array_mut() {
+            clusters.push(sds_cluster(socket));
+        }
+    }
+    bootstrap
 }
 
-/// Adds Istio's `sds-grpc` static cluster, reaching the agent's SDS server on the Unix
-/// socket `socket`, to an [`envoy_bootstrap`].
-pub fn add_sds_cluster(bootstrap: &mut Value, socket: &str) {
-    let cluster = json!({
+/// Istio's `sds-grpc` cluster: HTTP/2 to the node agent's Unix socket.
+fn sds_cluster(socket: &Path) -> Value {
+    json!({
         "name": SDS_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -134,7 +142,9 @@ pub fn add_sds_cluster(bootstrap: &mut Value, socket: &str) {
             "cluster_name": SDS_CLUSTER,
             "endpoints": [{
                 "lb_endpoints": [{
-                    "endpoint": { "address": { "pipe": { "path": socket } } },
+                    "endpoint": {
+                        "address": { "pipe": { "path": socket.display().to_string() } },
+                    },
                 }],
             }],
         },
@@ -144,13 +154,7 @@ pub fn add_sds_cluster(bootstrap: &mut Value, socket: &str) {
                 "explicit_http_config": { "http2_protocol_options": {} },
             },
         },
-    });
-    if let Some(clusters) = bootstrap
-        .pointer_mut("/static_resources/clusters")
-        .and_then(Value::as_array_mut)
-    {
-        clusters.push(cluster);
-    }
+    })
 }
 
 #[cfg(test)]
@@ -170,6 +174,7 @@ mod tests {
             xds_port: 15010,
             admin_port: 15000,
             delta: false,
+            sds_socket: None,
         }
     }
 
@@ -192,22 +197,6 @@ mod tests {
     }
 
     #[test]
-    fn the_sds_cluster_reaches_the_agent_socket() {
-        let plain = envoy_bootstrap(&options());
-        let mut b = plain.clone();
-        add_sds_cluster(&mut b, "/run/sds.sock");
-        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
-        assert_eq!(clusters.len(), 2);
-        assert_eq!(clusters[0], plain["static_resources"]["clusters"][0]);
-        assert_eq!(clusters[1]["name"], SDS_CLUSTER);
-        let endpoint = &clusters[1]["load_assignment"]["endpoints"][0]["lb_endpoints"][0];
-        assert_eq!(
-            endpoint["endpoint"]["address"]["pipe"]["path"],
-            "/run/sds.sock"
-        );
-    }
-
-    #[test]
     fn the_node_id_parses_back_and_overrides_win() {
         let o = options();
         let node =
@@ -226,5 +215,37 @@ mod tests {
             "DELTA_GRPC"
         );
         assert_eq!(b["static_resources"]["clusters"][0]["type"], "STRICT_DNS");
+    }
+
+    #[test]
+    fn an_sds_socket_adds_the_agent_cluster_and_says_so() {
+        let plain = envoy_bootstrap(&options());
+        assert!(plain["node"]["metadata"].get("SDS").is_none());
+        assert_eq!(
+            plain["static_resources"]["clusters"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let b = envoy_bootstrap(&BootstrapOptions {
+            sds_socket: Some("/var/run/trellis/sds.sock".into()),
+            ..options()
+        });
+        assert_eq!(b["node"]["metadata"]["SDS"], "true");
+        let sds = &b["static_resources"]["clusters"][1];
+        assert_eq!(sds["name"], "sds-grpc");
+        assert_eq!(
+            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
+                ["path"],
+            "/var/run/trellis/sds.sock"
+        );
+        let node = ProxyNode::from_parts(
+            b["node"]["id"].as_str().unwrap(),
+            &[("SDS".to_string(), "true".to_string())].into(),
+            Default::default(),
+        )
+        .unwrap();
+        assert!(node.sds);
     }
 }

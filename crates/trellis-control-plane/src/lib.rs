@@ -16,6 +16,7 @@
 pub mod bootstrap;
 pub mod ca;
 pub mod debug;
+pub mod jwks;
 pub mod mesh;
 pub mod metrics;
 pub mod protocol;

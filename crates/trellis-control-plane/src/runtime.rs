@@ -26,6 +26,7 @@ use trellis_config::store::{Change, FileStore, Problem, Snapshot, StoreError};
 use crate::ca::metrics::CaMetrics;
 use crate::ca::{self, Ca, CaOptions};
 use crate::debug::{self, DebugState};
+use crate::jwks::{self, JwksFetcher};
 use crate::mesh::MeshSnapshot;
 use crate::metrics::Metrics;
 use crate::registry::Workload;
@@ -141,6 +142,10 @@ pub async fn run(
 
     let registrations = Registrations::new(options.registration_grace);
     let mut workloads_rx = registrations.subscribe();
+    let poke = poke_tx.clone();
+    let jwks = JwksFetcher::new(move || {
+        let _ = poke.try_send(());
+    });
     let poke = poke_tx;
     tokio::spawn(async move {
         while workloads_rx.changed().await.is_ok() {
@@ -161,7 +166,10 @@ pub async fn run(
                 (state.snapshot.clone(), state.problems.clone(), changes)
             };
             let workloads: Arc<Vec<Workload>> = registrations.current();
-            let mesh = Arc::new(MeshSnapshot::new(snapshot, &workloads, mesh_config.clone()));
+            let mesh = MeshSnapshot::new(snapshot, &workloads, mesh_config.clone())
+                .with_jwks(jwks.cache());
+            jwks.want(jwks::wanted(&mesh.config));
+            let mesh = Arc::new(mesh);
             if previous.is_none_or(|p| p.mesh.config.revision != mesh.config.revision) {
                 // Once per revision of the configuration, not per registration.
                 for warning in debug::unsupported(&mesh) {

@@ -1,47 +1,26 @@
 //! The admin interface on localhost: `/ready`, `/config_dump` (a summary of what the proxy
-//! holds, as JSON), `/stats`, `/quitquitquit`.
+//! holds, as JSON), `/stats`, `/drain_listeners` (stop accepting, see [`crate::drain`]) and
+//! `/quitquitquit` (drain, then exit).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::Proxy;
 use crate::config::{Action, Discovery, Network, RouteSource};
+use crate::status::text;
 
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let proxy = proxy.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(handle(&proxy, &req)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    crate::status::serve_with(proxy, listener, handle).await;
 }
 
 fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
-        "/ready" => {
-            if proxy.is_ready() {
-                text(StatusCode::OK, "LIVE\n".into())
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into())
-            }
-        }
+        "/ready" => crate::status::ready(proxy),
         "/stats" => {
             let mut out = proxy.stats.render();
             for c in proxy.config.load().clusters.values() {
@@ -57,6 +36,10 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 hyper::header::HeaderValue::from_static("application/json"),
             );
             r
+        }
+        "/drain_listeners" => {
+            proxy.drain.drain_listeners(req.uri().query());
+            text(StatusCode::OK, "OK\n".into())
         }
         "/quitquitquit" => {
             proxy.shutdown.send_replace(true);
@@ -139,10 +122,4 @@ pub fn config_dump(proxy: &Proxy) -> serde_json::Value {
         "clusters": clusters,
         "xds": proxy.xds_status(),
     })
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r
 }

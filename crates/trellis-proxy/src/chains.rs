@@ -3,7 +3,7 @@
 //! protocols); at each level the chains that match most specifically survive, chains that
 //! leave the criterion empty survive only when none matches specifically, and there is no
 //! backtracking. No survivor: the default chain. Also the original-destination handoff from
-//! a capture listener to the listener of the destination. Pure functions.
+//! a capture listener to the listener of the destination ([`receiving`]). Pure functions.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -155,6 +155,21 @@ pub fn handoff(snapshot: &Snapshot, original: SocketAddr) -> Option<Arc<Listener
         .cloned()
 }
 
+/// The listener that serves a connection accepted by `listener` for `original`: the
+/// handoff target when `listener` hands off (`use_original_dst`) and one exists, else
+/// `listener` itself.
+pub fn receiving(
+    snapshot: &Snapshot,
+    listener: &Arc<Listener>,
+    original: SocketAddr,
+) -> Arc<Listener> {
+    listener
+        .handoff
+        .then(|| handoff(snapshot, original))
+        .flatten()
+        .unwrap_or_else(|| listener.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +193,9 @@ mod tests {
             address: address.parse().unwrap(),
             bind,
             capture: false,
+            handoff: false,
+            reuse_port: false,
+            inbound: false,
             inspect_tls: false,
             inspect_http: false,
             inspect_timeout: None,
@@ -317,5 +335,19 @@ mod tests {
         assert_eq!(to("240.240.1.2:443"), None);
         // A bound listener is reached directly, never by handoff.
         assert_eq!(to("127.0.0.1:9090"), None);
+
+        let mut outbound = listener("virtualOutbound", "0.0.0.0:15001", true, vec![]);
+        outbound.capture = true;
+        outbound.handoff = true;
+        let outbound = Arc::new(outbound);
+        let mut inbound = (*outbound).clone();
+        inbound.handoff = false;
+        inbound.name = "virtualInbound".into();
+        let inbound = Arc::new(inbound);
+        let via = |l: &Arc<Listener>, a: &str| receiving(&s, l, a.parse().unwrap()).name.clone();
+        assert_eq!(via(&outbound, "240.240.7.7:9080"), "0.0.0.0_9080");
+        assert_eq!(via(&outbound, "10.1.1.1:5432"), "virtualOutbound");
+        // `original_dst` alone (virtualInbound) restores the address but never hands off.
+        assert_eq!(via(&inbound, "240.240.7.7:9080"), "virtualInbound");
     }
 }

@@ -39,15 +39,24 @@ impl Snapshot {
 
 /// A listener: bound to its address (`bind_to_port`), or held as the target of an
 /// original-destination handoff from a capture listener (`bind_to_port: false`). Capture
-/// listeners themselves (`use_original_dst`, or the `original_dst` listener filter) are held
-/// and not bound: binding 15001/15006 with SO_ORIGINAL_DST is the capture step still to come.
+/// listeners (`use_original_dst`, or the `original_dst` listener filter) are bound and read
+/// each connection's original destination ([`crate::original_dst`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
     pub bind: bool,
-    /// `use_original_dst` or the `original_dst` listener filter: a traffic-capture listener.
+    /// `use_original_dst` or the `original_dst` listener filter: a traffic-capture listener,
+    /// whose connections' local address is their original destination.
     pub capture: bool,
+    /// `use_original_dst`: hand each connection to the listener of its original destination
+    /// when there is one ([`crate::chains::handoff`]), else serve it on its own chains.
+    pub handoff: bool,
+    /// `enable_reuse_port` (Envoy's default: on): the socket is bound with `SO_REUSEPORT`,
+    /// so that several proxies on one host (tests, hot restarts) can each bind 15001/15006.
+    pub reuse_port: bool,
+    /// `traffic_direction: INBOUND`: drained by `/drain_listeners?inboundonly` too.
+    pub inbound: bool,
     /// Listener filters `tls_inspector` / `http_inspector`: sniff before choosing a chain.
     pub inspect_tls: bool,
     pub inspect_http: bool,

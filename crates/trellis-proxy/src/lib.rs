@@ -7,20 +7,31 @@
 //! Threads and state: one tokio runtime; the config is an `ArcSwap<Snapshot>` read without
 //! locks on every request; the xDS task is its only writer. Counters live in [`stats`],
 //! local failures and their response flags in [`flags`], the admin interface in [`admin`].
+//!
+//! Capture: `virtualOutbound` (15001) and `virtualInbound` (15006) are bound like any
+//! listener; each accepted connection's original destination ([`original_dst`]) becomes its
+//! local address, and `virtualOutbound` hands it to the `bind_to_port: false` listener of
+//! that destination ([`chains::handoff`]). The proxy itself needs no privilege for capture:
+//! iptables skips its own traffic by owner (`-m owner --uid-owner 1337 -j RETURN`, Istio's
+//! default), so it must run as that user. Lifecycle: readiness in [`status`], draining and
+//! exit in [`drain`].
 
 pub mod admin;
 pub mod chains;
 pub mod config;
 pub mod convert;
+pub mod drain;
 pub mod flags;
 pub mod hash;
 pub mod http;
 pub mod lb;
 pub mod listeners;
+pub mod original_dst;
 pub mod outlier;
 pub mod routing;
 pub mod sniff;
 pub mod stats;
+pub mod status;
 pub mod tcp;
 pub mod upstream;
 pub mod xds;
@@ -29,6 +40,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde_json::json;
@@ -46,6 +58,10 @@ pub struct Options {
     pub admin: SocketAddr,
     /// One line per request on stdout.
     pub access_log: bool,
+    /// The status port's address (`/healthz/ready`); `None`: not served.
+    pub status: Option<SocketAddr>,
+    /// How long draining may last before the process exits anyway.
+    pub drain_duration: Duration,
 }
 
 /// What the xDS client last did per type, for `/config_dump`.
@@ -63,7 +79,9 @@ pub struct Proxy {
     pub stats: stats::Stats,
     pub listeners: listeners::Listeners,
     pub access_log: bool,
+    /// Set by `/quitquitquit`: drain, then exit.
     pub shutdown: watch::Sender<bool>,
+    pub drain: drain::Drain,
     ready: AtomicBool,
     records: Mutex<BTreeMap<XdsType, TypeRecord>>,
 }
@@ -76,6 +94,7 @@ impl Proxy {
             listeners: listeners::Listeners::default(),
             access_log,
             shutdown: watch::channel(false).0,
+            drain: drain::Drain::default(),
             ready: AtomicBool::new(false),
             records: Mutex::default(),
         })
@@ -124,13 +143,26 @@ impl Proxy {
     }
 }
 
-/// Runs the proxy until `/quitquitquit` (or the future is dropped).
+/// Runs the proxy until SIGTERM, SIGINT or `/quitquitquit`, then drains (see [`drain`])
+/// and returns.
 pub async fn run(options: Options) -> std::io::Result<()> {
+    let stop = drain::stop_signals()?;
     let proxy = Proxy::new(options.access_log);
     let admin = tokio::net::TcpListener::bind(options.admin).await?;
+    if let Some(address) = options.status {
+        let status = tokio::net::TcpListener::bind(address).await?;
+        tokio::spawn(status::serve(proxy.clone(), status));
+    }
     tokio::spawn(admin::serve(proxy.clone(), admin));
     tokio::spawn(xds::run(proxy.clone(), options.xds_address, options.node));
     let mut shutdown = proxy.shutdown.subscribe();
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    let why = tokio::select! {
+        why = stop => why,
+        _ = shutdown.wait_for(|stop| *stop) => "/quitquitquit",
+    };
+    proxy.drain.start();
+    tracing::info!(why, open = proxy.drain.open(), drain_duration = ?options.drain_duration, "draining");
+    let finished = proxy.drain.finish(options.drain_duration).await;
+    tracing::info!(?finished, "drained, exiting");
     Ok(())
 }

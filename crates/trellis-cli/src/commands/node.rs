@@ -81,6 +81,7 @@ impl NodeArgs {
             xds_port: port,
             admin_port: self.admin_port,
             delta,
+            sds_socket: None,
         })
     }
 

@@ -1,9 +1,15 @@
 //! `trellis proxy`: run the Trellis proxy beside a workload. It introduces itself to the
 //! control plane exactly as `trellis bootstrap envoy` makes Envoy do (same flags, same node
 //! id and metadata), so registration and translation cannot tell the two apart.
+//!
+//! With traffic capture (iptables `REDIRECT` to 15001/15006, as `istio-init` installs it)
+//! run it as uid 1337: the rules let that user's traffic out uncaptured
+//! (`-m owner --uid-owner 1337 -j RETURN`), which is how the proxy's own upstream
+//! connections avoid being captured again. It needs no other privilege.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use trellis_control_plane::bootstrap::envoy_bootstrap;
 
@@ -19,6 +25,21 @@ pub struct Args {
     /// Print one access log line per request on stdout.
     #[arg(long)]
     access_log: bool,
+    /// The status port: `/healthz/ready` on every address (Istio's 15021); 0 serves none.
+    #[arg(long, default_value_t = 15021)]
+    status_port: u16,
+    /// After SIGTERM/SIGINT, how long in-flight requests and connections may take before
+    /// the proxy exits (Istio's `terminationDrainDuration`), e.g. `5s`, `500ms`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain_duration: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = trellis_api::Duration::parse(s).map_err(|e| e.to_string())?;
+    if d.is_negative() {
+        return Err(format!("{s}: a duration cannot be negative"));
+    }
+    Ok(d.to_std())
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -44,6 +65,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         xds_address: args.node.xds_address().to_string(),
         admin: SocketAddr::from(([127, 0, 0, 1], args.node.admin_port())),
         access_log: args.access_log,
+        status: (args.status_port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], args.status_port))),
+        drain_duration: args.drain_duration,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

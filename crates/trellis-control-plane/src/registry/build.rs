@@ -86,6 +86,7 @@ fn kube_service(resource: &Resource, spec: &kube::ServiceSpec, domain: &str) -> 
         ports,
         resolution: Resolution::Static,
         mesh_external: false,
+        subject_alt_names: Vec::new(),
         export_to: meta
             .annotations
             .get(EXPORT_TO_ANNOTATION)
@@ -127,6 +128,7 @@ fn service_entry(resource: &Resource, entry: &networking::ServiceEntry) -> Vec<S
             ports: ports.clone(),
             resolution,
             mesh_external: entry.location == ServiceEntryLocation::MeshExternal,
+            subject_alt_names: entry.subject_alt_names.clone(),
             export_to: entry.export_to.clone(),
             selector: entry.workload_selector.as_ref().map(|s| s.labels.clone()),
         })
@@ -182,7 +184,7 @@ impl Instances {
             labels: w.labels.clone(),
             ports: w.ports.clone(),
             service_account: w.service_account.clone(),
-            has_sidecar: true,
+            has_sidecar: w.istio_mtls,
             locality: String::new(),
             weight: 1,
         }));
@@ -258,21 +260,19 @@ fn pod_instance(resource: &Resource, pod: &kube::PodSpec) -> Option<Instance> {
 }
 
 fn workload_entry_instance(namespace: &str, entry: &networking::WorkloadEntry) -> Instance {
+    // Istio: the tlsMode label when there is one, else mTLS when a service account is named.
+    let has_sidecar = match entry.labels.get(TLS_MODE_LABEL) {
+        Some(mode) => mode == "istio",
+        None => !entry.service_account.is_empty(),
+    };
     Instance {
         namespace: namespace.to_string(),
         address: entry.address.clone(),
         labels: entry.labels.clone(),
         ports: entry.ports.clone(),
-        service_account: if entry.service_account.is_empty() {
-            "default".to_string()
-        } else {
-            entry.service_account.clone()
-        },
-        // Istio assumes a WorkloadEntry runs a sidecar unless its tlsMode label says not.
-        has_sidecar: entry
-            .labels
-            .get(TLS_MODE_LABEL)
-            .is_none_or(|m| m == "istio"),
+        // Istio gives a WorkloadEntry without `serviceAccount` no identity at all.
+        service_account: entry.service_account.clone(),
+        has_sidecar,
         locality: entry.locality.clone(),
         weight: entry.weight.max(1),
     }
@@ -313,10 +313,6 @@ fn inline_endpoints(service: &Service, port: &ServicePort, snapshot: &Snapshot) 
         })
         .flat_map(|entry| &entry.endpoints)
         .map(|e| instance_endpoint(&workload_entry_instance(&service.namespace, e), port))
-        .map(|mut e| {
-            e.has_sidecar = e.labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio");
-            e
-        })
         .collect()
 }
 

@@ -6,12 +6,13 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+use envoy_types::pb::envoy::config::core::v3::{Address, Metadata, SocketAddress};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
 
+use super::mtls::{self, upstream::istio_tls_mode};
 use super::names;
 use crate::mesh::MeshSnapshot;
 use crate::registry::Endpoint;
@@ -102,8 +103,18 @@ fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
         load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value {
             value: endpoint.weight.max(1),
         }),
+        metadata: tls_mode_metadata(endpoint),
         ..Default::default()
     }
+}
+
+/// `envoy.transport_socket_match: {tlsMode: istio}` on an endpoint whose workload has a
+/// sidecar, which auto mTLS clusters' `transport_socket_matches` select on.
+fn tls_mode_metadata(endpoint: &Endpoint) -> Option<Metadata> {
+    endpoint.has_sidecar.then(|| Metadata {
+        filter_metadata: [(mtls::TRANSPORT_SOCKET_MATCH.to_string(), istio_tls_mode())].into(),
+        ..Default::default()
+    })
 }
 
 /// An Envoy socket address.

@@ -1,8 +1,8 @@
 //! LDS: listeners with their filter chains (an HTTP connection manager or a TCP proxy each),
 //! the `FilterChainMatch` criteria the translation emits (destination port and address,
 //! server names, transport and application protocols), and the listener filters that feed
-//! them (`original_dst`, `tls_inspector`, `http_inspector`). Capture listeners and
-//! `bind_to_port: false` listeners are accepted and held (see [`config::Listener`]).
+//! them (`original_dst`, `tls_inspector`, `http_inspector`). `bind_to_port: false` listeners
+//! are held as handoff targets of the capture listeners (see [`config::Listener`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -103,12 +103,12 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         freebind,
         socket_options,
         tcp_fast_open_queue_length: _,
-        traffic_direction: _,
+        traffic_direction,
         udp_listener_config,
         api_listener,
         connection_balance_config: _,
         reuse_port: _,
-        enable_reuse_port: _,
+        enable_reuse_port,
         access_log,
         tcp_backlog_size: _,
         max_connections_to_accept_per_socket_event: _,
@@ -129,6 +129,10 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         address,
         bind: bind_to_port.as_ref().is_none_or(|b| b.value),
         capture: use_original_dst.as_ref().is_some_and(|b| b.value),
+        handoff: use_original_dst.as_ref().is_some_and(|b| b.value),
+        reuse_port: enable_reuse_port.as_ref().is_none_or(|b| b.value),
+        inbound: *traffic_direction
+            == envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         inspect_tls: false,
         inspect_http: false,
         inspect_timeout: match listener_filters_timeout {

@@ -32,6 +32,11 @@ use trellis_control_plane::xds::resources::XdsType;
 use trellis_control_plane::xds::status::SyncStatus;
 use trellis_control_plane::xds::{Ads, AdsContext, MeshUpdate};
 
+mod collect;
+pub mod live;
+
+use collect::Waited;
+
 use crate::ads_client::{self, Received};
 use crate::stats::{Sample, bytes, ms};
 use crate::synthetic::{self, Shape};
@@ -56,9 +61,21 @@ pub struct Args {
     /// Skip the push path (translation figures only).
     #[arg(long)]
     pub no_push: bool,
+    /// Measure the real `trellis control-plane` process (this binary, or `--trellis`)
+    /// instead of an in-process server: file changes, debounce, its own CPU and memory.
+    #[arg(long)]
+    pub live: bool,
+    /// The `trellis` binary for `--live` (default: built in release mode beside this one).
+    #[arg(long)]
+    pub trellis: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.live {
+        let bins = crate::data_plane::topology::locate(args.trellis.as_deref())?;
+        live::run(args, &bins.trellis)?;
+        return Ok(());
+    }
     let shape = Shape {
         services: args.services.max(1),
         endpoints: args.endpoints.max(1),
@@ -212,68 +229,26 @@ async fn push(
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
 
-    let connections = args.connections.clamp(1, proxies.len().max(1));
-    let mut channels = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        channels.push(
-            tonic::transport::Endpoint::from_shared(address.clone())?
-                .connect()
-                .await?,
-        );
-    }
-    let (events_tx, mut events) = mpsc::unbounded_channel::<Received>();
-    let started = Instant::now();
     let n = proxies.len();
-    for (k, proxy) in proxies.into_iter().enumerate() {
-        let channel = channels[k % connections].clone();
-        let events = events_tx.clone();
-        tokio::spawn(async move {
-            if let Err(status) = ads_client::run(k, channel, proxy, events).await {
-                eprintln!("client {k}: {status}");
-            }
-        });
-    }
-    drop(events_tx);
+    let connections = args.connections.clamp(1, n.max(1));
+    let started = Instant::now();
+    let mut events = spawn_clients(&address, proxies, connections).await?;
 
-    // First full push: every client has CDS, EDS, LDS and RDS.
-    let mut seen: Vec<[bool; 4]> = vec![[false; 4]; n];
-    let mut full_at: Vec<Option<Duration>> = vec![None; n];
-    let mut pushed_bytes = 0usize;
-    let mut done = 0;
-    let deadline = Duration::from_secs(600);
-    while done < n {
-        let event = tokio::time::timeout(deadline, events.recv())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("first push: {done}/{n} clients complete after {deadline:?}")
-            })?
-            .ok_or_else(|| anyhow::anyhow!("clients ended"))?;
-        pushed_bytes += event.bytes;
-        let i = XdsType::ORDER
-            .iter()
-            .position(|t| *t == event.xds_type)
-            .unwrap_or(0);
-        seen[event.client][i] = true;
-        if full_at[event.client].is_none() && seen[event.client].iter().all(|s| *s) {
-            full_at[event.client] = Some(event.at.duration_since(started));
-            done += 1;
-        }
-    }
-    let first = Sample::new(full_at.into_iter().flatten().collect());
-    println!("## Push: first full config (CDS+EDS+LDS+RDS received and ACKed)\n");
-    println!("- clients: {n} ADS streams over {connections} gRPC connections (state of the world)");
-    println!("- per client, from start: {}", first.summary());
-    println!("- all clients: {}", ms(first.max()));
-    println!("- bytes pushed: {}\n", bytes(pushed_bytes));
-
+    let first = collect::first_full(&mut events, n, started, Duration::from_secs(600)).await?;
+    print_first_push(&first, n, connections);
     // Let the initial exchange settle before timing changes.
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), events.recv()).await {}
+    collect::settle(
+        &mut events,
+        Duration::from_millis(300),
+        XdsType::Endpoint,
+        &mut Waited::default(),
+    )
+    .await;
 
     let mut latencies = Vec::new();
     let mut rebuilds = Vec::new();
     let mut round_all = Vec::new();
-    let mut change_bytes = 0usize;
-    let mut other_types = 0usize;
+    let mut totals = Waited::default();
     for round in 1..=args.changes {
         let service = (round * 7919) % shape.services;
         let t = Instant::now();
@@ -297,40 +272,28 @@ async fn push(
             problems: Arc::new(vec![]),
             scope,
         }));
-        let mut updated = vec![false; n];
-        let mut count = 0;
-        let mut last = Duration::ZERO;
-        while count < n {
-            let event = tokio::time::timeout(Duration::from_secs(120), events.recv())
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!("change {round}: {count}/{n} clients updated after 120 s")
-                })?
-                .ok_or_else(|| anyhow::anyhow!("clients ended"))?;
-            change_bytes += event.bytes;
-            if event.xds_type != XdsType::Endpoint {
-                other_types += 1;
-                continue;
-            }
-            if !updated[event.client] {
-                updated[event.client] = true;
-                count += 1;
-                let latency = event.at.duration_since(published);
-                last = last.max(latency);
-                latencies.push(latency);
-            }
-        }
-        round_all.push(last);
+        let mut waited = collect::each_received(
+            &mut events,
+            n,
+            XdsType::Endpoint,
+            published,
+            Duration::from_secs(120),
+        )
+        .await?;
         // Quiet period between changes.
-        while let Ok(Some(e)) =
-            tokio::time::timeout(Duration::from_millis(200), events.recv()).await
-        {
-            change_bytes += e.bytes;
-            if e.xds_type != XdsType::Endpoint {
-                other_types += 1;
-            }
-        }
+        collect::settle(
+            &mut events,
+            Duration::from_millis(200),
+            XdsType::Endpoint,
+            &mut waited,
+        )
+        .await;
+        round_all.push(waited.latencies.iter().max().copied().unwrap_or_default());
+        latencies.extend(waited.latencies);
+        totals.bytes += waited.bytes;
+        totals.other_types += waited.other_types;
     }
+    let (change_bytes, other_types) = (totals.bytes, totals.other_types);
     if args.changes > 0 {
         let latency = Sample::new(latencies);
         println!("## Push: endpoint change → every proxy has ACKed the new endpoints\n");
@@ -358,4 +321,41 @@ async fn push(
         );
     }
     Ok(())
+}
+
+/// Starts one ADS client per proxy on `connections` gRPC connections to `address`; their
+/// reports arrive on the returned channel.
+pub(crate) async fn spawn_clients(
+    address: &str,
+    proxies: Vec<trellis_control_plane::proxy::ProxyNode>,
+    connections: usize,
+) -> anyhow::Result<mpsc::UnboundedReceiver<Received>> {
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections.max(1) {
+        channels.push(
+            tonic::transport::Endpoint::from_shared(address.to_string())?
+                .connect()
+                .await?,
+        );
+    }
+    let (events_tx, events) = mpsc::unbounded_channel::<Received>();
+    for (k, proxy) in proxies.into_iter().enumerate() {
+        let channel = channels[k % channels.len()].clone();
+        let events = events_tx.clone();
+        tokio::spawn(async move {
+            if let Err(status) = ads_client::run(k, channel, proxy, events).await {
+                eprintln!("client {k}: {status}");
+            }
+        });
+    }
+    Ok(events)
+}
+
+fn print_first_push(first: &Waited, n: usize, connections: usize) {
+    let sample = Sample::new(first.latencies.clone());
+    println!("## Push: first full config (CDS+EDS+LDS+RDS received and ACKed)\n");
+    println!("- clients: {n} ADS streams over {connections} gRPC connections (state of the world)");
+    println!("- per client, from start: {}", sample.summary());
+    println!("- all clients: {}", ms(sample.max()));
+    println!("- bytes pushed: {}\n", bytes(first.bytes));
 }
