@@ -9,15 +9,18 @@
 //! local failures and their response flags in [`flags`], the admin interface in [`admin`].
 
 pub mod admin;
+pub mod authz;
 pub mod chains;
 pub mod config;
 pub mod convert;
 pub mod flags;
 pub mod hash;
 pub mod http;
+pub mod jwt;
 pub mod lb;
 pub mod listeners;
 pub mod outlier;
+pub mod rbac;
 pub mod routing;
 pub mod sniff;
 pub mod stats;

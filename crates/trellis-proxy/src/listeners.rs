@@ -157,6 +157,9 @@ pub async fn connection(
         proxy.stats.inc(&stat("no_filter_chain_match"));
         return;
     };
+    if !crate::authz::admit_connection(&proxy, chain, &conn, downstream) {
+        return;
+    }
     let io = Prefixed::new(prefix, stream);
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
