@@ -29,10 +29,19 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// Adds what another verification did; the same token passing two requirements (as
+    /// in Istio's `requires_any {provider, allow_missing}`) counts once.
     fn merge(&mut self, other: Effects) {
-        self.metadata.extend(other.metadata);
-        self.add_headers.extend(other.add_headers);
-        self.remove_headers.extend(other.remove_headers);
+        fn add<T: PartialEq>(to: &mut Vec<T>, from: Vec<T>) {
+            for x in from {
+                if !to.contains(&x) {
+                    to.push(x);
+                }
+            }
+        }
+        add(&mut self.metadata, other.metadata);
+        add(&mut self.add_headers, other.add_headers);
+        add(&mut self.remove_headers, other.remove_headers);
     }
 }
 

@@ -3,7 +3,8 @@
 //! not a configuration error: tokens checked against it fail at request time.
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value;
 
 /// One public (or, for HMAC, shared) key.
@@ -60,9 +61,16 @@ pub fn parse(text: &str) -> Option<Vec<Jwk>> {
     (!keys.is_empty()).then_some(keys)
 }
 
-/// Decodes base64url, with or without padding, as Envoy accepts both.
+/// base64url with or without padding, unused trailing bits tolerated (as Envoy's decoder).
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
 pub fn b64(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
+    LENIENT.decode(s).ok()
 }
 
 fn field<'a>(k: &'a Value, name: &str) -> Option<&'a str> {
