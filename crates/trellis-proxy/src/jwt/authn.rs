@@ -126,13 +126,13 @@ impl Context<'_> {
             }
             Requirement::Any(any) => {
                 let mut passed: Option<Effects> = None;
-                // Envoy: a missing token (or one for another provider) is the weakest
+                // Envoy: a missing token is the weakest
                 // failure; any other failure is reported instead (the last one).
                 let mut failure = Status::Missing;
                 for r in any {
                     match self.verify(r) {
                         Ok(e) => passed.get_or_insert_with(Effects::default).merge(e),
-                        Err(Status::Missing | Status::UnknownIssuer) => {}
+                        Err(Status::Missing) => {}
                         Err(s) => failure = s,
                     }
                 }

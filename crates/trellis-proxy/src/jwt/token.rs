@@ -45,6 +45,10 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, Status> {
     else {
         return Err(Status::BadFormat);
     };
+    // Envoy counts non-empty sections: `header.payload.` (an unsigned token) is malformed.
+    if h.is_empty() || p.is_empty() || s.is_empty() {
+        return Err(Status::BadFormat);
+    }
     let header = json_object(h, Status::HeaderBadBase64, Status::HeaderBadJson)?;
     let alg = match header.get("alg") {
         Some(Value::String(a)) => a.clone(),

@@ -870,3 +870,124 @@ fn unsupported_fields_are_rejected_by_name() {
     }
     assert!(with(policy(vec![deep], vec![any_id()])).contains("nested deeper"));
 }
+
+#[test]
+fn listeners_with_authz_filters_convert_and_unknown_ones_are_nacked() {
+    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType as HttpConfig;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, HttpFilter, Rds,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
+
+    fn any<T: Message + Name>(m: &T) -> Any {
+        Any {
+            type_url: T::type_url(),
+            value: m.encode_to_vec(),
+        }
+    }
+    let filter = |name: &str, config: Any| Filter {
+        name: name.into(),
+        config_type: Some(ConfigType::TypedConfig(config)),
+    };
+    let listener = |filters: Vec<Filter>| Listener {
+        name: "l".into(),
+        address: Some(Address {
+            address: Some(AddressKind::SocketAddress(SocketAddress {
+                address: "127.0.0.1".into(),
+                port_specifier: Some(PortSpecifier::PortValue(9080)),
+                ..Default::default()
+            })),
+        }),
+        filter_chains: vec![FilterChain {
+            filters,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let tcp = filter(
+        "envoy.filters.network.tcp_proxy",
+        any(&TcpProxy {
+            stat_prefix: "t".into(),
+            cluster_specifier: Some(ClusterSpecifier::Cluster("c".into())),
+            ..Default::default()
+        }),
+    );
+    let net_rbac = filter(
+        "envoy.filters.network.rbac",
+        any(&PbNetworkRbac {
+            rules: Some(rules(DENY, vec![])),
+            stat_prefix: "tcp.".into(),
+            ..Default::default()
+        }),
+    );
+    let l =
+        crate::convert::listener::listener(&listener(vec![net_rbac.clone(), tcp.clone()])).unwrap();
+    assert_eq!(l.chains[0].rbac.len(), 1);
+    let err = crate::convert::listener::listener(&listener(vec![
+        filter("envoy.filters.network.ext_authz", Any::default()),
+        tcp,
+    ]))
+    .unwrap_err();
+    assert!(
+        err.contains("network filter envoy.filters.network.ext_authz is not implemented"),
+        "{err}"
+    );
+
+    let hcm = |filters: Vec<HttpFilter>| {
+        listener(vec![filter(
+            "envoy.filters.network.http_connection_manager",
+            any(&HttpConnectionManager {
+                stat_prefix: "h".into(),
+                http_filters: filters,
+                route_specifier: Some(RouteSpecifier::Rds(Rds {
+                    route_config_name: "r".into(),
+                    config_source: None,
+                })),
+                ..Default::default()
+            }),
+        )])
+    };
+    let http_filter = |name: &str, config: Any| HttpFilter {
+        name: name.into(),
+        config_type: Some(HttpConfig::TypedConfig(config)),
+        ..Default::default()
+    };
+    let rbac = http_filter(
+        "envoy.filters.http.rbac",
+        any(&PbHttpRbac {
+            rules: Some(rules(ALLOW, vec![])),
+            ..Default::default()
+        }),
+    );
+    let l = crate::convert::listener::listener(&hcm(vec![rbac.clone(), rbac])).unwrap();
+    let crate::config::Network::Http(h) = &l.chains[0].network else {
+        panic!("not HTTP")
+    };
+    assert_eq!(h.filters.len(), 2);
+    let err = crate::convert::listener::listener(&hcm(vec![http_filter(
+        "envoy.filters.http.ext_authz",
+        Any::default(),
+    )]))
+    .unwrap_err();
+    assert!(
+        err.contains("HTTP filter envoy.filters.http.ext_authz is not implemented"),
+        "{err}"
+    );
+    // A wrongly typed RBAC config names the expected type.
+    let err = crate::convert::listener::listener(&hcm(vec![http_filter(
+        "envoy.filters.http.rbac",
+        any(&PbNetworkRbac::default()),
+    )]))
+    .unwrap_err();
+    assert!(
+        err.contains("expected envoy.extensions.filters.http.rbac.v3.RBAC"),
+        "{err}"
+    );
+}
