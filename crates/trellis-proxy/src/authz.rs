@@ -182,8 +182,8 @@ fn apply(effects: Effects, headers: &mut HeaderMap, metadata: &mut Metadata) {
 
 /// One RBAC filter: the shadow rules are evaluated and counted, then the enforced rules;
 /// `Err` carries the policy that denied (if one matched). Counters are Envoy's:
-/// `<prefix>rbac.[<rules_stat_prefix>](allowed|denied)` and
-/// `<prefix>rbac.[<shadow_rules_stat_prefix>](shadow_allowed|shadow_denied)`.
+/// `<prefix>rbac.[<rules_stat_prefix>.](allowed|denied)` and
+/// `<prefix>rbac.[<shadow_rules_stat_prefix>.](shadow_allowed|shadow_denied)`.
 fn enforce(proxy: &Proxy, prefix: &str, rbac: &Rbac, a: &Attributes) -> Result<(), Option<String>> {
     let base = if prefix.is_empty() || prefix.ends_with('.') {
         format!("{prefix}rbac.")
@@ -199,7 +199,7 @@ fn enforce(proxy: &Proxy, prefix: &str, rbac: &Rbac, a: &Attributes) -> Result<(
         };
         proxy
             .stats
-            .inc(&format!("{base}{}{outcome}", rbac.shadow_rules_stat_prefix));
+            .inc(&join(&base, &rbac.shadow_rules_stat_prefix, outcome));
         log("shadow", shadow, &d);
     }
     let Some(rules) = &rbac.rules else {
@@ -209,12 +209,22 @@ fn enforce(proxy: &Proxy, prefix: &str, rbac: &Rbac, a: &Attributes) -> Result<(
     let outcome = if d.allowed { "allowed" } else { "denied" };
     proxy
         .stats
-        .inc(&format!("{base}{}{outcome}", rbac.rules_stat_prefix));
+        .inc(&join(&base, &rbac.rules_stat_prefix, outcome));
     log("enforced", rules, &d);
     if d.allowed {
         Ok(())
     } else {
         Err(d.matched_policy)
+    }
+}
+
+/// Envoy's scoped stat names: `base` + `prefix`, a dot unless there is one, then `name`.
+fn join(base: &str, prefix: &str, name: &str) -> String {
+    let scope = format!("{base}{prefix}");
+    if scope.ends_with('.') {
+        format!("{scope}{name}")
+    } else {
+        format!("{scope}.{name}")
     }
 }
 
