@@ -282,7 +282,7 @@ fn effects(provider: &Provider, jwt: &Jwt, location: &Location) -> Effects {
     if let Some(header) = &provider.payload_header {
         let mut payload = jwt.payload_b64.to_string();
         if provider.pad_payload_header {
-            while payload.len() % 4 != 0 {
+            while !payload.len().is_multiple_of(4) {
                 payload.push('=');
             }
         }

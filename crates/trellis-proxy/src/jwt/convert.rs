@@ -43,10 +43,10 @@ pub fn jwt_authn(j: &JwtAuthentication, p: &str) -> Result<JwtAuthn> {
         bypass_cors_preflight,
         requirement_map,
         strip_failure_response,
-        stat_prefix: _,
+        stat_prefix,
     } = j;
     let p = format!("{p} ({JWT_AUTHN})");
-    reject!(p; filter_state_rules, requirement_map, strip_failure_response);
+    reject!(p; filter_state_rules, requirement_map, strip_failure_response, stat_prefix);
     let providers = providers
         .iter()
         .map(|(name, pr)| {
