@@ -568,6 +568,9 @@ fn tcp_exchange(to: SocketAddr) -> String {
     }
 }
 
+/// (name, path, headers, the status Istio documents).
+type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, u16);
+
 #[test]
 fn jwt_and_rbac_match_envoy() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -585,8 +588,7 @@ fn jwt_and_rbac_match_envoy() {
         let flip = if sig.starts_with('A') { "B" } else { "A" };
         format!("{head}.{flip}{}", &sig[1..])
     };
-    // (name, path, headers, status Istio documents)
-    let cases: Vec<(&str, String, Vec<(&str, String)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("public without token", "/public".into(), vec![], 200),
         ("private without token", "/private".into(), vec![], 403),
         (
