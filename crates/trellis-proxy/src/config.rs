@@ -76,11 +76,13 @@ impl Listener {
     }
 }
 
-/// One filter chain: what it matches and its (single) network filter.
+/// One filter chain: what it matches, its network RBAC filters (in order) and its
+/// terminal network filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterChain {
     pub name: String,
     pub matcher: ChainMatch,
+    pub rbac: Vec<Arc<crate::rbac::config::Rbac>>,
     pub network: Network,
 }
 
@@ -126,6 +128,15 @@ pub struct HttpManager {
     pub normalize_path: bool,
     /// False on a sidecar: `x-forwarded-for` is not rewritten with the peer's address.
     pub use_remote_address: bool,
+    /// The HTTP filters that act on every request, in chain order (before the router).
+    pub filters: Vec<HttpFilter>,
+}
+
+/// An HTTP filter with listener-level configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilter {
+    JwtAuthn(Arc<crate::jwt::config::JwtAuthn>),
+    Rbac(Arc<crate::rbac::config::Rbac>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

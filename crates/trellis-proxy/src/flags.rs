@@ -24,6 +24,8 @@ pub enum Flag {
     FaultInjected,
     /// Retries exhausted: the last attempt's failure is reported with it.
     RetryLimitExceeded,
+    /// The RBAC filter denied the request.
+    RbacAccessDenied,
 }
 
 impl Flag {
@@ -61,6 +63,7 @@ impl Flag {
             Self::DelayInjected => "DI",
             Self::FaultInjected => "FI",
             Self::RetryLimitExceeded => "URX",
+            Self::RbacAccessDenied => "RBAC",
         }
     }
 }
@@ -93,15 +96,16 @@ impl Flags {
     }
 }
 
-/// A local reply: status, body, flag and details.
+/// A local reply: status, body, flag (if Envoy sets one), details and extra headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {
     pub status: u16,
     pub body: String,
-    pub flag: Flag,
+    pub flag: Option<Flag>,
     pub details: String,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`, empty when there is none.
     pub transport_failure: String,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl LocalReply {
@@ -174,13 +178,53 @@ impl LocalReply {
         )
     }
 
+    /// The RBAC filter's 403, naming the deciding policy (`none` when none matched).
+    pub fn rbac_denied(policy: Option<&str>) -> Self {
+        Self::new(
+            403,
+            "RBAC: access denied",
+            Flag::RbacAccessDenied,
+            &format!(
+                "rbac_access_denied_matched_policy[{}]",
+                policy.unwrap_or("none")
+            ),
+        )
+    }
+
+    /// The JWT filter's refusal: 401 (403 for a disallowed audience) with the failure as
+    /// the body and a `www-authenticate` challenge for `uri`. Envoy sets no flag.
+    pub fn jwt_denied(status: crate::jwt::status::Status, uri: &str) -> Self {
+        let mut challenge = format!("Bearer realm=\"{uri}\"");
+        if status != crate::jwt::status::Status::Missing {
+            challenge.push_str(", error=\"invalid_token\"");
+        }
+        LocalReply {
+            status: status.http_status(),
+            body: status.text().to_string(),
+            flag: None,
+            details: status.details(),
+            transport_failure: String::new(),
+            headers: vec![("www-authenticate", challenge)],
+        }
+    }
+
+    /// Sets the reply's extra headers on a response.
+    pub fn set_headers(&self, headers: &mut hyper::HeaderMap) {
+        for (name, value) in &self.headers {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
+                headers.insert(*name, v);
+            }
+        }
+    }
+
     fn new(status: u16, body: &str, flag: Flag, details: &str) -> Self {
         LocalReply {
             status,
             body: body.to_string(),
-            flag,
+            flag: Some(flag),
             details: details.to_string(),
             transport_failure: String::new(),
+            headers: Vec::new(),
         }
     }
 }

@@ -128,9 +128,14 @@ pub async fn handle(
     let received = receive(&proxy, downstream, &mut req, start);
     let (authority, path) = (received.authority.as_str(), received.path.as_str());
     let mut outcome = Outcome::default();
-    let response = match select_route(&snapshot, hcm, authority, path, req.headers()) {
-        None => local(LocalReply::no_route(), &mut outcome),
-        Some(route) => {
+    let refused = crate::authz::decode_headers(&proxy, hcm, downstream, &mut req);
+    let response = match (
+        refused,
+        select_route(&snapshot, hcm, authority, path, req.headers()),
+    ) {
+        (Some(reply), _) => local(reply, &mut outcome),
+        (None, None) => local(LocalReply::no_route(), &mut outcome),
+        (None, Some(route)) => {
             outcome.route = route.name.clone();
             match inject_fault(&proxy, hcm, route, &mut outcome).await {
                 Some(reply) => local(reply, &mut outcome),
@@ -864,10 +869,13 @@ fn reply(status: u16, body: String) -> Response<Body> {
 }
 
 fn local(r: LocalReply, outcome: &mut Outcome) -> Response<Body> {
-    outcome.flags.insert(r.flag);
+    if let Some(flag) = r.flag {
+        outcome.flags.insert(flag);
+    }
     outcome.details = r.details.clone();
     outcome.transport_failure = r.transport_failure.clone();
     let mut response = reply(r.status, r.body.clone());
+    r.set_headers(response.headers_mut());
     if !r.body.is_empty() {
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,

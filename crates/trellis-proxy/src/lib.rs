@@ -18,6 +18,7 @@
 //! exit in [`drain`].
 
 pub mod admin;
+pub mod authz;
 pub mod chains;
 pub mod config;
 pub mod convert;
@@ -25,10 +26,12 @@ pub mod drain;
 pub mod flags;
 pub mod hash;
 pub mod http;
+pub mod jwt;
 pub mod lb;
 pub mod listeners;
 pub mod original_dst;
 pub mod outlier;
+pub mod rbac;
 pub mod routing;
 pub mod sniff;
 pub mod stats;

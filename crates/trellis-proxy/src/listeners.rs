@@ -181,6 +181,9 @@ pub async fn connection(
         proxy.stats.inc(&stat("no_filter_chain_match"));
         return;
     };
+    if !crate::authz::admit_connection(&proxy, chain, &conn, downstream) {
+        return;
+    }
     let io = Prefixed::new(prefix, stream);
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
@@ -290,6 +293,7 @@ mod tests {
             generate_request_id: false,
             normalize_path: false,
             use_remote_address: false,
+            filters: Vec::new(),
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
@@ -308,6 +312,7 @@ mod tests {
             chains: vec![FilterChain {
                 name: "http".into(),
                 matcher: ChainMatch::default(),
+                rbac: Vec::new(),
                 network: Network::Http(Arc::new(hcm)),
             }],
             default_chain: None,
