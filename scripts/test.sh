@@ -30,6 +30,12 @@ if ! need_cmd envoy && [ -z "${ENVOY:-}" ]; then
   export PATH="$venv/bin:$PATH"
 fi
 
+# The local mesh's tests (pods as network namespaces, capture) need iproute2, iptables and
+# setpriv (util-linux); they run as root, as CI does, and say "skipped" otherwise.
+if [ "$(id -u)" = 0 ] && { ! need_cmd ip || ! need_cmd iptables || ! need_cmd setpriv; }; then
+  apt-get update -qq && apt-get install -y -qq iproute2 iptables util-linux
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -130,5 +130,6 @@ pub fn proxy(shape: Shape, k: usize, proxies: usize) -> ProxyNode {
         labels: BTreeMap::from([("app".into(), name), ("version".into(), "v1".into())]),
         workload_name: workload,
         ports: vec![],
+        sds: false,
     }
 }

@@ -145,15 +145,15 @@ fn analyze_json_output_and_clean_exit() {
     for key in ["code", "level", "origin", "message"] {
         assert!(first.get(key).is_some(), "{key} missing in {first}");
     }
-    // The bookstore is clean for Istio; Trellis adds only its TRL0001 warnings for the
-    // security policies it does not enforce yet, and warnings do not fail the command.
+    // The bookstore is clean for Istio, and Trellis translates everything it uses.
     let out = trellis(&["analyze", "samples/bookstore"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("Warning [TRL0001] (AuthorizationPolicy bookstore/reviews-readers) AuthorizationPolicy is not implemented by Trellis yet"), "{text}");
-    assert!(lines[1].starts_with("Warning [TRL0001] (PeerAuthentication bookstore/default) PeerAuthentication is not implemented by Trellis yet"), "{text}");
+    assert!(text.trim().is_empty(), "{text}");
+    assert!(
+        stderr(&out).contains("No validation issues found"),
+        "{text}"
+    );
     let out = trellis(&[
         "analyze",
         "--output-threshold",

@@ -11,6 +11,9 @@
 //! `mesh.yaml`. After each swap the test waits until the control plane publishes the new
 //! revision and every Envoy has ACKed (or NACKed) what it was sent, then reads the outcome.
 //! Sidecars speak state-of-the-world xDS, the router delta xDS, so both variants are covered.
+//! Every Envoy has an `sds-grpc` cluster to a stand-in node agent (testkit `sds`), so it
+//! gets Istio mTLS (auto mTLS, `ISTIO_MUTUAL`, PeerAuthentication's inbound TLS chains) and
+//! its listeners and clusters warm with real certificates.
 //!
 //! Files with no object Trellis hosts (Gateway API kinds only, cert-manager, Ingress...) are
 //! skipped and listed with the reason. Prints a table of file × outcome.
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use trellis_testkit::corpus::{corpus_dir, envoy_stat_sum, in_namespace};
+use trellis_testkit::sds::{Agent, TestCa};
 use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
@@ -356,6 +360,8 @@ struct Running {
     debug: SocketAddr,
     control_plane: Process,
     envoys: Vec<(String, SocketAddr, Process)>,
+    /// The Envoys' stand-in node agents (SDS).
+    _agents: Vec<Agent>,
     /// NACKs already seen, by (proxy, type, nonce).
     seen_nacks: BTreeSet<(String, String, String)>,
     rejected: u64,
@@ -405,6 +411,8 @@ fn start(group: &Group, index: usize, setup: &[Document]) -> Running {
         .arg(dir.path().join("config"))
         .args(["--xds-address", &xds.to_string()])
         .args(["--debug-address", &debug.to_string()])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .env("TRELLIS_LOG", "info");
     let mut control_plane = Process::start(
         "control plane",
@@ -419,8 +427,19 @@ fn start(group: &Group, index: usize, setup: &[Document]) -> Running {
             .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
     });
 
+    let ca = TestCa::new(dir.path());
     let mut envoys = Vec::new();
+    let mut agents = Vec::new();
     for (i, spec) in group.proxies.iter().enumerate() {
+        let (cert, key) = ca.issue(
+            &format!("proxy-{i}"),
+            &format!(
+                "spiffe://cluster.local/ns/{}/sa/{}",
+                spec.namespace, spec.service_account
+            ),
+        );
+        let socket = dir.path().join(format!("sds-{i}.sock"));
+        agents.push(Agent::start(&socket, &cert, &key, &ca.root_pem));
         // Each proxy its own loopback address, each group its own range.
         let ip = format!("127.42.{}.{}", index + 1, i + 10);
         let admin = SocketAddr::new(localhost, free_port(localhost));
@@ -441,6 +460,8 @@ fn start(group: &Group, index: usize, setup: &[Document]) -> Running {
             ip.clone(),
             "--admin-port".into(),
             admin.port().to_string(),
+            "--sds-socket".into(),
+            socket.display().to_string(),
         ];
         if spec.router {
             args.extend(["--type".into(), "router".into(), "--delta".into()]);
@@ -481,6 +502,7 @@ fn start(group: &Group, index: usize, setup: &[Document]) -> Running {
         debug,
         control_plane,
         envoys,
+        _agents: agents,
         seen_nacks: BTreeSet::new(),
         rejected: 0,
         revision: 0,

@@ -5,10 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::proxy::{ProxyKind, ProxyNode};
+use crate::proxy::{ProxyKind, ProxyNode, SDS_METADATA};
+use crate::translate::mtls::SDS_CLUSTER;
 
 /// The name of the static cluster that reaches the control plane, as Istio names it.
 pub const XDS_CLUSTER: &str = "xds-grpc";
@@ -31,6 +33,10 @@ pub struct BootstrapOptions {
     pub admin_port: u16,
     /// Incremental xDS (`DELTA_GRPC`) instead of state of the world.
     pub delta: bool,
+    /// The node agent's SDS socket: when set, the bootstrap gets Istio's `sds-grpc`
+    /// cluster to it and the node says it has SDS (`SDS: "true"`), so the control plane
+    /// sends it Istio mTLS, which names certificates served there.
+    pub sds_socket: Option<PathBuf>,
 }
 
 impl BootstrapOptions {
@@ -41,6 +47,9 @@ impl BootstrapOptions {
         })
     }
 }
+
+/// The cluster id every proxy and endpoint carries (Istio's default for one cluster).
+pub const CLUSTER_ID: &str = "Kubernetes";
 
 /// Envoy's v3 bootstrap, as JSON (which Envoy reads as YAML too).
 pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
@@ -54,7 +63,7 @@ pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
     } else {
         "STRICT_DNS"
     };
-    json!({
+    let mut bootstrap = json!({
         "node": {
             "id": o.node_id(),
             "cluster": format!("{}.{}", o.name, o.namespace),
@@ -65,7 +74,7 @@ pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
                 "INSTANCE_IPS": o.ip.to_string(),
                 "WORKLOAD_NAME": o.name,
                 "NAME": o.name,
-                "CLUSTER_ID": "Kubernetes",
+                "CLUSTER_ID": CLUSTER_ID,
                 "MESH_ID": "cluster.local",
             },
         },
@@ -116,6 +125,38 @@ pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
                 },
             }],
         },
+    });
+    if let Some(socket) = &o.sds_socket {
+        bootstrap["node"]["metadata"][SDS_METADATA] = json!("true");
+        if let Some(clusters) = bootstrap["static_resources"]["clusters"].as_array_mut() {
+            clusters.push(sds_cluster(socket));
+        }
+    }
+    bootstrap
+}
+
+/// Istio's `sds-grpc` cluster: HTTP/2 to the node agent's Unix socket.
+fn sds_cluster(socket: &Path) -> Value {
+    json!({
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [{
+                "lb_endpoints": [{
+                    "endpoint": {
+                        "address": { "pipe": { "path": socket.display().to_string() } },
+                    },
+                }],
+            }],
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        },
     })
 }
 
@@ -136,6 +177,7 @@ mod tests {
             xds_port: 15010,
             admin_port: 15000,
             delta: false,
+            sds_socket: None,
         }
     }
 
@@ -176,5 +218,37 @@ mod tests {
             "DELTA_GRPC"
         );
         assert_eq!(b["static_resources"]["clusters"][0]["type"], "STRICT_DNS");
+    }
+
+    #[test]
+    fn an_sds_socket_adds_the_agent_cluster_and_says_so() {
+        let plain = envoy_bootstrap(&options());
+        assert!(plain["node"]["metadata"].get("SDS").is_none());
+        assert_eq!(
+            plain["static_resources"]["clusters"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let b = envoy_bootstrap(&BootstrapOptions {
+            sds_socket: Some("/var/run/trellis/sds.sock".into()),
+            ..options()
+        });
+        assert_eq!(b["node"]["metadata"]["SDS"], "true");
+        let sds = &b["static_resources"]["clusters"][1];
+        assert_eq!(sds["name"], "sds-grpc");
+        assert_eq!(
+            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
+                ["path"],
+            "/var/run/trellis/sds.sock"
+        );
+        let node = ProxyNode::from_parts(
+            b["node"]["id"].as_str().unwrap(),
+            &[("SDS".to_string(), "true".to_string())].into(),
+            Default::default(),
+        )
+        .unwrap();
+        assert!(node.sds);
     }
 }

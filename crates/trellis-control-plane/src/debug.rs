@@ -226,11 +226,11 @@ mod tests {
 
     #[test]
     fn configz_lists_what_translation_ignores() {
-        let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
-                    metadata: {name: default, namespace: bookstore}\nspec: {mtls: {mode: STRICT}}\n\
+        let yaml = "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\n\
+                    metadata: {name: patch, namespace: bookstore}\nspec: {configPatches: []}\n\
                     ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
                     metadata: {name: reviews, namespace: bookstore}\n\
-                    spec: {host: reviews, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}\n";
+                    spec: {host: reviews, trafficPolicy: {loadBalancer: {zoneAwareLbSetting: {enabled: true}}}}\n";
         let decoded = trellis_api::decode_bytes("t.yaml", yaml.as_bytes(), "default");
         assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
         let snapshot = Snapshot {
@@ -261,12 +261,13 @@ mod tests {
             .collect();
         assert_eq!(unsupported.len(), 2, "{unsupported:?}");
         assert!(unsupported[0].starts_with(
-            "Warning [TRL0001] (DestinationRule bookstore/reviews) Field spec.trafficPolicy.tls.mode \
-             is not implemented by Trellis yet and is ignored"
+            "Warning [TRL0001] (DestinationRule bookstore/reviews) Field \
+             spec.trafficPolicy.loadBalancer.zoneAwareLbSetting is not implemented by Trellis yet \
+             and is ignored"
         ));
         assert!(unsupported[1].starts_with(
-            "Warning [TRL0001] (PeerAuthentication bookstore/default) PeerAuthentication is not \
-             implemented by Trellis yet and is ignored"
+            "Warning [TRL0001] (EnvoyFilter bookstore/patch) EnvoyFilter is not implemented by \
+             Trellis yet and is ignored"
         ));
     }
 

@@ -10,10 +10,13 @@
 //! - [`xds`]: the ADS server.
 //! - [`runtime`]: the `trellis control-plane` process: store → debounce → mesh → ADS, and
 //!   the [`debug`] HTTP server with [`metrics`].
+//! - [`ca`]: the certificate authority (workload certificates for SPIFFE ids).
 //! - [`bootstrap`]: Envoy bootstrap configuration that makes a stock Envoy a mesh proxy.
 
 pub mod bootstrap;
+pub mod ca;
 pub mod debug;
+pub mod jwks;
 pub mod mesh;
 pub mod metrics;
 pub mod protocol;

@@ -10,7 +10,9 @@ use trellis_api::istio::networking::{DestinationRule, VirtualService};
 use trellis_api::{Kind, Resource, Spec};
 use trellis_config::store::Snapshot;
 
+use crate::jwks::JwksCache;
 use crate::registry::{self, Registry, Workload};
+use crate::translate::mtls::PeerAuthentications;
 
 /// The cluster DNS suffix when the mesh config does not set one.
 pub const DEFAULT_DOMAIN: &str = "cluster.local";
@@ -27,6 +29,10 @@ pub struct MeshSnapshot {
     pub root_namespace: String,
     /// VirtualServices in Istio's precedence order (oldest first, then by namespace/name).
     pub virtual_services: Vec<Arc<Resource>>,
+    /// PeerAuthentications, for mTLS on both sides.
+    pub peer_authentications: PeerAuthentications,
+    /// JWKS the control plane fetched for `jwksUri`s (sent inline).
+    pub jwks: Arc<JwksCache>,
     /// DestinationRules by fully qualified host.
     destination_rules: BTreeMap<String, Vec<Arc<Resource>>>,
 }
@@ -52,15 +58,24 @@ impl MeshSnapshot {
                     .push(rule.clone());
             }
         }
+        let peer_authentications = PeerAuthentications::new(&config, &root_namespace);
         MeshSnapshot {
+            peer_authentications,
             config,
             registry,
             mesh,
             domain,
             root_namespace,
             virtual_services,
+            jwks: Arc::default(),
             destination_rules,
         }
+    }
+
+    /// The same mesh with the JWKS known now.
+    pub fn with_jwks(mut self, jwks: JwksCache) -> Self {
+        self.jwks = Arc::new(jwks);
+        self
     }
 
     /// Resolves a host as written in an object of `namespace` to a fully qualified name.

@@ -24,7 +24,14 @@ pub struct ProxyNode {
     pub workload_name: String,
     /// Ports the workload listens on (from `--ports` / auto-registration), if declared.
     pub ports: Vec<u32>,
+    /// The proxy gets its workload certificate and the mesh root over SDS from its node
+    /// agent (`sds-grpc` in its bootstrap), so it can take part in Istio mTLS. Node
+    /// metadata `SDS: "true"`, Istio's old name for the same fact.
+    pub sds: bool,
 }
+
+/// The node metadata key saying the proxy has SDS ([`ProxyNode::sds`]).
+pub const SDS_METADATA: &str = "SDS";
 
 /// Why a node cannot be accepted as a mesh proxy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +96,7 @@ impl ProxyNode {
             namespace,
             labels,
             ports,
+            sds: metadata.get(SDS_METADATA).is_some_and(|v| v == "true"),
         })
     }
 

@@ -559,12 +559,14 @@ fn workloads(plan: &MeshPlan, svcs: &[Svc]) -> Vec<Workload> {
                 ]),
                 service_account: "default".to_string(),
                 ports: BTreeMap::new(),
+                istio_mtls: i % 2 == 0,
             }
         })
         .collect()
 }
 
-/// A proxy: a sidecar of one of the services (or of nothing), or the ingress router.
+/// A proxy: a sidecar of one of the services (or of nothing), or the ingress router; odd
+/// choices have SDS (Istio mTLS).
 fn proxy(choice: usize, svcs: &[Svc]) -> ProxyNode {
     let (kind, ns, name, labels) = if choice == 0 {
         (
@@ -601,6 +603,7 @@ fn proxy(choice: usize, svcs: &[Svc]) -> ProxyNode {
         labels,
         workload_name: name,
         ports: vec![],
+        sds: choice % 2 == 1,
     }
 }
 

@@ -55,7 +55,8 @@ pub struct Listener {
     /// `enable_reuse_port` (Envoy's default: on): the socket is bound with `SO_REUSEPORT`,
     /// so that several proxies on one host (tests, hot restarts) can each bind 15001/15006.
     pub reuse_port: bool,
-    /// `traffic_direction: INBOUND`: drained by `/drain_listeners?inboundonly` too.
+    /// `traffic_direction: INBOUND`: drained by `/drain_listeners?inboundonly` too, and
+    /// reported by telemetry as the destination.
     pub inbound: bool,
     /// Listener filters `tls_inspector` / `http_inspector`: sniff before choosing a chain.
     pub inspect_tls: bool,
@@ -75,11 +76,13 @@ impl Listener {
     }
 }
 
-/// One filter chain: what it matches and its (single) network filter.
+/// One filter chain: what it matches, its network RBAC filters (in order) and its
+/// terminal network filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterChain {
     pub name: String,
     pub matcher: ChainMatch,
+    pub rbac: Vec<Arc<crate::rbac::config::Rbac>>,
     pub network: Network,
 }
 
@@ -131,6 +134,15 @@ pub struct HttpManager {
     pub upgrades: crate::upgrade::Upgrades,
     /// Header size, count and time, HTTP/2 streams: bad input bounded.
     pub limits: crate::limits::HttpLimits,
+    /// The HTTP filters that act on every request, in chain order (before the router).
+    pub filters: Vec<HttpFilter>,
+}
+
+/// An HTTP filter with listener-level configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilter {
+    JwtAuthn(Arc<crate::jwt::config::JwtAuthn>),
+    Rbac(Arc<crate::rbac::config::Rbac>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -123,7 +123,11 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
         }
         .unwrap_or(listener.address);
         let target = chains::receiving(&proxy.config.load(), &listener, local);
-        let downstream = Downstream { local, remote };
+        let downstream = Downstream {
+            local,
+            remote,
+            inbound: target.inbound,
+        };
         tokio::spawn(connection(proxy.clone(), target, stream, downstream));
     }
 }
@@ -176,6 +180,9 @@ pub async fn connection(
         proxy.stats.inc(&stat("no_filter_chain_match"));
         return;
     };
+    if !crate::authz::admit_connection(&proxy, chain, &conn, downstream) {
+        return;
+    }
     let io = Prefixed::new(prefix, stream);
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
@@ -260,7 +267,7 @@ mod tests {
     /// A bound listener (`inbound` or not) of a new proxy whose one HTTP chain answers
     /// every request `200 ok` by itself.
     async fn direct_listener(inbound: bool) -> (Arc<Proxy>, SocketAddr) {
-        let proxy = Proxy::new(false);
+        let proxy = Proxy::new(Default::default());
         let address = serve_direct(&proxy, inbound).await;
         (proxy, address)
     }
@@ -301,6 +308,7 @@ mod tests {
             cors: false,
             upgrades: Default::default(),
             limits: Default::default(),
+            filters: Vec::new(),
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
@@ -319,6 +327,7 @@ mod tests {
             chains: vec![FilterChain {
                 name: "http".into(),
                 matcher: ChainMatch::default(),
+                rbac: Vec::new(),
                 network: Network::Http(Arc::new(hcm)),
             }],
             default_chain: None,

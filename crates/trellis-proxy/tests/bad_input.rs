@@ -136,7 +136,7 @@ async fn proxy(hcm: HttpConnectionManager) -> (Arc<Proxy>, SocketAddr) {
     snapshot
         .listeners
         .insert(listener.name.clone(), Arc::new(listener));
-    let proxy = Proxy::new(false);
+    let proxy = Proxy::new(Default::default());
     let errors = proxy.listeners.reconcile(&proxy, &snapshot);
     assert!(errors.is_empty(), "{errors:?}");
     proxy.config.store(Arc::new(snapshot));

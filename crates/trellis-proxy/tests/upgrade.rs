@@ -213,7 +213,7 @@ async fn trellis(backend: SocketAddr, on: u16, off: u16) -> Arc<Proxy> {
     }
     let c = trellis_proxy::convert::cluster::cluster(&cluster(backend)).unwrap();
     snapshot.clusters.insert(c.name.clone(), Arc::new(c));
-    let proxy = Proxy::new(false);
+    let proxy = Proxy::new(Default::default());
     let errors = proxy.listeners.reconcile(&proxy, &snapshot);
     assert!(errors.is_empty(), "{errors:?}");
     proxy.config.store(Arc::new(snapshot));

@@ -19,11 +19,16 @@ pub struct EnvoyArgs {
     /// Use incremental xDS (DELTA_GRPC) instead of state of the world.
     #[arg(long)]
     delta: bool,
+    /// The node agent's SDS Unix socket: adds Istio's `sds-grpc` cluster, so the proxy
+    /// takes part in Istio mTLS with the certificates served there.
+    #[arg(long)]
+    sds_socket: Option<std::path::PathBuf>,
 }
 
 pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
     let Command::Envoy(args) = command;
-    let options = args.node.options("envoy", args.delta)?;
+    let mut options = args.node.options("envoy", args.delta)?;
+    options.sds_socket = args.sds_socket.clone();
     println!(
         "{}",
         serde_json::to_string_pretty(&envoy_bootstrap(&options))?

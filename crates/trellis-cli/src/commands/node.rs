@@ -81,6 +81,7 @@ impl NodeArgs {
             xds_port: port,
             admin_port: self.admin_port,
             delta,
+            sds_socket: None,
         })
     }
 
@@ -92,5 +93,10 @@ impl NodeArgs {
     /// The admin port.
     pub fn admin_port(&self) -> u16 {
         self.admin_port
+    }
+
+    /// The workload's IP address.
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.ip
     }
 }

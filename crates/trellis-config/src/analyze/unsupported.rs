@@ -38,8 +38,6 @@ pub enum When {
     StartsWith(&'static str),
     /// When it is a list of more than one item.
     Several,
-    /// For each key of this map that starts with this; the key is part of the path.
-    KeyStartsWith(&'static str),
 }
 
 /// One thing the translation does not honour.
@@ -87,21 +85,11 @@ const VS: Kind = Kind::VirtualService;
 const GW: Kind = Kind::Gateway;
 const SC: Kind = Kind::Sidecar;
 
-const MTLS: &str = "Istio mutual TLS comes with the mTLS work";
 const GW_SKIPPED: &str = "the server gets no listener";
 
 /// Everything the translation does not honour today. Remove an entry when it lands.
 pub const UNSUPPORTED: &[Unsupported] = &[
     // Whole kinds: nothing of theirs reaches the proxies.
-    kind(
-        Kind::PeerAuthentication,
-        "mutual TLS is not enforced; traffic is plain text",
-    ),
-    kind(
-        Kind::AuthorizationPolicy,
-        "requests are not authorized; every request is allowed",
-    ),
-    kind(Kind::RequestAuthentication, "JWTs are not validated"),
     kind(
         Kind::Telemetry,
         "no metrics, access log or tracing configuration is applied",
@@ -155,18 +143,26 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     ),
     field(
         DR,
-        "spec.**.tls.mode",
-        OneOf(&["ISTIO_MUTUAL"]),
-        "Istio mutual TLS comes with the mTLS work; until then this traffic is plain text",
-    ),
-    field(
-        DR,
         "spec.workloadSelector",
         Set,
         "the rule applies to every proxy that sees it, not only to the selected workloads",
     ),
+    // AuthorizationPolicy: translate/authz calls no external authorizer.
+    field(
+        Kind::AuthorizationPolicy,
+        "spec.action",
+        OneOf(&["CUSTOM"]),
+        "no external authorizer is called; requests the rules match are denied, as Istio does for a provider it cannot use",
+    ),
+    // RequestAuthentication: jwks.rs fetches plain http:// only.
+    field(
+        Kind::RequestAuthentication,
+        "spec.jwtRules[].jwksUri",
+        StartsWith("https://"),
+        "only http:// JWKS URIs are fetched; tokens of this issuer are rejected unless the keys are given inline in jwks",
+    ),
     // VirtualService: listeners/tcp.rs matches port, sourceLabels, sourceNamespace and
-    // gateways (and sniHosts for tls); routes/matches.rs skips JWT claim matches.
+    // gateways (and sniHosts for tls).
     field(
         VS,
         "spec.tcp[].match[].destinationSubnets",
@@ -184,18 +180,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "spec.tls[].match[].destinationSubnets",
         Set,
         "the match ignores the destination address",
-    ),
-    field(
-        VS,
-        "spec.http[].match[].headers",
-        KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims needs RequestAuthentication, which is not implemented; the route is left out",
-    ),
-    field(
-        VS,
-        "spec.http[].match[].withoutHeaders",
-        KeyStartsWith("@request.auth.claims"),
-        "routing on JWT claims needs RequestAuthentication, which is not implemented; the route is left out",
     ),
     // Gateway: listeners/gateway.rs listens on 0.0.0.0 and skips the servers it cannot serve.
     field(GW, "spec.servers[].bind", Set, "the listener binds 0.0.0.0"),
@@ -290,10 +274,9 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         Set,
         "unknown destinations go to PassthroughCluster, not to the egress proxy",
     ),
-    // ServiceEntry: SANs only matter to Istio mutual TLS.
-    field(Kind::ServiceEntry, "spec.subjectAltNames", Set, MTLS),
     // MeshConfig: the control plane reads rootNamespace, connectTimeout, tcpKeepalive,
-    // h2UpgradePolicy, defaultHttpRetryPolicy and outboundTrafficPolicy.mode.
+    // h2UpgradePolicy, defaultHttpRetryPolicy, outboundTrafficPolicy.mode, enableAutoMtls,
+    // trustDomain, trustDomainAliases and meshMTLS (but its ecdhCurves).
     mesh(
         "localityLbSetting",
         "endpoints are balanced without regard to locality",
@@ -306,8 +289,15 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "defaultTrafficPolicy",
         "only DestinationRules set traffic policies",
     ),
-    mesh("meshMTLS", MTLS),
-    mesh("tlsDefaults", MTLS),
+    // translate/mtls/downstream.rs reads meshMTLS.minProtocolVersion and cipherSuites.
+    mesh(
+        "meshMTLS.ecdhCurves",
+        "mesh mutual TLS uses Envoy's default curves",
+    ),
+    mesh(
+        "tlsDefaults",
+        "TLS origination uses Envoy's default cipher suites and curves",
+    ),
     mesh(
         "inboundTrafficPolicy",
         "inbound traffic is passed through as in the default mode",
@@ -467,15 +457,6 @@ fn find(root: &Value, entry: &Unsupported) -> Vec<String> {
                     out.push(path);
                 }
             }
-            KeyStartsWith(prefix) => {
-                if let Some(map) = value.as_object() {
-                    out.extend(
-                        map.keys()
-                            .filter(|k| k.starts_with(prefix))
-                            .map(|k| format!("{path}.{k}")),
-                    );
-                }
-            }
         }
     }
     out
@@ -610,10 +591,6 @@ mod tests {
         json!({"hosts": ["db"], "tcp": [{"match": [m], "route": [{"destination": {"host": "db"}}]}]})
     }
 
-    fn http_vs(m: Value) -> Value {
-        json!({"hosts": ["reviews"], "http": [{"match": [m], "route": [{"destination": {"host": "reviews"}}]}]})
-    }
-
     fn ingress(extra: Value) -> Value {
         let mut l = json!({"port": {"number": 9080, "protocol": "HTTP", "name": "http"},
             "defaultEndpoint": "127.0.0.1:8080"});
@@ -628,25 +605,18 @@ mod tests {
         let pool = json!({"tcp": {"maxConnections": 10}});
         vec![
             (
-                "",
-                "PeerAuthentication",
-                json!({"mtls": {"mode": "STRICT"}}),
-                Value::Null,
-                "",
-            ),
-            (
-                "",
+                "spec.action",
                 "AuthorizationPolicy",
-                json!({"action": "ALLOW"}),
-                Value::Null,
-                "",
+                json!({"action": "CUSTOM", "provider": {"name": "opa"}, "rules": [{}]}),
+                json!({"action": "DENY", "rules": [{}]}),
+                "spec.action",
             ),
             (
-                "",
+                "spec.jwtRules[].jwksUri",
                 "RequestAuthentication",
-                json!({"jwtRules": [{"issuer": "i"}]}),
-                Value::Null,
-                "",
+                json!({"jwtRules": [{"issuer": "i", "jwksUri": "https://keys.example/jwks"}]}),
+                json!({"jwtRules": [{"issuer": "i", "jwksUri": "http://keys.example/jwks"}]}),
+                "spec.jwtRules[0].jwksUri",
             ),
             (
                 "",
@@ -735,13 +705,6 @@ mod tests {
                 "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes",
             ),
             (
-                "spec.**.tls.mode",
-                "DestinationRule",
-                dr(json!({"tls": {"mode": "ISTIO_MUTUAL"}})),
-                dr(json!({"tls": {"mode": "SIMPLE", "caCertificates": "/ca.pem"}})),
-                "spec.trafficPolicy.tls.mode",
-            ),
-            (
                 "spec.workloadSelector",
                 "DestinationRule",
                 json!({"host": "reviews", "workloadSelector": {"matchLabels": {"app": "a"}}}),
@@ -770,20 +733,6 @@ mod tests {
                 json!({"hosts": ["a.example.com"], "tls": [{"match": [{"sniHosts": ["a.example.com"]}],
                     "route": [{"destination": {"host": "a.example.com"}}]}]}),
                 "spec.tls[0].match[0].destinationSubnets",
-            ),
-            (
-                "spec.http[].match[].headers",
-                "VirtualService",
-                http_vs(json!({"headers": {"@request.auth.claims.group": {"exact": "g"}}})),
-                http_vs(json!({"headers": {"end-user": {"exact": "jason"}}})),
-                "spec.http[0].match[0].headers.@request.auth.claims.group",
-            ),
-            (
-                "spec.http[].match[].withoutHeaders",
-                "VirtualService",
-                http_vs(json!({"withoutHeaders": {"@request.auth.claims.group": {"exact": "g"}}})),
-                http_vs(json!({"withoutHeaders": {"end-user": {"exact": "jason"}}})),
-                "spec.http[0].match[0].withoutHeaders.@request.auth.claims.group",
             ),
             (
                 "spec.servers[].bind",
@@ -929,15 +878,6 @@ mod tests {
                 json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}),
                 "spec.outboundTrafficPolicy.egressProxy",
             ),
-            (
-                "spec.subjectAltNames",
-                "ServiceEntry",
-                json!({"hosts": ["a.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                    "resolution": "DNS", "subjectAltNames": ["spiffe://cluster.local/ns/a/sa/a"]}),
-                json!({"hosts": ["a.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                    "resolution": "DNS"}),
-                "spec.subjectAltNames",
-            ),
         ]
     }
 
@@ -949,7 +889,7 @@ mod tests {
                 "defaultTrafficPolicy",
                 json!({"connectionPool": {"tcp": {"maxConnections": 1}}}),
             ),
-            ("meshMTLS", json!({"minProtocolVersion": "TLSV1_3"})),
+            ("meshMTLS.ecdhCurves", json!(["P-256"])),
             ("tlsDefaults", json!({"ecdhCurves": ["P-256"]})),
             ("inboundTrafficPolicy", json!({"mode": "LOCALHOST"})),
             ("defaultServiceExportTo", json!(["."])),
@@ -1073,7 +1013,8 @@ mod tests {
     fn each_mesh_config_entry_warns_when_set() {
         assert!(run(&[], &MeshConfig::default()).is_empty());
         for (field, value) in mesh_cases() {
-            let got = run(&[], &mesh(&json!({ field: value })));
+            let nested = field.rsplit('.').fold(value, |v, key| json!({ key: v }));
+            let got = run(&[], &mesh(&nested));
             assert_eq!(got.len(), 1, "{field}: {got:?}");
             assert_eq!(got[0].origin, "MeshConfig");
             assert!(
@@ -1088,17 +1029,22 @@ mod tests {
         let read = mesh(
             &json!({"rootNamespace": "istio-system", "connectTimeout": "5s",
             "h2UpgradePolicy": "UPGRADE", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
-            "tcpKeepalive": {"time": "10s"}, "defaultHttpRetryPolicy": {"attempts": 2}}),
+            "tcpKeepalive": {"time": "10s"}, "defaultHttpRetryPolicy": {"attempts": 2},
+            "enableAutoMtls": false, "trustDomain": "example.org", "trustDomainAliases": ["old.org"],
+            "meshMTLS": {"minProtocolVersion": "TLSV1_3", "cipherSuites": ["ECDHE-RSA-AES128-GCM-SHA256"]}}),
         );
         assert!(run(&[], &read).is_empty());
     }
 
     #[test]
     fn every_occurrence_is_reported_with_its_path() {
+        let zone = json!({"loadBalancer": {"zoneAwareLbSetting": {"enabled": true}}});
+        let mut port = zone.clone();
+        port["port"] = json!({"number": 80});
         let spec = json!({"host": "reviews",
-            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"},
-                "portLevelSettings": [{"port": {"number": 80}, "tls": {"mode": "ISTIO_MUTUAL"}}]},
-            "subsets": [{"name": "v1", "labels": {"v": "1"}, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+            "trafficPolicy": {"loadBalancer": {"zoneAwareLbSetting": {"enabled": true}},
+                "portLevelSettings": [port]},
+            "subsets": [{"name": "v1", "labels": {"v": "1"}, "trafficPolicy": zone},
                 {"name": "v2", "labels": {"v": "2"}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}}]});
         let got = run(&[object("DestinationRule", &spec)], &MeshConfig::default());
         let fields: Vec<&str> = got
@@ -1108,9 +1054,9 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "spec.subsets[0].trafficPolicy.tls.mode",
-                "spec.trafficPolicy.portLevelSettings[0].tls.mode",
-                "spec.trafficPolicy.tls.mode",
+                "spec.subsets[0].trafficPolicy.loadBalancer.zoneAwareLbSetting",
+                "spec.trafficPolicy.loadBalancer.zoneAwareLbSetting",
+                "spec.trafficPolicy.portLevelSettings[0].loadBalancer.zoneAwareLbSetting",
             ]
         );
     }
@@ -1135,6 +1081,15 @@ mod tests {
                 "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}),
             ),
             object("Gateway", &server("HTTPS", simple_tls(json!({})))),
+            object(
+                "PeerAuthentication",
+                &json!({"selector": {"matchLabels": {"app": "reviews"}},
+                "mtls": {"mode": "STRICT"}, "portLevelMtls": {"9080": {"mode": "PERMISSIVE"}}}),
+            ),
+            object(
+                "DestinationRule",
+                &json!({"host": "ratings", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+            ),
         ];
         assert!(run(&objects, &MeshConfig::default()).is_empty());
     }

@@ -86,6 +86,7 @@ fn kube_service(resource: &Resource, spec: &kube::ServiceSpec, domain: &str) -> 
         ports,
         resolution: Resolution::Static,
         mesh_external: false,
+        subject_alt_names: Vec::new(),
         export_to: meta
             .annotations
             .get(EXPORT_TO_ANNOTATION)
@@ -127,6 +128,7 @@ fn service_entry(resource: &Resource, entry: &networking::ServiceEntry) -> Vec<S
             ports: ports.clone(),
             resolution,
             mesh_external: entry.location == ServiceEntryLocation::MeshExternal,
+            subject_alt_names: entry.subject_alt_names.clone(),
             export_to: entry.export_to.clone(),
             selector: entry.workload_selector.as_ref().map(|s| s.labels.clone()),
         })
@@ -160,6 +162,7 @@ struct Instance {
     has_sidecar: bool,
     locality: String,
     weight: u32,
+    workload_name: String,
 }
 
 struct Instances(Vec<Instance>);
@@ -170,9 +173,11 @@ impl Instances {
         for resource in snapshot.objects.values() {
             match &resource.spec {
                 Spec::Pod(pod) => all.extend(pod_instance(resource, pod)),
-                Spec::WorkloadEntry(entry) => {
-                    all.push(workload_entry_instance(&resource.meta.namespace, entry))
-                }
+                Spec::WorkloadEntry(entry) => all.push(workload_entry_instance(
+                    &resource.meta.namespace,
+                    entry,
+                    workload_entry_name(&resource.meta),
+                )),
                 _ => {}
             }
         }
@@ -182,9 +187,10 @@ impl Instances {
             labels: w.labels.clone(),
             ports: w.ports.clone(),
             service_account: w.service_account.clone(),
-            has_sidecar: true,
+            has_sidecar: w.istio_mtls,
             locality: String::new(),
             weight: 1,
+            workload_name: w.name.clone(),
         }));
         Instances(all)
     }
@@ -221,6 +227,7 @@ impl Instances {
                 has_sidecar: false,
                 locality: String::new(),
                 weight: 1,
+                workload_name: String::new(),
             });
         }
         out
@@ -254,25 +261,39 @@ fn pod_instance(resource: &Resource, pod: &kube::PodSpec) -> Option<Instance> {
         has_sidecar,
         locality: String::new(),
         weight: 1,
+        workload_name: resource.meta.name.clone(),
     })
 }
 
-fn workload_entry_instance(namespace: &str, entry: &networking::WorkloadEntry) -> Instance {
+/// Istio's workload name of a WorkloadEntry: its auto-registration group, else its
+/// `service.istio.io/workload-name` label, else its own name.
+fn workload_entry_name(meta: &trellis_api::meta::ObjectMeta) -> String {
+    meta.annotations
+        .get("istio.io/autoRegistrationGroup")
+        .or_else(|| meta.labels.get("service.istio.io/workload-name"))
+        .unwrap_or(&meta.name)
+        .clone()
+}
+
+fn workload_entry_instance(
+    namespace: &str,
+    entry: &networking::WorkloadEntry,
+    workload_name: String,
+) -> Instance {
+    // Istio: the tlsMode label when there is one, else mTLS when a service account is named.
+    let has_sidecar = match entry.labels.get(TLS_MODE_LABEL) {
+        Some(mode) => mode == "istio",
+        None => !entry.service_account.is_empty(),
+    };
     Instance {
+        workload_name,
         namespace: namespace.to_string(),
         address: entry.address.clone(),
         labels: entry.labels.clone(),
         ports: entry.ports.clone(),
-        service_account: if entry.service_account.is_empty() {
-            "default".to_string()
-        } else {
-            entry.service_account.clone()
-        },
-        // Istio assumes a WorkloadEntry runs a sidecar unless its tlsMode label says not.
-        has_sidecar: entry
-            .labels
-            .get(TLS_MODE_LABEL)
-            .is_none_or(|m| m == "istio"),
+        // Istio gives a WorkloadEntry without `serviceAccount` no identity at all.
+        service_account: entry.service_account.clone(),
+        has_sidecar,
         locality: entry.locality.clone(),
         weight: entry.weight.max(1),
     }
@@ -299,6 +320,7 @@ fn instance_endpoint(instance: &Instance, port: &ServicePort) -> Endpoint {
         has_sidecar: instance.has_sidecar,
         locality: instance.locality.clone(),
         weight: instance.weight,
+        workload_name: instance.workload_name.clone(),
     }
 }
 
@@ -312,10 +334,9 @@ fn inline_endpoints(service: &Service, port: &ServicePort, snapshot: &Snapshot) 
             _ => None,
         })
         .flat_map(|entry| &entry.endpoints)
-        .map(|e| instance_endpoint(&workload_entry_instance(&service.namespace, e), port))
-        .map(|mut e| {
-            e.has_sidecar = e.labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio");
-            e
+        .map(|e| {
+            let instance = workload_entry_instance(&service.namespace, e, String::new());
+            instance_endpoint(&instance, port)
         })
         .collect()
 }

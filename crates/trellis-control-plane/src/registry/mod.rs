@@ -60,6 +60,9 @@ pub struct Service {
     pub export_to: Vec<String>,
     /// Label selector of a Kubernetes Service or a ServiceEntry's workloadSelector.
     pub selector: Option<BTreeMap<String, String>>,
+    /// Identities a ServiceEntry declares for its workloads (`subjectAltNames`), which
+    /// mutual TLS accepts besides those of the workloads themselves.
+    pub subject_alt_names: Vec<String>,
 }
 
 impl Service {
@@ -85,12 +88,16 @@ pub struct Endpoint {
     pub address: String,
     pub port: u32,
     pub labels: BTreeMap<String, String>,
+    /// Empty when the workload has none (a WorkloadEntry without `serviceAccount`).
     pub service_account: String,
     pub namespace: String,
     /// True when the endpoint has a sidecar (`security.istio.io/tlsMode: istio`).
     pub has_sidecar: bool,
     pub locality: String,
     pub weight: u32,
+    /// The workload it belongs to, as Istio names it for telemetry (pod name, WorkloadEntry
+    /// name or group, registered proxy's name; empty for ServiceEntry endpoints).
+    pub workload_name: String,
 }
 
 /// A workload that registered itself: a proxy that connected with its metadata.
@@ -103,6 +110,9 @@ pub struct Workload {
     pub service_account: String,
     /// Ports by name (like WorkloadEntry `ports`), when declared.
     pub ports: BTreeMap<String, u32>,
+    /// Its proxy terminates Istio mTLS (it has SDS): clients may use mTLS to reach it
+    /// (`tlsMode: istio`).
+    pub istio_mtls: bool,
 }
 
 /// Every service and its endpoints, keyed by host name and port number.

@@ -16,6 +16,7 @@ metadata: {name: reviews-v1, namespace: shop}
 spec:
   address: 127.0.0.11
   labels: {app: reviews, version: v1}
+  serviceAccount: reviews
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -57,7 +58,8 @@ fn kubernetes_service_with_workload_entries() {
         .iter()
         .map(|e| (e.address.as_str(), e.port, e.has_sidecar))
         .collect();
-    // Same namespace only; targetPort unless the entry names the port; tlsMode honoured.
+    // Same namespace only; targetPort unless the entry names the port; a sidecar when the
+    // tlsMode label says so or, without the label, when a service account is named.
     assert_eq!(
         got,
         vec![("127.0.0.11", 8080, true), ("127.0.0.12", 9999, false)]
@@ -83,6 +85,7 @@ fn registered_workloads_become_endpoints_with_sidecars() {
         labels: [("app".to_string(), "reviews".to_string())].into(),
         service_account: "reviews".into(),
         ports: BTreeMap::new(),
+        istio_mtls: true,
     };
     let registry = build::build(&snapshot(MESH), &[workload], "cluster.local");
     let endpoints = registry.endpoints("reviews.shop.svc.cluster.local", 9080);

@@ -2,11 +2,15 @@
 //!
 //! No I/O, deterministic output (every list sorted by name), Istio's resource names. Each
 //! concept has its own module: [`clusters`] (CDS), [`endpoints`] (EDS), [`listeners`]
-//! (LDS), [`routes`] (RDS), [`scope`] (which services a proxy sees).
+//! (LDS), [`routes`] (RDS), [`scope`] (which services a proxy sees), [`mtls`] (Istio mutual
+//! TLS on both sides).
 
+pub mod authn;
+pub mod authz;
 pub mod clusters;
 pub mod endpoints;
 pub mod listeners;
+pub mod mtls;
 pub mod names;
 pub mod routes;
 pub mod scope;

@@ -35,6 +35,7 @@ fn workload(proxy: &ProxyNode, metadata: &BTreeMap<String, String>) -> Option<Wo
         labels: proxy.labels.clone(),
         service_account: proxy.service_account.clone(),
         ports: BTreeMap::new(),
+        istio_mtls: proxy.sds,
     })
 }
 

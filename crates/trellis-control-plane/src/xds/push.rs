@@ -5,7 +5,8 @@
 //! them. Invariants, which the tests hold against full translation:
 //! - [`PushScope::Endpoints`] only when no service changed (same hosts, ports, VIPs,
 //!   resolution) and every service port whose endpoints changed is EDS (resolution
-//!   STATIC): then only ClusterLoadAssignments differ, except for a proxy whose own
+//!   STATIC) and kept its workload identities (service accounts: clusters check them in
+//!   mutual TLS): then only ClusterLoadAssignments differ, except for a proxy whose own
 //!   address is among the changed endpoints (its inbound side follows its endpoints), which
 //!   is translated fully;
 //! - [`PushScope::Namespaces`] only when nothing but Sidecars outside the root namespace
@@ -24,7 +25,7 @@ use trellis_config::store::Change;
 use super::resources::{ProxyResources, TypeSet, XdsResource};
 use crate::mesh::MeshSnapshot;
 use crate::proxy::ProxyNode;
-use crate::registry::Resolution;
+use crate::registry::{Endpoint, Resolution};
 use crate::translate::{endpoints, names, translate};
 
 /// What a mesh update may have changed, relative to the update before it.
@@ -59,6 +60,10 @@ const ENDPOINT_KINDS: [Kind; 2] = [Kind::WorkloadEntry, Kind::Pod];
 /// What changed from `prev` to `next`, given the store's `changes` in between (registered
 /// workloads are seen through the registries).
 pub fn classify(prev: &MeshSnapshot, next: &MeshSnapshot, changes: &[Change]) -> PushScope {
+    if prev.jwks != next.jwks {
+        // Fetched keys go into every proxy's jwt_authn filter that names their issuer.
+        return PushScope::Full;
+    }
     let sidecars_only = !changes.is_empty()
         && changes
             .iter()
@@ -86,7 +91,7 @@ pub fn classify(prev: &MeshSnapshot, next: &MeshSnapshot, changes: &[Change]) ->
             .registry
             .service(&key.0)
             .is_some_and(|s| s.resolution == Resolution::Static);
-        if !eds {
+        if !eds || identities(before) != identities(after) {
             return PushScope::Full;
         }
         for e in before.into_iter().chain(after).flatten() {
@@ -95,6 +100,15 @@ pub fn classify(prev: &MeshSnapshot, next: &MeshSnapshot, changes: &[Change]) ->
         ports.insert(key.clone());
     }
     PushScope::Endpoints { ports, addresses }
+}
+
+/// The workload identities among some endpoints.
+fn identities(endpoints: Option<&Vec<Endpoint>>) -> BTreeSet<(&str, &str)> {
+    endpoints
+        .into_iter()
+        .flatten()
+        .map(|e| (e.namespace.as_str(), e.service_account.as_str()))
+        .collect()
 }
 
 /// How a proxy was brought up to date.

@@ -161,6 +161,7 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "reviews".into())]),
             service_account: "default".into(),
             ports: BTreeMap::new(),
+            istio_mtls: true,
         }
     }
 

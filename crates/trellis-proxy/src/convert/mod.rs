@@ -88,6 +88,26 @@ pub fn string_matcher(m: &StringMatcher, path: &str) -> Result<StringMatch> {
     })
 }
 
+/// An IP network as (address, prefix length); the length must fit the address family.
+pub fn cidr(
+    r: &envoy_types::pb::envoy::config::core::v3::CidrRange,
+    path: &str,
+) -> Result<(std::net::IpAddr, u8)> {
+    let envoy_types::pb::envoy::config::core::v3::CidrRange {
+        address_prefix,
+        prefix_len,
+    } = r;
+    let ip: std::net::IpAddr = address_prefix
+        .parse()
+        .map_err(|_| format!("{path}: {address_prefix:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = prefix_len.as_ref().map_or(0, |l| l.value);
+    if len > max {
+        return Err(format!("{path}: prefix length {len}"));
+    }
+    Ok((ip, len as u8))
+}
+
 pub fn duration(d: &envoy_types::pb::google::protobuf::Duration) -> Duration {
     let secs = u64::try_from(d.seconds).unwrap_or(0);
     let nanos = u32::try_from(d.nanos).unwrap_or(0);

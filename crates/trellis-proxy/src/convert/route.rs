@@ -239,7 +239,7 @@ fn header_options(options: &[HeaderValueOption], p: &str) -> Result<Vec<config::
         .collect()
 }
 
-fn route_match(m: &RouteMatch, p: &str) -> Result<config::RouteMatch> {
+pub(crate) fn route_match(m: &RouteMatch, p: &str) -> Result<config::RouteMatch> {
     let RouteMatch {
         case_sensitive,
         runtime_fraction,
@@ -298,7 +298,7 @@ fn route_match(m: &RouteMatch, p: &str) -> Result<config::RouteMatch> {
 }
 
 #[allow(deprecated)]
-fn header_matcher(h: &HeaderMatcher, p: &str) -> Result<config::HeaderMatcher> {
+pub(crate) fn header_matcher(h: &HeaderMatcher, p: &str) -> Result<config::HeaderMatcher> {
     let HeaderMatcher {
         name,
         invert_match,

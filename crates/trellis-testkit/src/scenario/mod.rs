@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use data_plane::{DataPlane, Envoy, NodeSpec, RunningDataPlane};
 pub use expect::Expect;
-pub use runner::{CheckReport, Report, Runner};
+pub use runner::{CheckReport, Lease, Report, Runner};
 
 /// One behaviour to prove: configuration, workloads and checks.
 #[derive(Debug, Clone)]

@@ -325,13 +325,13 @@ impl Observed for Since<'_> {
 
 /// A loopback /24 nobody else uses while this lease lives: held by listening on
 /// `127.77.K.1:15999`, which fails for any other holder, in any process.
-struct Lease {
+pub struct Lease {
     k: u8,
     _held: TcpListener,
 }
 
 impl Lease {
-    fn take() -> Lease {
+    pub fn take() -> Lease {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let start = std::process::id().wrapping_mul(31) + NEXT.fetch_add(1, Ordering::SeqCst);
         for i in 0..254u32 {
@@ -343,11 +343,13 @@ impl Lease {
         panic!("no free loopback /24 in 127.77.0.0/16");
     }
 
-    fn ip(&self, host: u8) -> IpAddr {
+    /// `127.77.K.host`.
+    pub fn ip(&self, host: u8) -> IpAddr {
         Ipv4Addr::new(127, 77, self.k, host).into()
     }
 
-    fn client(&self) -> IpAddr {
+    /// `127.77.K.1`, where the client's sidecar listens.
+    pub fn client(&self) -> IpAddr {
         self.ip(1)
     }
 }

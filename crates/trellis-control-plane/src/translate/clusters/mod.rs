@@ -39,6 +39,7 @@ use trellis_api::istio::networking::{
 };
 
 use super::endpoints;
+use super::mtls::upstream::Destination;
 use super::names;
 use super::scope::Scope;
 use crate::mesh::MeshSnapshot;
@@ -61,9 +62,9 @@ pub fn clusters(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> Ve
             .destination_rule(&service.hostname, &proxy.namespace, &service.namespace)
             .map(|(_, rule)| rule);
         for port in &service.ports {
-            out.push(outbound(mesh, service, port, rule, None));
+            out.push(outbound(mesh, proxy, service, port, rule, None));
             for subset in rule.iter().flat_map(|r| &r.subsets) {
-                out.push(outbound(mesh, service, port, rule, Some(subset)));
+                out.push(outbound(mesh, proxy, service, port, rule, Some(subset)));
             }
         }
     }
@@ -176,9 +177,10 @@ fn connect_timeout(mesh: &MeshSnapshot) -> std::time::Duration {
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
 }
 
-/// The cluster of one service port, or of one subset of it.
+/// The cluster of one service port, or of one subset of it, for `proxy`.
 pub fn outbound(
     mesh: &MeshSnapshot,
+    proxy: &ProxyNode,
     service: &Service,
     port: &ServicePort,
     rule: Option<&DestinationRule>,
@@ -203,7 +205,8 @@ pub fn outbound(
     connection_pool::apply(&mut b, pool, mesh.mesh.tcp_keepalive.as_ref());
     outlier::apply(&mut b, policy.outlier_detection.as_ref());
     load_balancer::apply(&mut b.cluster, policy.load_balancer.as_ref());
-    tls::apply(&mut b, policy.tls.as_ref(), http2);
+    let destination = Destination::of(mesh, proxy, service, port.number, subset_name);
+    tls::apply(&mut b, policy.tls.as_ref(), http2, destination.as_ref());
     b.finish()
 }
 

@@ -4,8 +4,8 @@
 //! names (`kubernetes://<name>` for the key pair, `kubernetes://<name>-cacert` for the CA);
 //! file paths (`caCertificates`, `clientCertificate`, `privateKey`, `caCrl`) are handed to
 //! Envoy as file data sources, which a stock Envoy reads itself (Istio serves them through
-//! its agent's SDS instead; we have no agent). `ISTIO_MUTUAL` belongs to the mTLS work: see
-//! [`istio_mutual`].
+//! its agent's SDS instead). `ISTIO_MUTUAL`, and auto mTLS when there is no `tls`, come
+//! from [`mtls::upstream`](crate::translate::mtls::upstream).
 
 use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType as SocketConfig;
 use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket, data_source};
@@ -23,6 +23,7 @@ use envoy_types::util::pack_any;
 use trellis_api::istio::networking::{ClientTlsSettings, ClientTlsSettingsTlsMode as Mode};
 
 use super::{Building, ads_config_source};
+use crate::translate::mtls::upstream::Destination;
 
 /// The name Envoy knows the TLS transport socket by.
 pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
@@ -84,32 +85,36 @@ pub fn transport_socket<M: prost::Name>(context: M) -> TransportSocket {
     }
 }
 
-/// Applies client TLS settings to the cluster being built.
-pub fn apply(b: &mut Building, tls: Option<&ClientTlsSettings>, http2: bool) {
+/// Applies client TLS settings to the cluster being built. `mesh` is what Istio mTLS to
+/// this destination needs, `None` when the proxy has no workload certificate (then
+/// `ISTIO_MUTUAL` and auto mTLS leave the traffic in plain text).
+pub fn apply(
+    b: &mut Building,
+    tls: Option<&ClientTlsSettings>,
+    http2: bool,
+    mesh: Option<&Destination>,
+) {
     let Some(tls) = tls else {
+        if let Some(mesh) = mesh {
+            mesh.apply_auto(&mut b.cluster, http2);
+        }
         return;
     };
-    let context = match tls.mode {
+    let mut context = match tls.mode {
         Mode::Disable => return,
-        Mode::IstioMutual => match istio_mutual(b, tls) {
-            Some(context) => context,
-            None => return,
-        },
+        Mode::IstioMutual => {
+            if let Some(mesh) = mesh {
+                b.cluster.transport_socket = Some(transport_socket(mesh.context(Some(tls), http2)));
+            }
+            return;
+        }
         Mode::Simple => upstream_context(b, tls, false),
         Mode::Mutual => upstream_context(b, tls, true),
     };
-    let mut context = context;
     if http2 && let Some(common) = context.common_tls_context.as_mut() {
         common.alpn_protocols = vec!["h2".to_string()];
     }
     b.cluster.transport_socket = Some(transport_socket(context));
-}
-
-/// The hook for `ISTIO_MUTUAL`: the workload certificate (`default`) and the mesh root
-/// (`ROOTCA`) over SDS, SNI = cluster name, Istio's ALPN. It emits nothing until the mTLS
-/// issue lands (the CA and SDS server are not there yet), so traffic stays plaintext.
-pub fn istio_mutual(_b: &mut Building, _tls: &ClientTlsSettings) -> Option<UpstreamTlsContext> {
-    None
 }
 
 fn upstream_context(b: &mut Building, tls: &ClientTlsSettings, mutual: bool) -> UpstreamTlsContext {
@@ -196,7 +201,7 @@ mod tests {
             ..Default::default()
         };
         let mut b = Building::new("c".into());
-        apply(&mut b, Some(&tls), false);
+        apply(&mut b, Some(&tls), false, None);
         let ctx = decode(&b);
         assert_eq!(ctx.sni, "api.example.com");
         let common = ctx.common_tls_context.unwrap();
@@ -216,7 +221,7 @@ mod tests {
             ..Default::default()
         };
         let mut b = Building::new("c".into());
-        apply(&mut b, Some(&tls), true);
+        apply(&mut b, Some(&tls), true, None);
         let common = decode(&b).common_tls_context.unwrap();
         assert_eq!(
             common.tls_certificate_sds_secret_configs[0].name,
@@ -227,16 +232,112 @@ mod tests {
         assert!(upstream.auto_sni && upstream.auto_san_validation);
     }
 
-    #[test]
-    fn disable_and_istio_mutual_emit_nothing_yet() {
-        for mode in [Mode::Disable, Mode::IstioMutual] {
-            let tls = ClientTlsSettings {
-                mode,
-                ..Default::default()
-            };
-            let mut b = Building::new("c".into());
-            apply(&mut b, Some(&tls), false);
-            assert!(b.cluster.transport_socket.is_none());
+    fn destination() -> Destination {
+        Destination {
+            sni: "outbound_.9080_._.reviews.shop.svc.cluster.local".into(),
+            identities: vec!["spiffe://cluster.local/ns/shop/sa/reviews".into()],
+            auto: crate::translate::mtls::upstream::Auto::ByEndpoint,
         }
+    }
+
+    #[test]
+    fn disable_is_plain_text_even_to_sidecars() {
+        let tls = ClientTlsSettings {
+            mode: Mode::Disable,
+            ..Default::default()
+        };
+        let mut b = Building::new("c".into());
+        apply(&mut b, Some(&tls), false, Some(&destination()));
+        assert!(b.cluster.transport_socket.is_none());
+        assert!(b.cluster.transport_socket_matches.is_empty());
+    }
+
+    #[test]
+    fn istio_mutual_always_originates_mesh_tls() {
+        let tls = ClientTlsSettings {
+            mode: Mode::IstioMutual,
+            ..Default::default()
+        };
+        let mut b = Building::new("c".into());
+        apply(&mut b, Some(&tls), true, Some(&destination()));
+        assert!(b.cluster.transport_socket_matches.is_empty());
+        let ctx = decode(&b);
+        assert_eq!(ctx.sni, "outbound_.9080_._.reviews.shop.svc.cluster.local");
+        let common = ctx.common_tls_context.unwrap();
+        assert_eq!(
+            common.alpn_protocols,
+            ["istio-peer-exchange", "istio", "h2"]
+        );
+        assert_eq!(common.tls_certificate_sds_secret_configs[0].name, "default");
+        let Some(ValidationContextType::CombinedValidationContext(v)) =
+            common.validation_context_type
+        else {
+            panic!("no combined validation context");
+        };
+        assert_eq!(
+            v.validation_context_sds_secret_config.unwrap().name,
+            "ROOTCA"
+        );
+        assert_eq!(
+            v.default_validation_context
+                .unwrap()
+                .match_typed_subject_alt_names,
+            san_matchers(&["spiffe://cluster.local/ns/shop/sa/reviews".to_string()])
+        );
+    }
+
+    #[test]
+    fn istio_mutual_keeps_the_rules_sni_and_sans() {
+        let tls = ClientTlsSettings {
+            mode: Mode::IstioMutual,
+            sni: "custom.example".into(),
+            subject_alt_names: vec!["spiffe://other/ns/a/sa/b".into()],
+            ..Default::default()
+        };
+        let mut b = Building::new("c".into());
+        apply(&mut b, Some(&tls), false, Some(&destination()));
+        let ctx = decode(&b);
+        assert_eq!(ctx.sni, "custom.example");
+        assert_eq!(
+            ctx.common_tls_context.unwrap().alpn_protocols,
+            ["istio-peer-exchange", "istio"]
+        );
+    }
+
+    #[test]
+    fn without_sds_istio_mutual_and_auto_stay_plain() {
+        let tls = ClientTlsSettings {
+            mode: Mode::IstioMutual,
+            ..Default::default()
+        };
+        for setting in [Some(&tls), None] {
+            let mut b = Building::new("c".into());
+            apply(&mut b, setting, false, None);
+            assert!(b.cluster.transport_socket.is_none());
+            assert!(b.cluster.transport_socket_matches.is_empty());
+        }
+    }
+
+    #[test]
+    fn auto_mtls_matches_sidecar_endpoints() {
+        let mut b = Building::new("c".into());
+        apply(&mut b, None, false, Some(&destination()));
+        assert!(b.cluster.transport_socket.is_none());
+        let matches = &b.cluster.transport_socket_matches;
+        assert_eq!(matches.len(), 2);
+        assert_eq!(matches[0].name, "tlsMode-istio");
+        assert_eq!(
+            matches[0].r#match,
+            Some(crate::translate::mtls::upstream::istio_tls_mode())
+        );
+        assert_eq!(
+            matches[0].transport_socket.as_ref().unwrap().name,
+            TLS_TRANSPORT_SOCKET
+        );
+        assert_eq!(matches[1].name, "tlsMode-disabled");
+        assert_eq!(
+            matches[1].transport_socket.as_ref().unwrap().name,
+            "envoy.transport_sockets.raw_buffer"
+        );
     }
 }

@@ -10,13 +10,20 @@
 //!   bound to the gateway, `tcp_proxy` to their destinations;
 //! - TCP servers forward to their first bound `tcp` route.
 //!
+//! Every HTTP connection manager carries the authentication and authorization filters of
+//! the policies that select the router ([`authz::http_filters`]); TCP servers carry the
+//! RBAC network filters ([`authz::network_filters`]).
+//!
 //! `httpsRedirect` lives in RDS (`require_tls` on the server's virtual hosts). ISTIO_MUTUAL
 //! and AUTO_PASSTHROUGH wait for the mTLS work and are skipped with a log line.
 
 use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::{
     CombinedCertificateValidationContext, ValidationContextType,
 };
@@ -35,6 +42,7 @@ use crate::mesh::MeshSnapshot;
 use crate::protocol::Protocol;
 use crate::proxy::ProxyNode;
 use crate::registry::build::selects;
+use crate::translate::authz;
 use crate::translate::clusters::tls::{
     credential_ca_sds_name, credential_sds_name, file, san_matchers, sds, transport_socket,
 };
@@ -146,12 +154,22 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
     for s in servers(mesh, proxy) {
         by_port.entry(s.port).or_default().push(s);
     }
+    let security = Security {
+        http: authz::http_filters(mesh, proxy),
+        tcp: authz::network_filters(mesh, proxy),
+    };
     by_port
         .into_iter()
-        .map(|(port, servers)| port_listener(mesh, proxy, port, &servers))
+        .map(|(port, servers)| port_listener(mesh, proxy, port, &servers, &security))
         // Envoy rejects a listener without filter chains (nothing bound to the port yet).
         .filter(|l| !l.filter_chains.is_empty())
         .collect()
+}
+
+/// What authentication and authorization put on the router's HTTP and TCP chains.
+struct Security {
+    http: Vec<HttpFilter>,
+    tcp: Vec<Filter>,
 }
 
 fn port_listener(
@@ -159,6 +177,7 @@ fn port_listener(
     proxy: &ProxyNode,
     port: u32,
     servers: &[GatewayServer<'_>],
+    security: &Security,
 ) -> Listener {
     let mut chains: Vec<FilterChain> = Vec::new();
     let mut tls = false;
@@ -167,14 +186,19 @@ fn port_listener(
             ServerKind::Http => {
                 if let Some(route) = &s.route_name {
                     chains.push(tcp::chain(
-                        http::rds(Side::Gateway, format!("outbound_0.0.0.0_{port}"), route),
+                        http::rds(
+                            Side::Gateway,
+                            format!("outbound_0.0.0.0_{port}"),
+                            route,
+                            &security.http,
+                        ),
                         None,
                     ));
                 }
             }
             ServerKind::Https => {
                 tls = true;
-                chains.extend(https_chain(s, port));
+                chains.extend(https_chain(s, port, &security.http));
             }
             ServerKind::Passthrough => {
                 tls = true;
@@ -207,10 +231,12 @@ fn port_listener(
                     None,
                     port,
                 ) {
-                    chains.push(tcp::chain(
+                    let mut chain = tcp::chain(
                         tcp::tcp_proxy(&format!("outbound_0.0.0.0_{port}"), &targets),
                         None,
-                    ));
+                    );
+                    chain.filters.splice(0..0, security.tcp.iter().cloned());
+                    chains.push(chain);
                 }
             }
             ServerKind::Unsupported => {
@@ -248,7 +274,7 @@ fn sni_names(server: &Server) -> Vec<String> {
     }
 }
 
-fn https_chain(s: &GatewayServer<'_>, port: u32) -> Option<FilterChain> {
+fn https_chain(s: &GatewayServer<'_>, port: u32, security: &[HttpFilter]) -> Option<FilterChain> {
     let tls = s.server.tls.as_ref()?;
     let route = s.route_name.as_ref()?;
     let mut common = CommonTlsContext {
@@ -308,7 +334,12 @@ fn https_chain(s: &GatewayServer<'_>, port: u32) -> Option<FilterChain> {
         ..Default::default()
     };
     let mut chain = tcp::chain(
-        http::rds(Side::Gateway, format!("outbound_0.0.0.0_{port}"), route),
+        http::rds(
+            Side::Gateway,
+            format!("outbound_0.0.0.0_{port}"),
+            route,
+            security,
+        ),
         Some(FilterChainMatch {
             server_names: sni_names(s.server),
             ..Default::default()

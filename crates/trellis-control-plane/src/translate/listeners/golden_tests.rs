@@ -30,7 +30,8 @@ fn root() -> PathBuf {
 }
 
 /// A mesh file and the proxy it is translated for: the first line reads
-/// `# proxy: sidecar|router IP NAME NAMESPACE [k=v,...]`.
+/// `# proxy: sidecar|router IP NAME NAMESPACE [k=v,...] [sds]` (`sds`: the proxy has a
+/// node agent, so it gets Istio mTLS).
 fn load(path: &Path) -> (MeshSnapshot, ProxyNode) {
     let text = std::fs::read_to_string(path).unwrap();
     let header = text.lines().next().unwrap_or_default();
@@ -54,7 +55,13 @@ fn load(path: &Path) -> (MeshSnapshot, ProxyNode) {
         })
         .unwrap_or_default();
     let id = ProxyNode::node_id(kind, fields[1], fields[2], fields[3]);
-    let proxy = ProxyNode::from_parts(&id, &BTreeMap::new(), labels).unwrap();
+    let metadata: BTreeMap<String, String> = fields
+        .get(5)
+        .filter(|f| **f == "sds")
+        .map(|_| (crate::proxy::SDS_METADATA.to_string(), "true".to_string()))
+        .into_iter()
+        .collect();
+    let proxy = ProxyNode::from_parts(&id, &metadata, labels).unwrap();
     let mesh = MeshSnapshot::new(snapshot(&text), &[], Arc::new(Default::default()));
     (mesh, proxy)
 }
@@ -93,7 +100,12 @@ fn expand_any(type_url: &str, bytes: &[u8]) -> Option<String> {
         ext::filters::listener::original_dst::v3::OriginalDst,
         ext::transport_sockets::tls::v3::UpstreamTlsContext,
         ext::transport_sockets::tls::v3::DownstreamTlsContext,
+        ext::transport_sockets::raw_buffer::v3::RawBuffer,
         ext::upstreams::http::v3::HttpProtocolOptions,
+        ext::path::r#match::uri_template::v3::UriTemplateMatchConfig,
+        crate::translate::authz::rbac::HttpRbac,
+        crate::translate::authz::rbac::NetworkRbac,
+        crate::translate::authn::jwt::JwtAuthentication,
     );
     None
 }
@@ -217,6 +229,39 @@ fn with_inline_endpoints(mesh: &MeshSnapshot, clusters: &[Cluster]) -> Vec<Clust
         .collect()
 }
 
+/// The node agent's `sds-grpc` cluster, as `trellis bootstrap envoy --sds-socket` writes it.
+fn sds_cluster() -> Cluster {
+    use envoy_types::pb::envoy::config::core::v3::{Address, Pipe, address};
+    use envoy_types::pb::envoy::config::endpoint::v3::{
+        ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+    };
+    let name = crate::translate::mtls::SDS_CLUSTER.to_string();
+    let mut sds = crate::translate::clusters::Building::new(name.clone());
+    sds.cluster.cluster_discovery_type =
+        Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32));
+    sds.cluster.load_assignment = Some(ClusterLoadAssignment {
+        cluster_name: name,
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: vec![LbEndpoint {
+                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                    address: Some(Address {
+                        address: Some(address::Address::Pipe(Pipe {
+                            path: "/tmp/trellis-golden-sds.sock".to_string(),
+                            ..Default::default()
+                        })),
+                    }),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    sds.set_http2();
+    sds.finish()
+}
+
 fn bootstrap(proxy: &ProxyNode, listeners: Vec<Listener>, mut clusters: Vec<Cluster>) -> Bootstrap {
     let mut xds = crate::translate::clusters::Building::new("xds-grpc".to_string());
     xds.cluster.cluster_discovery_type =
@@ -229,6 +274,9 @@ fn bootstrap(proxy: &ProxyNode, listeners: Vec<Listener>, mut clusters: Vec<Clus
     );
     xds.set_http2();
     clusters.push(xds.finish());
+    if proxy.sds {
+        clusters.push(sds_cluster());
+    }
     Bootstrap {
         node: Some(Node {
             id: proxy.id.clone(),
@@ -274,7 +322,10 @@ fn envoy_accepts_generated_listeners_and_clusters() {
         let (mesh, proxy) = load(&mesh_path);
         let out = translate(&mesh, &proxy);
         let clusters = with_inline_endpoints(&mesh, &out.clusters);
-        let counts = (out.listeners.len(), clusters.len() + 1);
+        let counts = (
+            out.listeners.len(),
+            clusters.len() + 1 + usize::from(proxy.sds),
+        );
         let config = bootstrap(&proxy, out.listeners, clusters);
         let stem = mesh_path.file_stem().unwrap().to_string_lossy().to_string();
         let file = dir.join(format!("{stem}.pb"));

@@ -104,11 +104,13 @@ fn base(side: Side, stat_prefix: String) -> HttpConnectionManager {
     hcm
 }
 
-/// An HCM that takes its routes from RDS configuration `route_name`.
-pub fn rds(side: Side, stat_prefix: String, route_name: &str) -> Filter {
+/// An HCM that takes its routes from RDS configuration `route_name`; `security`
+/// (authentication and authorization filters, in order) runs before fault/cors/router.
+pub fn rds(side: Side, stat_prefix: String, route_name: &str, security: &[HttpFilter]) -> Filter {
     let mut config_source = ads_config_source();
     config_source.initial_fetch_timeout = zero();
     let mut hcm = base(side, stat_prefix);
+    hcm.http_filters.splice(0..0, security.iter().cloned());
     hcm.route_specifier = Some(RouteSpecifier::Rds(Rds {
         config_source: Some(config_source),
         route_config_name: route_name.to_string(),
@@ -117,8 +119,9 @@ pub fn rds(side: Side, stat_prefix: String, route_name: &str) -> Filter {
 }
 
 /// The inbound HCM: every request to the workload port goes to its `inbound|port||`
-/// cluster, with no timeout of its own (the client side owns timeouts).
-pub fn inbound(port: u32, cluster: &str) -> Filter {
+/// cluster, with no timeout of its own (the client side owns timeouts). `security`
+/// (authentication and authorization filters, in order) runs before fault/cors/router.
+pub fn inbound(port: u32, cluster: &str, security: &[HttpFilter]) -> Filter {
     let route = Route {
         name: "default".to_string(),
         r#match: Some(RouteMatch {
@@ -138,6 +141,7 @@ pub fn inbound(port: u32, cluster: &str) -> Filter {
         ..Default::default()
     };
     let mut hcm = base(Side::SidecarInbound, format!("inbound_0.0.0.0_{port}"));
+    hcm.http_filters.splice(0..0, security.iter().cloned());
     hcm.route_specifier = Some(RouteSpecifier::RouteConfig(RouteConfiguration {
         name: cluster.to_string(),
         virtual_hosts: vec![VirtualHost {

@@ -107,6 +107,7 @@ fn http_chain(port: u32, filter_chain_match: Option<FilterChainMatch>) -> Filter
             Side::SidecarOutbound,
             format!("outbound_0.0.0.0_{port}"),
             &names::outbound_route(port),
+            &[],
         ),
         filter_chain_match,
     )

@@ -210,3 +210,39 @@ spec:
         Some(ClusterSpecifier::Cluster("BlackHoleCluster".into()))
     );
 }
+
+/// STRICT on the workload's namespace: with SDS only TLS chains (and no plain default
+/// chain); without SDS the ports refuse every connection instead of serving plain text.
+#[test]
+fn strict_peer_authentication_on_the_inbound_side() {
+    let strict = "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+                  metadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n";
+    let mesh = MeshSnapshot::new(
+        snapshot(&format!("{MESH}{strict}")),
+        &[],
+        Arc::new(Default::default()),
+    );
+    let id = ProxyNode::node_id(ProxyKind::Sidecar, "127.0.0.31", "db-1", "default");
+    let sds: BTreeMap<String, String> = [("SDS".to_string(), "true".to_string())].into();
+    let with_sds = ProxyNode::from_parts(&id, &sds, BTreeMap::new()).unwrap();
+    let out = translate(&mesh, &with_sds).listeners;
+    let l = find(&out, "virtualInbound");
+    assert!(l.default_filter_chain.is_none());
+    for chain in &l.filter_chains[1..] {
+        let m = chain.filter_chain_match.as_ref().unwrap();
+        assert_eq!(m.transport_protocol, "tls", "{m:?}");
+        assert!(chain.transport_socket.is_some(), "{m:?}");
+    }
+
+    let without = ProxyNode::from_parts(&id, &BTreeMap::new(), BTreeMap::new()).unwrap();
+    let out = translate(&mesh, &without).listeners;
+    let l = find(&out, "virtualInbound");
+    for chain in &l.filter_chains {
+        let cluster = tcp_proxy(&chain.filters[0]).cluster_specifier;
+        assert_eq!(
+            cluster,
+            Some(ClusterSpecifier::Cluster("BlackHoleCluster".into()))
+        );
+        assert!(chain.transport_socket.is_none());
+    }
+}

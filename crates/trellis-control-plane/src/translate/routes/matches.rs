@@ -3,23 +3,53 @@
 //! pseudo-headers `:method`, `:authority`, `:scheme`. An empty string match, or the regex
 //! `*`, means "present". Every regex is checked here: one RE2 would reject makes the whole
 //! route fail translation (and be skipped), never the route configuration.
+//!
+//! Headers named `@request.auth.claims.a.b` or `@request.auth.claims[a][b]` route on the
+//! verified JWT's claims, as Istio does: a `dynamic_metadata` match on the `jwt_authn`
+//! filter's payload (a string claim, or a list claim with a matching item); in
+//! `withoutHeaders` the match is inverted. Only gateways run `jwt_authn` before routing.
 
 use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
 use envoy_types::pb::envoy::config::route::v3::query_parameter_matcher::QueryParameterMatchSpecifier;
 use envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier;
 use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, QueryParameterMatcher, RouteMatch};
 use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
-use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher};
+use envoy_types::pb::envoy::r#type::matcher::v3::{MetadataMatcher, RegexMatcher, StringMatcher};
 use envoy_types::pb::google::protobuf::BoolValue;
 use trellis_api::istio::networking::{HttpMatchRequest, StringMatch};
 
 use super::Skip;
+use crate::translate::authz::matcher;
 
 /// The largest compiled program accepted for a user's regex, like Envoy's RE2 limits keep
 /// one pattern from costing unbounded memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Header names Istio routes on JWT claims with; that needs the JWT filter's metadata.
 const JWT_CLAIM_PREFIX: &str = "@request.auth.claims";
+
+/// The claim path of a JWT-claim header name (`.a.b` or `[a][b]` after the prefix).
+fn routing_claims(name: &str) -> Option<Vec<&str>> {
+    let rest = name
+        .get(..JWT_CLAIM_PREFIX.len())
+        .filter(|p| p.eq_ignore_ascii_case(JWT_CLAIM_PREFIX))
+        .and_then(|_| name.get(JWT_CLAIM_PREFIX.len()..))?;
+    if let Some(dotted) = rest.strip_prefix('.').filter(|r| !r.is_empty()) {
+        return Some(dotted.split('.').collect());
+    }
+    rest.strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .filter(|r| !r.is_empty())
+        .map(|r| r.split("][").collect())
+}
+
+/// A match on the claims of the verified JWT, or `None` for an ordinary header.
+fn claim_matcher(name: &str, sm: &StringMatch) -> Result<Option<MetadataMatcher>, Skip> {
+    let Some(claims) = routing_claims(name) else {
+        return Ok(None);
+    };
+    let value = matcher::string_value(string_matcher(sm)?);
+    Ok(Some(matcher::jwt_claims(&claims, value)))
+}
 
 /// The Envoy match for one Istio match; no match means every request (prefix `/`).
 pub(super) fn route_match(m: Option<&HttpMatchRequest>) -> Result<RouteMatch, Skip> {
@@ -31,9 +61,17 @@ pub(super) fn route_match(m: Option<&HttpMatchRequest>) -> Result<RouteMatch, Sk
         return Ok(out);
     };
     for (name, sm) in &m.headers {
-        out.headers.push(header_matcher(name, sm)?);
+        match claim_matcher(name, sm)? {
+            Some(claim) => out.dynamic_metadata.push(claim),
+            None => out.headers.push(header_matcher(name, sm)?),
+        }
     }
     for (name, sm) in &m.without_headers {
+        if let Some(mut claim) = claim_matcher(name, sm)? {
+            claim.invert = true;
+            out.dynamic_metadata.push(claim);
+            continue;
+        }
         let mut matcher = header_matcher(name, sm)?;
         matcher.invert_match = true;
         if !is_presence(sm) {
@@ -81,11 +119,6 @@ fn is_presence(sm: &StringMatch) -> bool {
 }
 
 fn header_matcher(name: &str, sm: &StringMatch) -> Result<HeaderMatcher, Skip> {
-    if name.starts_with(JWT_CLAIM_PREFIX) {
-        return Err(Skip::new(format!(
-            "routing on JWT claims ({name}) is not supported yet"
-        )));
-    }
     let specifier = if is_presence(sm) {
         HeaderMatchSpecifier::PresentMatch(true)
     } else {
@@ -285,11 +318,32 @@ mod tests {
     }
 
     #[test]
-    fn jwt_claim_routing_is_refused_not_ignored() {
+    fn jwt_claims_route_on_the_verified_payload() {
+        use crate::translate::authz::matcher::{jwt_claims, string_value};
         let m = HttpMatchRequest {
-            headers: BTreeMap::from([("@request.auth.claims.group".to_string(), exact("a"))]),
+            headers: BTreeMap::from([("@request.auth.claims.group.id".to_string(), exact("a"))]),
+            without_headers: BTreeMap::from([(
+                "@request.auth.claims[role]".to_string(),
+                exact("b"),
+            )]),
             ..Default::default()
         };
-        assert!(route_match(Some(&m)).is_err());
+        let out = route_match(Some(&m)).unwrap();
+        assert!(out.headers.is_empty());
+        let value = |v: &str| {
+            string_value(StringMatcher {
+                match_pattern: Some(MatchPattern::Exact(v.into())),
+                ignore_case: false,
+            })
+        };
+        let mut inverted = jwt_claims(&["role"], value("b"));
+        inverted.invert = true;
+        assert_eq!(
+            out.dynamic_metadata,
+            [jwt_claims(&["group", "id"], value("a")), inverted]
+        );
+        assert_eq!(routing_claims("@request.auth.claims"), None);
+        assert_eq!(routing_claims("@request.auth.claims[]"), None);
+        assert_eq!(routing_claims("@Request.Auth.Claims.x"), Some(vec!["x"]));
     }
 }

