@@ -80,7 +80,9 @@ fn document_in_namespace(document: &str, namespace: &str) -> String {
     out
 }
 
-/// The sum of the counters an Envoy admin at `admin` reports for `/stats?filter=FILTER`.
+/// The sum of the counters an Envoy admin at `admin` reports for `/stats?filter=FILTER`,
+/// `FILTER` taken literally. The Trellis proxy's admin ignores the query and lists every
+/// counter, so the names are filtered here too: this works for both.
 pub fn envoy_stat_sum(admin: SocketAddr, filter: &str) -> Result<u64, String> {
     let reply = crate::get(
         admin,
@@ -94,7 +96,9 @@ pub fn envoy_stat_sum(admin: SocketAddr, filter: &str) -> Result<u64, String> {
     Ok(reply
         .body
         .lines()
-        .filter_map(|l| l.rsplit_once(": ")?.1.trim().parse::<u64>().ok())
+        .filter_map(|l| l.rsplit_once(": "))
+        .filter(|(name, _)| name.contains(filter))
+        .filter_map(|(_, value)| value.trim().parse::<u64>().ok())
         .sum())
 }
 

@@ -15,6 +15,8 @@
 //!   the YAML the hand-built meshes of the end-to-end tests write;
 //! - [`scenario`]: behaviour scenarios as data (config, workloads, requests, expected
 //!   outcomes) and a runner that takes the data plane to test (Envoy first);
+//! - [`corpus_run`]: the "accepts everything" run of Istio's samples and docs tasks through
+//!   a control plane and a data plane (Envoy or the Trellis proxy);
 //! - [`static_xds`]: a fixed set of xDS resources served over ADS, to feed Envoy and the
 //!   Trellis proxy identical hand-written configuration.
 
@@ -34,6 +36,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 pub mod corpus;
+pub mod corpus_run;
 pub mod mesh;
 pub mod mesh_yaml;
 pub mod netns;
