@@ -8,7 +8,8 @@
 //! nothing of SDS and the control plane sends them no Istio mTLS (docs/mtls.md) — STRICT
 //! ports become `BlackHoleCluster` chains, clusters stay plain text. What they still NACK
 //! is what the proxy does not implement: every `error_detail` (from `/debug/syncz`, the
-//! same text the proxy's `/config_dump` shows as `last_rejection`) is split into its
+//! same text the proxy's `/config_dump` shows as `last_rejection`, which the run checks) is
+//! split into its
 //! rejections, each reduced to a reason (the resource kind and the field path, names and
 //! indexes left out). The test prints the table of file × outcome and the distinct reasons
 //! with the number of files that hit each.
@@ -21,11 +22,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use trellis_testkit::corpus_run::{self, CorpusDataPlane, Outcome, ProxyStart, Row, StartedProxy};
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
-use trellis_testkit::{Process, free_port};
+use trellis_testkit::{Process, free_port, get};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 
@@ -63,6 +66,18 @@ impl CorpusDataPlane for TrellisProxy {
             process,
             agent: None,
         }
+    }
+
+    /// `last_rejection` of each type in the proxy's `/config_dump`.
+    fn own_rejections(&self, admin: SocketAddr) -> Result<Vec<String>, String> {
+        let reply = get(admin, "/config_dump", &[], Duration::from_secs(5))?;
+        let dump: Value = serde_json::from_str(&reply.body).map_err(|e| e.to_string())?;
+        let xds = dump["xds"].as_object().ok_or("no xds in /config_dump")?;
+        Ok(xds
+            .values()
+            .filter_map(|t| t["last_rejection"].as_str())
+            .map(str::to_string)
+            .collect())
     }
 }
 

@@ -415,6 +415,13 @@ pub trait CorpusDataPlane {
 
     /// Starts one proxy; it need not be ready yet (the run waits for its admin).
     fn start(&self, shared: &Self::Shared, at: &ProxyStart<'_>) -> StartedProxy;
+
+    /// The rejections the proxy itself reports (its last `error_detail` per type), read from
+    /// its admin at the end of a group: each must be one the control plane saw as a NACK.
+    /// None by default (Envoy's admin keeps no such record).
+    fn own_rejections(&self, _admin: SocketAddr) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// The node id a proxy of `spec` at `ip` introduces itself with (`trellis bootstrap`'s).
@@ -698,12 +705,46 @@ fn run_group<D: CorpusDataPlane>(
             table.push(row(name, outcome));
         }
     }
+    if let Some(unseen) = unseen_rejections(data_plane, &running, table) {
+        table.push(row("(proxy admin)".into(), Outcome::Failed(unseen)));
+    }
     eprintln!(
         "group {}: {} files in {:.1}s",
         group.name,
         group.steps.len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The rejections the group's proxies report themselves that no NACK of `table` carried,
+/// if any.
+fn unseen_rejections<D: CorpusDataPlane>(
+    data_plane: &D,
+    running: &Running,
+    table: &[Row],
+) -> Option<String> {
+    let nacked: BTreeSet<(&str, &str)> = table
+        .iter()
+        .filter_map(|row| match &row.outcome {
+            Outcome::Rejected { nacks, .. } => Some(nacks),
+            _ => None,
+        })
+        .flatten()
+        .map(|n| (n.proxy.as_str(), n.detail.as_str()))
+        .collect();
+    let mut unseen = Vec::new();
+    for (id, proxy) in &running.proxies {
+        match data_plane.own_rejections(proxy.admin) {
+            Err(e) => unseen.push(format!("{id}: {e}")),
+            Ok(rejections) => unseen.extend(
+                rejections
+                    .into_iter()
+                    .filter(|r| !nacked.contains(&(id.as_str(), r.as_str())))
+                    .map(|r| format!("{id} reports a rejection never NACKed: {r}")),
+            ),
+        }
+    }
+    (!unseen.is_empty()).then(|| unseen.join("\n"))
 }
 
 /// Runs every group of the corpus through `trellis control-plane` (the binary at
