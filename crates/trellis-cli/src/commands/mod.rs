@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod apply;
 pub mod bootstrap;
 pub mod control_plane;
+pub mod demo;
 pub mod down;
 pub mod local;
 pub mod node;
