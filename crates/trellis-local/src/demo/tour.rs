@@ -103,7 +103,11 @@ fn steps() -> Vec<Step> {
             delete: &[],
             apply: &[],
             probe: anonymous(),
-            arrived: |seen| [V1, V2, V3].iter().all(|v| seen.iter().any(|o| &o.outcome == v)),
+            arrived: |seen| {
+                [V1, V2, V3]
+                    .iter()
+                    .all(|v| seen.iter().any(|o| &o.outcome == v))
+            },
             expect: vec![Expect {
                 visitor: anonymous(),
                 pages: 90,
@@ -117,8 +121,16 @@ fn steps() -> Vec<Step> {
             probe: anonymous(),
             arrived: |seen| last_n(seen, 10, &V1),
             expect: vec![
-                Expect { visitor: anonymous(), pages: 30, judge: |c| all(c, &V1) },
-                Expect { visitor: jason(), pages: 30, judge: |c| all(c, &V1) },
+                Expect {
+                    visitor: anonymous(),
+                    pages: 30,
+                    judge: |c| all(c, &V1),
+                },
+                Expect {
+                    visitor: jason(),
+                    pages: 30,
+                    judge: |c| all(c, &V1),
+                },
             ],
         },
         Step {
@@ -128,8 +140,16 @@ fn steps() -> Vec<Step> {
             probe: jason(),
             arrived: |seen| last_n(seen, 5, &V2),
             expect: vec![
-                Expect { visitor: jason(), pages: 20, judge: |c| all(c, &V2) },
-                Expect { visitor: anonymous(), pages: 20, judge: |c| all(c, &V1) },
+                Expect {
+                    visitor: jason(),
+                    pages: 20,
+                    judge: |c| all(c, &V2),
+                },
+                Expect {
+                    visitor: anonymous(),
+                    pages: 20,
+                    judge: |c| all(c, &V1),
+                },
             ],
         },
         Step {
@@ -140,7 +160,11 @@ fn steps() -> Vec<Step> {
             arrived: |seen| {
                 seen.iter().any(|o| o.outcome == V3)
                     && seen.len() >= 10
-                    && seen.iter().rev().take(10).all(|o| o.outcome == V1 || o.outcome == V3)
+                    && seen
+                        .iter()
+                        .rev()
+                        .take(10)
+                        .all(|o| o.outcome == V1 || o.outcome == V3)
             },
             expect: vec![Expect {
                 visitor: anonymous(),
@@ -157,10 +181,21 @@ fn steps() -> Vec<Step> {
                 "virtual-service-ratings-test-delay.yaml",
             ],
             probe: jason(),
-            arrived: |seen| seen.last().is_some_and(|o| o.outcome == Outcome::ReviewsError),
+            arrived: |seen| {
+                seen.last()
+                    .is_some_and(|o| o.outcome == Outcome::ReviewsError)
+            },
             expect: vec![
-                Expect { visitor: jason(), pages: 1, judge: |c| all(c, &Outcome::ReviewsError) },
-                Expect { visitor: anonymous(), pages: 10, judge: |c| all(c, &V1) },
+                Expect {
+                    visitor: jason(),
+                    pages: 1,
+                    judge: |c| all(c, &Outcome::ReviewsError),
+                },
+                Expect {
+                    visitor: anonymous(),
+                    pages: 10,
+                    judge: |c| all(c, &V1),
+                },
             ],
         },
         Step {
@@ -176,18 +211,35 @@ fn steps() -> Vec<Step> {
                     pages: 10,
                     judge: |c| all(c, &Outcome::RatingsUnavailable),
                 },
-                Expect { visitor: anonymous(), pages: 10, judge: |c| all(c, &V1) },
+                Expect {
+                    visitor: anonymous(),
+                    pages: 10,
+                    judge: |c| all(c, &V1),
+                },
             ],
         },
     ]
 }
 
 /// Runs every step in order, handing each report to `report` as it ends; returns them all.
-/// A step whose config never arrives fails and the tour goes on.
-pub fn run(demo: &Demo, report: &mut dyn FnMut(&StepReport)) -> Vec<StepReport> {
+/// A step whose config never arrives fails and the tour goes on; once `stop` returns true
+/// (Ctrl-C) the remaining steps fail unrun.
+pub fn run(
+    demo: &Demo,
+    stop: &dyn Fn() -> bool,
+    report: &mut dyn FnMut(&StepReport),
+) -> Vec<StepReport> {
     let mut reports = Vec::new();
     for step in steps() {
-        let r = run_step(demo, &step);
+        let r = if stop() {
+            StepReport {
+                title: step.title.to_string(),
+                verdict: Verdict::Fail,
+                observed: vec!["not run: stopped".to_string()],
+            }
+        } else {
+            run_step(demo, &step)
+        };
         report(&r);
         reports.push(r);
     }
@@ -287,7 +339,11 @@ mod tests {
         let even = counts(&[(V1, 31), (V2, 29), (V3, 30)]);
         assert!(split(&even, &[V1, V2, V3], (0.15, 0.55)).is_ok());
         let skewed = counts(&[(V1, 80), (V3, 10)]);
-        assert!(split(&skewed, &[V1, V3], (0.3, 0.7)).unwrap_err().contains("reviews v1: 89%"));
+        assert!(
+            split(&skewed, &[V1, V3], (0.3, 0.7))
+                .unwrap_err()
+                .contains("reviews v1: 89%")
+        );
         let stray = counts(&[(V1, 50), (V3, 49), (Outcome::NoResponse, 1)]);
         assert!(split(&stray, &[V1, V3], (0.3, 0.7)).is_err());
     }

@@ -144,7 +144,13 @@ impl Client {
     /// Sends `rate` pages a second, alternating anonymous visitors and `user`, each on a
     /// thread of its own (so a slow page never holds back the next), until `stop` returns
     /// true; every observation goes to `out`.
-    pub fn steady(&self, rate: u32, user: &str, stop: &dyn Fn() -> bool, out: &mpsc::Sender<Observation>) {
+    pub fn steady(
+        &self,
+        rate: u32,
+        user: &str,
+        stop: &dyn Fn() -> bool,
+        out: &mpsc::Sender<Observation>,
+    ) {
         let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
         let visitors = [Visitor::Anonymous, Visitor::User(user.to_string())];
         let mut next = Instant::now();
@@ -170,7 +176,8 @@ mod tests {
 
     #[test]
     fn pages_are_read_by_their_stars_and_failure_texts() {
-        let star = |c: &str| format!("<span class=\"glyphicon glyphicon-star\" style=\"color: {c}\">");
+        let star =
+            |c: &str| format!("<span class=\"glyphicon glyphicon-star\" style=\"color: {c}\">");
         assert_eq!(classify(200, "<p>no stars</p>"), Outcome::Reviews("v1"));
         assert_eq!(classify(200, &star("black")), Outcome::Reviews("v2"));
         assert_eq!(classify(200, &star("red")), Outcome::Reviews("v3"));
@@ -182,7 +189,10 @@ mod tests {
             classify(200, "Error fetching product reviews"),
             Outcome::ReviewsError
         );
-        assert_eq!(classify(503, "upstream connect error"), Outcome::Status(503));
+        assert_eq!(
+            classify(503, "upstream connect error"),
+            Outcome::Status(503)
+        );
         assert!(!Outcome::ReviewsError.is_success());
         assert!(Outcome::Reviews("v1").is_success());
     }
