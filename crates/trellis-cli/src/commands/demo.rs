@@ -152,7 +152,7 @@ fn check(demo: &Demo, stop: &dyn Fn() -> bool) -> ExitCode {
 fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Sync)) {
     let (tx, rx) = mpsc::channel();
     let client = demo.client().clone();
-    let hints = hints(samples);
+    let hints = hints(samples, demo.state_dir());
     let title = format!("Bookinfo, {:?} sidecars, {} pages/s", args.proxy, args.rate);
     let terminal = std::io::stdout().is_terminal();
     std::thread::scope(|scope| {
@@ -179,24 +179,21 @@ fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Syn
     });
 }
 
-fn hints(samples: &Path) -> Vec<String> {
-    let sample = |name: &str| samples.join(name).display().to_string();
+/// What to try, as commands that reach this demo (its state directory).
+fn hints(samples: &Path, state_dir: &Path) -> Vec<String> {
+    let trellis = if state_dir == Path::new(trellis_local::state::DEFAULT_DIR) {
+        "sudo trellis".to_string()
+    } else {
+        format!("sudo TRELLIS_STATE_DIR={} trellis", state_dir.display())
+    };
+    let apply = |name: &str| format!("  {trellis} apply -f {}", samples.join(name).display());
     vec![
         "Try (in another terminal):".to_string(),
-        format!(
-            "  sudo trellis apply -f {}",
-            sample("virtual-service-reviews-v2-v3.yaml")
-        ),
+        apply("virtual-service-reviews-v2-v3.yaml"),
         "      and watch the split move to v2/v3; `trellis delete -f` the same file to undo"
             .to_string(),
-        format!(
-            "  sudo trellis apply -f {}",
-            sample("virtual-service-reviews-jason-v2-v3.yaml")
-        ),
-        format!(
-            "  sudo trellis apply -f {}",
-            sample("virtual-service-ratings-test-abort.yaml")
-        ),
+        apply("virtual-service-reviews-jason-v2-v3.yaml"),
+        apply("virtual-service-ratings-test-abort.yaml"),
         "Ctrl-C stops the demo and removes everything it made.".to_string(),
     ]
 }
@@ -205,12 +202,14 @@ fn hints(samples: &Path) -> Vec<String> {
 /// error saying where to get them.
 fn samples_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = given {
-        return Ok(dir.to_path_buf());
+        return dir
+            .canonicalize()
+            .with_context(|| format!("--samples {}", dir.display()));
     }
     let beside = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/corpus/istio/samples/bookinfo/networking");
-    if beside.is_dir() {
-        return Ok(beside);
+    if let Ok(dir) = beside.canonicalize() {
+        return Ok(dir);
     }
     bail!(
         "Istio's Bookinfo samples were not found: pass --samples DIR (samples/bookinfo/networking \

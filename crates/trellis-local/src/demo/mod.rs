@@ -49,7 +49,7 @@ impl ProxyMix {
         match self {
             ProxyMix::Trellis => ProxyKind::Trellis,
             ProxyMix::Envoy => ProxyKind::Envoy,
-            ProxyMix::Mixed if index % 2 == 0 => ProxyKind::Trellis,
+            ProxyMix::Mixed if index.is_multiple_of(2) => ProxyKind::Trellis,
             ProxyMix::Mixed => ProxyKind::Envoy,
         }
     }
@@ -226,6 +226,11 @@ impl Demo {
         std::fs::create_dir_all(&dir)
             .map_err(Error::io(format!("cannot create {}", dir.display())))?;
         Ok(dir)
+    }
+
+    /// The state directory (`trellis apply` and `down` find the demo through it).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
     }
 
     /// The client pod's view of Bookinfo.
