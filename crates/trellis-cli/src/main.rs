@@ -49,7 +49,7 @@ enum Command {
     /// injection tasks as a scripted tour).
     Demo(commands::demo::Args),
     /// The demo applications (`trellis-app`), so one binary is all a pod needs.
-    #[command(hide = true)]
+    #[command(hide = true, disable_help_flag = true)]
     App {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
