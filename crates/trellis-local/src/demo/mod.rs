@@ -128,35 +128,7 @@ impl Demo {
             .network
             .ok_or_else(|| Error::Failed("the pod network was not recorded".into()))?;
         let xds_address = SocketAddr::from((network.gateway(), o.xds_port));
-        let app_binary = proxy_binary::for_proxy_user(&o.programs.trellis, &state.join("bin"))?;
-        let mut specs = Vec::new();
-        for (index, pod) in bookinfo::pods().into_iter().enumerate() {
-            demo.write_hosts(&pod.name)?;
-            let command = match &pod.app {
-                Some(args) => std::iter::once(app_binary.display().to_string())
-                    .chain(std::iter::once("app".to_string()))
-                    .chain(args.iter().cloned())
-                    .collect(),
-                None => vec!["sleep".to_string(), "infinity".to_string()],
-            };
-            specs.push(WorkloadSpec {
-                name: pod.name.clone(),
-                namespace: bookinfo::NAMESPACE.to_string(),
-                service_account: pod.service_account.clone(),
-                labels: pod.labels.clone(),
-                ports: pod.ports.clone(),
-                proxy: o.proxy.for_pod(index),
-                programs: o.programs.clone(),
-                xds_address,
-                capture: CaptureOptions::default(),
-                command,
-                app_user: o.app_user,
-                app_log: Some(demo.log_dir()?.join(format!("{}.log", pod.name))),
-                ready_timeout: o.ready_timeout,
-                grace: Duration::from_secs(5),
-                drain: Duration::ZERO,
-            });
-        }
+        let specs = demo.specs(o, xds_address)?;
         progress(&format!(
             "pods: {} (sidecars {:?}), starting together",
             specs
@@ -166,21 +138,8 @@ impl Demo {
                 .join(", "),
             o.proxy
         ));
-        let started = std::thread::scope(|scope| {
-            let handles: Vec<_> = specs
-                .iter()
-                .map(|spec| scope.spawn(|| Workload::start(state, &network, spec)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Failed("a pod's start panicked".into())))
-                })
-                .collect::<Vec<_>>()
-        });
         let mut first_error = None;
-        for result in started {
+        for result in start_all(state, &network, &specs) {
             match result {
                 Ok(workload) => demo.workloads.push(workload),
                 Err(error) => first_error = first_error.or(Some(error)),
@@ -190,6 +149,43 @@ impl Demo {
             Some(error) => Err(error),
             None => Ok(demo),
         }
+    }
+
+    /// Every pod's workload, its hosts file written first.
+    fn specs(&mut self, o: &DemoOptions, xds_address: SocketAddr) -> Result<Vec<WorkloadSpec>> {
+        // The apps run as the user behind sudo: `trellis` must be where they can run it.
+        let app_binary =
+            proxy_binary::for_proxy_user(&o.programs.trellis, &self.state.join("bin"))?;
+        let logs = self.log_dir()?;
+        let mut specs = Vec::new();
+        for (index, pod) in bookinfo::pods().into_iter().enumerate() {
+            self.write_hosts(&pod.name)?;
+            let command = match &pod.app {
+                Some(args) => [app_binary.display().to_string(), "app".to_string()]
+                    .into_iter()
+                    .chain(args.iter().cloned())
+                    .collect(),
+                None => vec!["sleep".to_string(), "infinity".to_string()],
+            };
+            specs.push(WorkloadSpec {
+                app_log: Some(logs.join(format!("{}.log", pod.name))),
+                name: pod.name,
+                namespace: bookinfo::NAMESPACE.to_string(),
+                service_account: pod.service_account,
+                labels: pod.labels,
+                ports: pod.ports,
+                proxy: o.proxy.for_pod(index),
+                programs: o.programs.clone(),
+                xds_address,
+                capture: CaptureOptions::default(),
+                command,
+                app_user: o.app_user,
+                ready_timeout: o.ready_timeout,
+                grace: Duration::from_secs(5),
+                drain: Duration::ZERO,
+            });
+        }
+        Ok(specs)
     }
 
     fn write_config(&self) -> Result<()> {
@@ -267,6 +263,27 @@ impl Demo {
             (!dead.is_empty()).then(|| format!("{}: {} exited", w.netns(), dead.join(" and ")))
         })
     }
+}
+
+/// Starts every workload at once (their sidecars' start and readiness overlap).
+fn start_all(
+    state: &StateDir,
+    network: &NetworkConfig,
+    specs: &[WorkloadSpec],
+) -> Vec<Result<Workload>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| scope.spawn(|| Workload::start(state, network, spec)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Failed("a pod's start panicked".into())))
+            })
+            .collect()
+    })
 }
 
 impl Drop for Demo {
