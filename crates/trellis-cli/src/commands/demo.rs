@@ -65,8 +65,9 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.mtls {
         bail!(
-            "--mtls is not available yet: sidecars get certificates from the node agent, which \
-             has not landed (docs/mtls.md); the demo runs in plain text"
+            "--mtls is not available yet: the local runtime starts no `trellis agent` beside \
+             the sidecars, so they have no certificates (docs/mtls.md); the demo runs in \
+             plain text"
         );
     }
     trellis_local::exec::preflight()?;

@@ -247,8 +247,8 @@ pub fn run(
         title: "(f) PeerAuthentication STRICT refuses plain text".to_string(),
         verdict: Verdict::Pending,
         observed: vec![
-            "pending: sidecars have no certificates until the CA and node agent land \
-             (docs/mtls.md); `trellis demo --mtls` says so"
+            "pending: the CA and `trellis agent` exist, but the local runtime starts no agent \
+             beside the sidecars yet, so they have no certificates (docs/mtls.md)"
                 .to_string(),
         ],
     };
