@@ -35,6 +35,14 @@ enum Command {
     Bootstrap(commands::bootstrap::Command),
     /// Run the Trellis proxy: join the control plane over ADS and serve its listeners.
     Proxy(commands::proxy::Args),
+    /// Run Envoy as a mesh sidecar with its workload certificate (Istio's pilot-agent):
+    /// get the certificate from the CA, serve it over SDS, run Envoy.
+    Agent(commands::agent::Args),
+    /// Print a bootstrap token for a workload to get its first certificate with.
+    Token(commands::token::Args),
+    /// Manage the control plane's CA roots (rotation).
+    #[command(subcommand)]
+    Ca(commands::ca::Command),
     /// Start the local mesh: the pods' bridge and a control plane watching a directory.
     Up(commands::up::Args),
     /// Stop and remove everything the local mesh started (pods, control plane, bridge).
@@ -62,13 +70,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_level = commands::log_level::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
@@ -77,7 +79,10 @@ fn main() -> ExitCode {
         Command::ProxyStatus(args) => commands::proxy_status::run(&args),
         Command::ProxyConfig(args) => commands::proxy_config::run(&args),
         Command::Bootstrap(command) => commands::bootstrap::run(&command),
-        Command::Proxy(args) => commands::proxy::run(&args),
+        Command::Proxy(args) => commands::proxy::run(&args, log_level),
+        Command::Agent(args) => commands::agent::run(&args),
+        Command::Token(args) => commands::token::run(&args),
+        Command::Ca(command) => commands::ca::run(&command),
         Command::Up(args) => commands::up::run(&args),
         Command::Down(args) => commands::down::run(&args),
         Command::Run(args) => commands::run::run(&args),

@@ -411,6 +411,8 @@ fn start(group: &Group, index: usize, setup: &[Document]) -> Running {
         .arg(dir.path().join("config"))
         .args(["--xds-address", &xds.to_string()])
         .args(["--debug-address", &debug.to_string()])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .env("TRELLIS_LOG", "info");
     let mut control_plane = Process::start(
         "control plane",

@@ -109,6 +109,11 @@ fn consistent_hash_by_header() {
     run("consistent_hash_by_header");
 }
 
+#[test]
+fn cors_policy() {
+    run("cors_policy");
+}
+
 /// Every scenario of the catalog has its test here.
 #[test]
 fn every_scenario_has_a_test() {

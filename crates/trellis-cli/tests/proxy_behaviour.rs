@@ -109,6 +109,11 @@ fn consistent_hash_by_header() {
 }
 
 #[test]
+fn cors_policy() {
+    run("cors_policy");
+}
+
+#[test]
 fn registry_only_sidecar() {
     run("registry_only_sidecar");
 }

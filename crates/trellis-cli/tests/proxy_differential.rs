@@ -225,25 +225,38 @@ spec:
     assert!(log.contains("\" 404 NR route_not_found"), "{log}");
     assert!(log.contains("\" 503 UH no_healthy_upstream"), "{log}");
 
-    // CORS is not implemented by the Trellis proxy: the route is NACKed, naming the
-    // filter, and the last good routes keep serving. Envoy takes it.
+    // A retry condition the Trellis proxy does not implement: the route is NACKed,
+    // naming it, and the last good routes keep serving. Envoy takes it.
+    let with_ratelimited_retries =
+        format!("{jason_only}    retries:\n      attempts: 2\n      retryOn: envoy-ratelimited\n");
+    mesh.write("virtual-service.yaml", &with_ratelimited_retries);
+    wait_until(
+        "the retry_on route NACKed in /debug/syncz",
+        CONVERGE,
+        || {
+            let syncz = get(mesh.debug, "/debug/syncz", &[], Duration::from_secs(5))?;
+            let nacked =
+                syncz.body.contains(".retry_on: ") && syncz.body.contains("envoy-ratelimited");
+            nacked.then_some(()).ok_or(syncz.body)
+        },
+    );
+    mesh.both("reviews", &[("end-user", "jason")], "v2", 5);
+    mesh.both("reviews", &[], "status 404", 3);
+
+    // A CORS policy on jason's route, now to v3: both data planes take it (the proxy
+    // used to NACK CORS) and answer a request from an allowed origin with its headers.
     let with_cors = format!(
-        "{jason_only}    corsPolicy:\n      allowOrigins:\n      - exact: https://example.com\n"
+        "{}    corsPolicy:\n      allowOrigins:\n      - exact: https://example.com\n",
+        jason_only.replace("subset: v2", "subset: v3")
     );
     mesh.write("virtual-service.yaml", &with_cors);
-    wait_until("the CORS route NACKed in /debug/syncz", CONVERGE, || {
-        let syncz = get(mesh.debug, "/debug/syncz", &[], Duration::from_secs(5))?;
-        let nacked = syncz
-            .body
-            .contains("per-route config of envoy.filters.http.cors");
-        nacked.then_some(()).ok_or(syncz.body)
-    });
-    mesh.both("reviews", &[("end-user", "jason")], "v2", 5);
+    let jason_cors = [("end-user", "jason"), ("origin", "https://example.com")];
+    mesh.both("reviews", &jason_cors, "v3", 5);
     mesh.both("reviews", &[], "status 404", 3);
 
     // The control plane goes away: both keep serving.
     mesh.control_plane.as_mut().expect("control plane").kill();
-    mesh.both("reviews", &[("end-user", "jason")], "v2", 10);
+    mesh.both("reviews", &[("end-user", "jason")], "v3", 10);
     let ready = get(mesh.proxy_admin, "/ready", &[], Duration::from_secs(2)).expect("admin");
     assert_eq!(ready.status, 200);
 }

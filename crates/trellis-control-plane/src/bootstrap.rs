@@ -48,6 +48,9 @@ impl BootstrapOptions {
     }
 }
 
+/// The cluster id every proxy and endpoint carries (Istio's default for one cluster).
+pub const CLUSTER_ID: &str = "Kubernetes";
+
 /// Envoy's v3 bootstrap, as JSON (which Envoy reads as YAML too).
 pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
     let labels: serde_json::Map<String, Value> = o
@@ -71,7 +74,7 @@ pub fn envoy_bootstrap(o: &BootstrapOptions) -> Value {
                 "INSTANCE_IPS": o.ip.to_string(),
                 "WORKLOAD_NAME": o.name,
                 "NAME": o.name,
-                "CLUSTER_ID": "Kubernetes",
+                "CLUSTER_ID": CLUSTER_ID,
                 "MESH_ID": "cluster.local",
             },
         },

@@ -10,9 +10,11 @@
 //! - [`xds`]: the ADS server.
 //! - [`runtime`]: the `trellis control-plane` process: store → debounce → mesh → ADS, and
 //!   the [`debug`] HTTP server with [`metrics`].
+//! - [`ca`]: the certificate authority (workload certificates for SPIFFE ids).
 //! - [`bootstrap`]: Envoy bootstrap configuration that makes a stock Envoy a mesh proxy.
 
 pub mod bootstrap;
+pub mod ca;
 pub mod debug;
 pub mod jwks;
 pub mod mesh;

@@ -23,6 +23,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use trellis_api::istio::mesh::MeshConfig;
 use trellis_config::store::{Change, FileStore, Problem, Snapshot, StoreError};
 
+use crate::ca::metrics::CaMetrics;
+use crate::ca::{self, Ca, CaOptions};
 use crate::debug::{self, DebugState};
 use crate::jwks::{self, JwksFetcher};
 use crate::mesh::MeshSnapshot;
@@ -49,6 +51,13 @@ pub struct Options {
     pub debounce: Debounce,
     /// How long an auto-registered workload outlives its proxy's connection.
     pub registration_grace: Duration,
+    /// Where the CA keeps its root and the bootstrap-token key.
+    pub state_dir: PathBuf,
+    /// A plugged-in CA in Istio's `cacerts` layout, instead of the self-signed root.
+    pub cacerts: Option<PathBuf>,
+    /// xDS + CA over TLS (Istio's 15012), with a serving certificate from the CA; off
+    /// when absent.
+    pub secure_xds_address: Option<SocketAddr>,
 }
 
 impl Options {
@@ -62,6 +71,9 @@ impl Options {
             mesh_config: Arc::new(MeshConfig::default()),
             debounce: Debounce::default(),
             registration_grace: registration::DEFAULT_GRACE,
+            state_dir: ca::store::default_state_dir(),
+            cacerts: None,
+            secure_xds_address: None,
         }
     }
 }
@@ -77,6 +89,8 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("certificate authority: {0}")]
+    Ca(#[from] ca::store::StoreError),
     #[error("xDS server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -97,6 +111,15 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     let xds_listener = bind(options.xds_address).await?;
     let debug_listener = bind(options.debug_address).await?;
+    let secure_listener = match options.secure_xds_address {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
+    let ca = Ca::open(&CaOptions {
+        state_dir: options.state_dir.clone(),
+        cacerts: options.cacerts.clone(),
+        trust_domain: ca::trust_domain(&options.mesh_config),
+    })?;
 
     let (poke_tx, mut poke_rx) = mpsc::channel::<()>(1);
     let store = FileStore::open(vec![options.config_dir.clone()], &options.namespace);
@@ -132,6 +155,7 @@ pub async fn run(
 
     let mut prometheus = Registry::default();
     let metrics = Metrics::new(&mut prometheus);
+    let ca_service = ca.service(CaMetrics::new(&mut prometheus))?;
     let build = {
         let mesh_config = options.mesh_config.clone();
         let registrations = registrations.clone();
@@ -206,10 +230,28 @@ pub async fn run(
     let debug_task = tokio::spawn(debug::serve(debug_listener, debug_state, stop_rx.clone()));
 
     tracing::info!(xds = %options.xds_address, debug = %options.debug_address, config = %options.config_dir.display(), "control plane serving");
+    let ads = AggregatedDiscoveryServiceServer::new(ads);
+    let secure_task = match secure_listener {
+        Some(listener) => {
+            let tls = ca::tls::server_config(&ca)?;
+            let mut stopped = stop_rx.clone();
+            let server = tonic::transport::Server::builder()
+                .tls_config(tls)?
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .add_service(ads.clone())
+                .add_service(ca_service.clone())
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
     let mut stopped = stop_rx.clone();
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(AggregatedDiscoveryServiceServer::new(ads))
+        .add_service(ads)
+        .add_service(ca_service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         });
@@ -226,6 +268,9 @@ pub async fn run(
     }
     stop_tx.send_replace(true);
     let _ = debug_task.await;
+    if let Some(task) = secure_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

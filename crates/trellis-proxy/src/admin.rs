@@ -1,6 +1,7 @@
 //! The admin interface on localhost: `/ready`, `/config_dump` (a summary of what the proxy
-//! holds, as JSON), `/stats`, `/drain_listeners` (stop accepting, see [`crate::drain`]) and
-//! `/quitquitquit` (drain, then exit).
+//! holds, as JSON), `/stats`, `/stats/prometheus`, `/logging` (see
+//! [`crate::telemetry::logging`]), `/drain_listeners` (stop accepting, see [`crate::drain`])
+//! and `/quitquitquit` (drain, then exit).
 
 use std::sync::Arc;
 
@@ -27,6 +28,10 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 c.runtime.stats.render(&c.name, &mut out);
             }
             text(StatusCode::OK, out)
+        }
+        "/logging" => crate::telemetry::logging::handle(proxy.telemetry.logging.as_deref(), req),
+        "/stats/prometheus" => {
+            crate::telemetry::server::prometheus(crate::telemetry::server::render(proxy))
         }
         "/config_dump" => {
             let body = serde_json::to_string_pretty(&config_dump(proxy)).unwrap_or_default();

@@ -55,7 +55,8 @@ pub struct Listener {
     /// `enable_reuse_port` (Envoy's default: on): the socket is bound with `SO_REUSEPORT`,
     /// so that several proxies on one host (tests, hot restarts) can each bind 15001/15006.
     pub reuse_port: bool,
-    /// `traffic_direction: INBOUND`: drained by `/drain_listeners?inboundonly` too.
+    /// `traffic_direction: INBOUND`: drained by `/drain_listeners?inboundonly` too, and
+    /// reported by telemetry as the destination.
     pub inbound: bool,
     /// Listener filters `tls_inspector` / `http_inspector`: sniff before choosing a chain.
     pub inspect_tls: bool,
@@ -75,11 +76,13 @@ impl Listener {
     }
 }
 
-/// One filter chain: what it matches and its (single) network filter.
+/// One filter chain: what it matches, its network RBAC filters (in order) and its
+/// terminal network filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterChain {
     pub name: String,
     pub matcher: ChainMatch,
+    pub rbac: Vec<Arc<crate::rbac::config::Rbac>>,
     pub network: Network,
 }
 
@@ -125,6 +128,21 @@ pub struct HttpManager {
     pub normalize_path: bool,
     /// False on a sidecar: `x-forwarded-for` is not rewritten with the peer's address.
     pub use_remote_address: bool,
+    /// `envoy.filters.http.cors` is in the filter chain: routes' CORS policies apply.
+    pub cors: bool,
+    /// `upgrade_configs`: the upgrades (WebSocket...) every route may carry.
+    pub upgrades: crate::upgrade::Upgrades,
+    /// Header size, count and time, HTTP/2 streams: bad input bounded.
+    pub limits: crate::limits::HttpLimits,
+    /// The HTTP filters that act on every request, in chain order (before the router).
+    pub filters: Vec<HttpFilter>,
+}
+
+/// An HTTP filter with listener-level configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilter {
+    JwtAuthn(Arc<crate::jwt::config::JwtAuthn>),
+    Rbac(Arc<crate::rbac::config::Rbac>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +211,8 @@ pub struct Route {
     pub action: Action,
     pub headers: HeaderMutations,
     pub fault: Option<Fault>,
+    /// The CORS filter's per-route policy (acts only if the HCM has the filter).
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -288,6 +308,8 @@ pub struct Forward {
     pub mirrors: Vec<Mirror>,
     /// `hash_policy`: the key for a RING_HASH / MAGLEV cluster.
     pub hash_policy: Vec<crate::hash::HashPolicy>,
+    /// The route's `upgrade_configs`, over the connection manager's.
+    pub upgrades: Option<crate::upgrade::Upgrades>,
 }
 
 /// `request_mirror_policies`: fire and forget a copy to `cluster`, for `share` millionths
@@ -311,6 +333,7 @@ impl PartialEq for Forward {
             && self.max_grpc_timeout == o.max_grpc_timeout
             && self.mirrors == o.mirrors
             && self.hash_policy == o.hash_policy
+            && self.upgrades == o.upgrades
     }
 }
 

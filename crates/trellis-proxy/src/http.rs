@@ -11,8 +11,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -23,7 +23,12 @@ use crate::Proxy;
 use crate::config::{
     Action, Forward, HeaderAdd, HttpManager, Redirect, RetryPolicy, Route, RouteSource, Snapshot,
 };
-use crate::flags::{Flag, LocalReply};
+use crate::flags::{Flag, Flags, LocalReply};
+use crate::telemetry::Report;
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::body::Counted;
+use crate::telemetry::labels::{Protocol, Reporter};
+use crate::telemetry::peer::Peer;
 use crate::upstream::{Body, ClusterStats, HostGuard};
 use crate::{lb, routing};
 
@@ -35,16 +40,74 @@ const RETRY_BUFFER: u64 = 64 * 1024;
 pub struct Downstream {
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// Came on an inbound listener: telemetry reports it as the destination.
+    pub inbound: bool,
 }
 
-/// What the access log says about one request.
+impl Downstream {
+    pub fn reporter(&self) -> Reporter {
+        if self.inbound {
+            Reporter::Destination
+        } else {
+            Reporter::Source
+        }
+    }
+}
+
+/// What the access log and the metrics say about one request.
 #[derive(Debug, Default)]
 struct Outcome {
-    flags: Vec<Flag>,
+    flags: Flags,
     details: String,
+    transport_failure: String,
     cluster: String,
     upstream: Option<SocketAddr>,
+    /// Outbound: the endpoint's workload (its metadata, or its metadata-exchange answer).
+    destination: Option<Arc<Peer>>,
     route: String,
+    request_body: RequestBody,
+}
+
+/// Request body bytes: known when buffered, counted as they stream otherwise.
+#[derive(Debug)]
+enum RequestBody {
+    Known(u64),
+    Streamed(Arc<AtomicU64>),
+}
+
+impl Default for RequestBody {
+    fn default() -> Self {
+        RequestBody::Known(0)
+    }
+}
+
+impl RequestBody {
+    fn bytes(&self) -> u64 {
+        match self {
+            RequestBody::Known(n) => *n,
+            RequestBody::Streamed(n) => n.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What is kept of the request for its report, taken before it moves upstream.
+#[derive(Debug)]
+struct Received {
+    start: Instant,
+    start_wall: SystemTime,
+    method: hyper::Method,
+    path: String,
+    version: hyper::Version,
+    authority: String,
+    request_id: Option<String>,
+    /// Only kept when the access log is on.
+    user_agent: Option<String>,
+    forwarded_for: Option<String>,
+    header_bytes: u64,
+    protocol: Protocol,
+    reporter: Reporter,
+    /// Inbound: the source workload, from metadata exchange.
+    source: Option<Arc<Peer>>,
 }
 
 pub async fn handle(
@@ -62,23 +125,46 @@ pub async fn handle(
     let snapshot = proxy.config.load_full();
     let hcm = &*hcm;
     prepare(hcm, &mut req);
-    let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/".into(), |p| p.to_string());
-    let authority = authority(&req);
-    let request_id = header(req.headers(), "x-request-id");
-    let version = req.version();
+    let received = receive(&proxy, downstream, &mut req, start);
+    if crate::limits::refuse_underscores(hcm.limits.underscores, req.headers_mut()) {
+        let mut outcome = Outcome::default();
+        let reply = LocalReply::bad_request("unexpected_underscore");
+        let response = local(reply, &mut outcome);
+        return finish(&proxy, hcm, response, outcome, received, downstream);
+    }
+    let (authority, path) = (received.authority.as_str(), received.path.as_str());
     let mut outcome = Outcome::default();
-    let response = match select_route(&snapshot, hcm, &authority, &path, req.headers()) {
-        None => local(LocalReply::no_route(), &mut outcome),
-        Some(route) => {
+    let refused = crate::authz::decode_headers(&proxy, hcm, downstream, &mut req);
+    let response = match (
+        refused,
+        select_route(&snapshot, hcm, authority, path, req.headers()),
+    ) {
+        // Envoy refuses an upgrade before any filter runs.
+        (_, Some(route))
+            if crate::upgrade::refused(&hcm.upgrades, route, received.version, req.headers()) =>
+        {
+            outcome.route = route.name.clone();
+            outcome.details = "upgrade_failed".into();
+            reply(403, String::new())
+        }
+        (Some(reply), _) => local(reply, &mut outcome),
+        (None, None) => local(LocalReply::no_route(), &mut outcome),
+        (None, Some(route)) => {
             outcome.route = route.name.clone();
             match inject_fault(&proxy, hcm, route, &mut outcome).await {
                 Some(reply) => local(reply, &mut outcome),
                 None => {
+                    let cors = crate::cors::filter(
+                        hcm.cors,
+                        route.cors.as_deref(),
+                        received.method.as_str(),
+                        req.headers(),
+                    );
                     let mut response = match &route.action {
+                        _ if matches!(cors, crate::cors::Decision::Preflight(_)) => {
+                            outcome.details = "cors_response".into();
+                            reply(200, String::new())
+                        }
                         Action::Direct { status, body } => {
                             outcome.details = "direct_response".into();
                             proxy
@@ -91,7 +177,7 @@ pub async fn handle(
                             proxy
                                 .stats
                                 .inc(&format!("http.{}.rq_redirect", hcm.stat_prefix));
-                            redirect(r, &authority, &path)
+                            redirect(r, authority, path)
                         }
                         Action::Forward(f) => {
                             let response =
@@ -106,22 +192,63 @@ pub async fn handle(
                         &route.headers.response_add,
                         &route.headers.response_remove,
                     );
+                    crate::cors::apply(&cors, response.headers_mut());
                     response
                 }
             }
         }
     };
-    finish(
-        &proxy,
-        hcm,
-        response,
-        &outcome,
+    finish(&proxy, hcm, response, outcome, received, downstream)
+}
+
+/// What the report needs of the request; inbound, the source's metadata-exchange headers
+/// are read and removed here.
+fn receive(
+    proxy: &Proxy,
+    downstream: Downstream,
+    req: &mut Request<Incoming>,
+    start: Instant,
+) -> Received {
+    let reporter = downstream.reporter();
+    let source = match reporter {
+        Reporter::Destination => proxy.telemetry.peers.take(req.headers_mut()),
+        Reporter::Source => None,
+    };
+    let logging = proxy.telemetry.access_log.is_some();
+    let headers = req.headers();
+    let grpc = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/".into(), |p| p.to_string());
+    let authority = authority(req);
+    Received {
         start,
-        &format!("{method} {path} {version:?}"),
-        &authority,
-        &request_id,
-        downstream,
-    )
+        start_wall: SystemTime::now(),
+        method: req.method().clone(),
+        header_bytes: header_bytes(headers)
+            + (req.method().as_str().len() + path.len() + authority.len()) as u64,
+        path,
+        version: req.version(),
+        authority,
+        request_id: header_opt(headers, "x-request-id"),
+        user_agent: logging.then(|| header_opt(headers, "user-agent")).flatten(),
+        forwarded_for: logging
+            .then(|| header_opt(headers, "x-forwarded-for"))
+            .flatten(),
+        protocol: if grpc { Protocol::Grpc } else { Protocol::Http },
+        reporter,
+        source,
+    }
+}
+
+/// Envoy's header map size: names and values (pseudo-headers counted by the caller).
+fn header_bytes(h: &HeaderMap) -> u64 {
+    h.iter()
+        .map(|(k, v)| (k.as_str().len() + v.len()) as u64)
+        .sum()
 }
 
 /// Phase 1.
@@ -194,10 +321,6 @@ fn authority(req: &Request<Incoming>) -> String {
         .unwrap_or_default()
 }
 
-fn header(h: &HeaderMap, name: &str) -> String {
-    header_opt(h, name).unwrap_or_else(|| "-".into())
-}
-
 fn header_opt(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
@@ -226,7 +349,7 @@ fn count_cluster_outcome(snapshot: &Snapshot, outcome: &Outcome) {
         return;
     };
     let stats = &cluster.runtime.stats;
-    for f in &outcome.flags {
+    for f in outcome.flags.iter() {
         let counter = match f {
             Flag::UpstreamTimeout => &stats.upstream_rq_timeout,
             Flag::UpstreamConnectFailure => &stats.upstream_cx_connect_fail,
@@ -250,7 +373,7 @@ async fn inject_fault(
     if let Some((delay, pct)) = fault.delay
         && rng.u32(..1_000_000) < pct
     {
-        outcome.flags.push(Flag::DelayInjected);
+        outcome.flags.insert(Flag::DelayInjected);
         proxy
             .stats
             .inc(&format!("http.{}.fault.delays_injected", hcm.stat_prefix));
@@ -296,12 +419,16 @@ async fn forward(
         .map_or("/".into(), |p| p.to_string());
     let new_path = rewrite_path(f, route, &path);
     let host = f.host_rewrite.clone().unwrap_or_else(|| authority(&req));
+    let mut upgrade = crate::upgrade::Pending::take(&mut req);
     mutate(
         req.headers_mut(),
         &route.headers.request_add,
         &route.headers.request_remove,
     );
     strip_hop_by_hop(req.headers_mut());
+    if let Some(u) = &upgrade {
+        u.restore_headers(req.headers_mut());
+    }
     if let Ok(v) = HeaderValue::from_str(&host) {
         req.headers_mut().insert(hyper::header::HOST, v);
     }
@@ -326,11 +453,17 @@ async fn forward(
     let replayable = body_size_hint(&body).is_some_and(|n| n <= RETRY_BUFFER);
     let (buffered, mut streaming) = if replayable {
         match body.collect().await {
-            Ok(b) => (Some(b.to_bytes()), None),
+            Ok(b) => {
+                let b = b.to_bytes();
+                outcome.request_body = RequestBody::Known(b.len() as u64);
+                (Some(b), None)
+            }
             Err(_) => return local(LocalReply::reset(), outcome),
         }
     } else {
-        (None, Some(body))
+        let total = Arc::new(AtomicU64::new(0));
+        outcome.request_body = RequestBody::Streamed(total.clone());
+        (None, Some(Counted::into(body, total)))
     };
     if let Some(body) = &buffered {
         shadow(proxy, snapshot, f, &parts, body, &host, &new_path, &mut rng);
@@ -388,6 +521,7 @@ async fn forward(
             return local(LocalReply::overflow(), outcome);
         };
         outcome.upstream = Some(target.address);
+        outcome.destination = target.workload.clone();
         tried.push(target.address);
         let guard = HostGuard::new(target.clone());
         let uri: Uri = match format!("http://{}{}", target.address, new_path).parse() {
@@ -404,6 +538,10 @@ async fn forward(
         let mut upstream_req = Request::from_parts(parts.clone(), body);
         *upstream_req.uri_mut() = uri;
         *upstream_req.version_mut() = hyper::Version::HTTP_11;
+        // Metadata exchange: a mesh endpoint learns who calls it.
+        if downstream.reporter() == Reporter::Source && target.workload.is_some() {
+            proxy.telemetry.own.insert(upstream_req.headers_mut());
+        }
         let per_try = retry.per_try_timeout;
         let attempt_deadline = match (deadline, per_try) {
             (Some(d), Some(p)) => Some(d.min(tokio::time::Instant::now() + p)),
@@ -462,6 +600,11 @@ async fn forward(
                     outcome.details = "via_upstream".into();
                     let (mut parts, body) = response.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
+                    if downstream.reporter() == Reporter::Source
+                        && let Some(peer) = proxy.telemetry.peers.take(&mut parts.headers)
+                    {
+                        outcome.destination = Some(peer);
+                    }
                     let elapsed = sent.elapsed().as_millis().to_string();
                     if let Ok(v) = HeaderValue::from_str(&elapsed) {
                         parts.headers.insert("x-envoy-upstream-service-time", v);
@@ -472,7 +615,11 @@ async fn forward(
                     {
                         parts.headers.append(hyper::header::SET_COOKIE, v);
                     }
-                    return Response::from_parts(parts, body.boxed());
+                    let response = Response::from_parts(parts, body.boxed());
+                    return match upgrade.take() {
+                        Some(u) => u.complete(response),
+                        None => response,
+                    };
                 }
                 // Drain nothing: the response is dropped and retried.
                 LocalReply::new_status(status)
@@ -482,7 +629,7 @@ async fn forward(
         // Retry?
         if attempt >= retry.num_retries || buffered.is_none() {
             if attempt > 0 {
-                outcome.flags.push(Flag::RetryLimitExceeded);
+                outcome.flags.insert(Flag::RetryLimitExceeded);
             }
             return local(failure, outcome);
         }
@@ -649,7 +796,8 @@ fn grpc_timeout(f: &Forward, headers: &HeaderMap) -> Option<Duration> {
     Some(if max.is_zero() { d } else { d.min(max) })
 }
 
-fn rewrite_path(f: &Forward, route: &Route, path: &str) -> String {
+/// The upstream path of a forwarded request: `prefix_rewrite`, then `regex_rewrite`.
+pub fn rewrite_path(f: &Forward, route: &Route, path: &str) -> String {
     let (p, q) = match path.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path, None),
@@ -681,7 +829,8 @@ fn set_path(req: &mut Request<Incoming>, path: &str) {
     }
 }
 
-fn mutate(headers: &mut HeaderMap, add: &[HeaderAdd], remove: &[String]) {
+/// A route's header mutations: removals, then additions (appended or overwriting).
+pub fn mutate(headers: &mut HeaderMap, add: &[HeaderAdd], remove: &[String]) {
     for name in remove {
         headers.remove(name.as_str());
     }
@@ -713,7 +862,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn redirect(r: &Redirect, authority: &str, path: &str) -> Response<Body> {
+/// A redirect route's answer, with its `location`.
+pub fn redirect(r: &Redirect, authority: &str, path: &str) -> Response<Body> {
     let host_only = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     let mut host = r.host.clone().unwrap_or_else(|| {
         if r.port.is_some() {
@@ -755,9 +905,13 @@ fn reply(status: u16, body: String) -> Response<Body> {
 }
 
 fn local(r: LocalReply, outcome: &mut Outcome) -> Response<Body> {
-    outcome.flags.push(r.flag);
+    if let Some(flag) = r.flag {
+        outcome.flags.insert(flag);
+    }
     outcome.details = r.details.clone();
+    outcome.transport_failure = r.transport_failure.clone();
     let mut response = reply(r.status, r.body.clone());
+    r.set_headers(response.headers_mut());
     if !r.body.is_empty() {
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
@@ -767,17 +921,14 @@ fn local(r: LocalReply, outcome: &mut Outcome) -> Response<Body> {
     response
 }
 
-/// Phase 5.
-#[allow(clippy::too_many_arguments)]
+/// Phase 5: `server`, inbound metadata exchange on the answer, the counters; metrics and
+/// the access log line are written when the response body ends (see [`record`]).
 fn finish(
-    proxy: &Proxy,
+    proxy: &Arc<Proxy>,
     hcm: &HttpManager,
     mut response: Response<Body>,
-    outcome: &Outcome,
-    start: Instant,
-    request_line: &str,
-    authority: &str,
-    request_id: &str,
+    outcome: Outcome,
+    received: Received,
     downstream: Downstream,
 ) -> Response<Body> {
     if let Some(server) = &hcm.server_name
@@ -785,58 +936,113 @@ fn finish(
     {
         response.headers_mut().insert(hyper::header::SERVER, v);
     }
-    // Envoy lists the failure flag before URX.
-    let mut flags: Vec<&str> = outcome
-        .flags
-        .iter()
-        .filter(|f| **f != Flag::RetryLimitExceeded)
-        .map(|f| f.short())
-        .collect();
-    if outcome.flags.contains(&Flag::RetryLimitExceeded) {
-        flags.push("URX");
+    // The client's sidecar learns who answered.
+    if received.source.is_some() {
+        proxy.telemetry.own.insert(response.headers_mut());
     }
-    let flags = if flags.is_empty() {
-        "-".to_string()
-    } else {
-        flags.join(",")
+    let status = response.status().as_u16();
+    proxy.stats.count_response(status, outcome.flags);
+    let answered = Answered {
+        status,
+        grpc_status: response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
+        upstream_service_time: header_opt(response.headers(), "x-envoy-upstream-service-time"),
+        header_bytes: header_bytes(response.headers()),
     };
-    proxy
-        .stats
-        .count_response(response.status().as_u16(), &outcome.flags);
-    if proxy.access_log {
-        let upstream = outcome.upstream.map_or("-".to_string(), |a| a.to_string());
-        let cluster = if outcome.cluster.is_empty() {
-            "-"
-        } else {
-            &outcome.cluster
-        };
-        let route = if outcome.route.is_empty() {
-            "-"
-        } else {
-            &outcome.route
-        };
-        let details = if outcome.details.is_empty() {
-            "-"
-        } else {
-            &outcome.details
-        };
-        println!(
-            "[{}] \"{request_line}\" {} {flags} {details} {}ms \"{authority}\" \"{request_id}\" \"{upstream}\" {cluster} {} {} {route} {}",
-            epoch_millis(),
-            response.status().as_u16(),
-            start.elapsed().as_millis(),
-            downstream.local,
-            downstream.remote,
-            hcm.stat_prefix,
-        );
-    }
-    response
+    let (parts, body) = response.into_parts();
+    let proxy = proxy.clone();
+    let body = Counted::on_end(body, move |sent| {
+        record(&proxy, &received, &outcome, &answered, sent, downstream);
+    });
+    Response::from_parts(parts, body.boxed())
 }
 
-fn epoch_millis() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
+/// What is kept of the response for its report.
+#[derive(Debug)]
+struct Answered {
+    status: u16,
+    grpc_status: Option<u32>,
+    upstream_service_time: Option<String>,
+    header_bytes: u64,
+}
+
+/// The request's metrics and access log line, once its response body has ended.
+fn record(
+    proxy: &Proxy,
+    r: &Received,
+    o: &Outcome,
+    a: &Answered,
+    sent: u64,
+    downstream: Downstream,
+) {
+    let t = &proxy.telemetry;
+    let duration = r.start.elapsed().as_millis() as u64;
+    let series = t.http(&Report {
+        reporter: r.reporter,
+        peer: match r.reporter {
+            Reporter::Destination => r.source.clone(),
+            Reporter::Source => o.destination.clone(),
+        },
+        peer_principal: None,
+        mutual_tls: false,
+        cluster: &o.cluster,
+        authority: &r.authority,
+        protocol: r.protocol,
+        response_code: a.status,
+        grpc_status: a.grpc_status,
+        flags: o.flags,
+    });
+    let received = o.request_body.bytes();
+    series.requests.fetch_add(1, Ordering::Relaxed);
+    series.duration.observe(duration);
+    series.request_bytes.observe(r.header_bytes + received);
+    series.response_bytes.observe(a.header_bytes + sent);
+    if t.access_log.is_none() {
+        return;
+    }
+    let flags = o.flags.render();
+    t.log(&Entry {
+        start: r.start_wall,
+        method: Some(r.method.as_str()),
+        path: Some(&r.path),
+        protocol: Some(protocol_name(r.version)),
+        response_code: a.status,
+        flags: &flags,
+        details: opt(&o.details),
+        transport_failure: opt(&o.transport_failure),
+        bytes_received: received,
+        bytes_sent: sent,
+        duration_ms: duration,
+        upstream_service_time: a.upstream_service_time.as_deref(),
+        x_forwarded_for: r.forwarded_for.as_deref(),
+        user_agent: r.user_agent.as_deref(),
+        request_id: r.request_id.as_deref(),
+        authority: Some(&r.authority),
+        upstream_host: o.upstream,
+        upstream_cluster: opt(&o.cluster),
+        upstream_local: None,
+        downstream_local: downstream.local,
+        downstream_remote: downstream.remote,
+        server_name: None,
+        route_name: opt(&o.route),
+    });
+}
+
+fn opt(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// `%PROTOCOL%`.
+fn protocol_name(v: hyper::Version) -> &'static str {
+    match v {
+        hyper::Version::HTTP_09 => "HTTP/0.9",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_2 => "HTTP/2",
+        hyper::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!
 //! Threads and state: one tokio runtime; the config is an `ArcSwap<Snapshot>` read without
 //! locks on every request; the xDS task is its only writer. Counters live in [`stats`],
-//! local failures and their response flags in [`flags`], the admin interface in [`admin`].
+//! local failures and their response flags in [`flags`], the admin interface in [`admin`],
+//! Istio's standard metrics, metadata exchange and access logs in [`telemetry`].
 //!
 //! Capture: `virtualOutbound` (15001) and `virtualInbound` (15006) are bound like any
 //! listener; each accepted connection's original destination ([`original_dst`]) becomes its
@@ -17,22 +18,29 @@
 //! exit in [`drain`].
 
 pub mod admin;
+pub mod authz;
 pub mod chains;
 pub mod config;
 pub mod convert;
+pub mod cors;
 pub mod drain;
 pub mod flags;
 pub mod hash;
 pub mod http;
+pub mod jwt;
 pub mod lb;
+pub mod limits;
 pub mod listeners;
 pub mod original_dst;
 pub mod outlier;
+pub mod rbac;
 pub mod routing;
 pub mod sniff;
 pub mod stats;
 pub mod status;
 pub mod tcp;
+pub mod telemetry;
+pub mod upgrade;
 pub mod upstream;
 pub mod xds;
 
@@ -56,8 +64,16 @@ pub struct Options {
     /// The control plane, `host:port`.
     pub xds_address: String,
     pub admin: SocketAddr,
-    /// One line per request on stdout.
-    pub access_log: bool,
+    /// One access log line per request and TCP connection on stdout, in this format.
+    pub access_log: Option<telemetry::access_log::Format>,
+    /// Istio's standard metrics on `/stats/prometheus` (Istio's 15090).
+    pub stats: Option<SocketAddr>,
+    /// The proxy's and the application's metrics merged (Istio's 15020).
+    pub merged_metrics: Option<SocketAddr>,
+    /// Where the application's own metrics are scraped for the merged endpoint.
+    pub app_metrics_url: Option<hyper::Uri>,
+    /// The log level control `/logging` drives; absent, `/logging` answers 501.
+    pub logging: Option<Arc<dyn telemetry::logging::LogLevel>>,
     /// The status port's address (`/healthz/ready`); `None`: not served.
     pub status: Option<SocketAddr>,
     /// How long draining may last before the process exits anyway.
@@ -78,7 +94,7 @@ pub struct Proxy {
     pub config: ArcSwap<config::Snapshot>,
     pub stats: stats::Stats,
     pub listeners: listeners::Listeners,
-    pub access_log: bool,
+    pub telemetry: telemetry::Telemetry,
     /// Set by `/quitquitquit`: drain, then exit.
     pub shutdown: watch::Sender<bool>,
     pub drain: drain::Drain,
@@ -87,12 +103,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(access_log: bool) -> Arc<Proxy> {
+    pub fn new(telemetry: telemetry::Telemetry) -> Arc<Proxy> {
         Arc::new(Proxy {
             config: ArcSwap::from_pointee(config::Snapshot::default()),
             stats: stats::Stats::default(),
             listeners: listeners::Listeners::default(),
-            access_log,
+            telemetry,
             shutdown: watch::channel(false).0,
             drain: drain::Drain::default(),
             ready: AtomicBool::new(false),
@@ -147,13 +163,28 @@ impl Proxy {
 /// and returns.
 pub async fn run(options: Options) -> std::io::Result<()> {
     let stop = drain::stop_signals()?;
-    let proxy = Proxy::new(options.access_log);
+    let mut telemetry =
+        telemetry::Telemetry::new(&options.node.id, &options.node.metadata, options.access_log);
+    telemetry.logging = options.logging;
+    let proxy = Proxy::new(telemetry);
     let admin = tokio::net::TcpListener::bind(options.admin).await?;
     if let Some(address) = options.status {
         let status = tokio::net::TcpListener::bind(address).await?;
         tokio::spawn(status::serve(proxy.clone(), status));
     }
     tokio::spawn(admin::serve(proxy.clone(), admin));
+    // The metrics ports are best effort: a proxy without them still carries traffic.
+    if let Some(listener) = bind_metrics(options.stats).await {
+        tokio::spawn(telemetry::server::serve_stats(proxy.clone(), listener));
+    }
+    if let Some(listener) = bind_metrics(options.merged_metrics).await {
+        let merged = Arc::new(telemetry::server::Merged::new(options.app_metrics_url));
+        tokio::spawn(telemetry::server::serve_merged(
+            proxy.clone(),
+            merged,
+            listener,
+        ));
+    }
     tokio::spawn(xds::run(proxy.clone(), options.xds_address, options.node));
     let mut shutdown = proxy.shutdown.subscribe();
     let why = tokio::select! {
@@ -165,4 +196,15 @@ pub async fn run(options: Options) -> std::io::Result<()> {
     let finished = proxy.drain.finish(options.drain_duration).await;
     tracing::info!(?finished, "drained, exiting");
     Ok(())
+}
+
+async fn bind_metrics(address: Option<SocketAddr>) -> Option<tokio::net::TcpListener> {
+    let address = address?;
+    match tokio::net::TcpListener::bind(address).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(%address, error = %e, "metrics port not served");
+            None
+        }
+    }
 }

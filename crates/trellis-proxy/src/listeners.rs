@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -22,7 +21,7 @@ use crate::chains::{self, Connection};
 use crate::config::{HttpManager, Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
 use crate::sniff::{self, Prefixed, Sniffed};
-use crate::{Proxy, drain, original_dst, tcp};
+use crate::{Proxy, drain, limits, original_dst, tcp};
 
 /// A bound listener: its config and its accept loop.
 type Bound = (Arc<Listener>, JoinHandle<()>);
@@ -124,7 +123,11 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
         }
         .unwrap_or(listener.address);
         let target = chains::receiving(&proxy.config.load(), &listener, local);
-        let downstream = Downstream { local, remote };
+        let downstream = Downstream {
+            local,
+            remote,
+            inbound: target.inbound,
+        };
         tokio::spawn(connection(proxy.clone(), target, stream, downstream));
     }
 }
@@ -177,6 +180,9 @@ pub async fn connection(
         proxy.stats.inc(&stat("no_filter_chain_match"));
         return;
     };
+    if !crate::authz::admit_connection(&proxy, chain, &conn, downstream) {
+        return;
+    }
     let io = Prefixed::new(prefix, stream);
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
@@ -199,16 +205,21 @@ async fn serve_http<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let h2 = Arc::new(AtomicBool::new(false));
+    let builder = limits::configure(&hcm.limits);
+    let resets = Arc::new(limits::PrematureResets::default());
     let service = {
-        let (proxy, h2) = (proxy.clone(), h2.clone());
+        let (proxy, h2, resets) = (proxy.clone(), h2.clone(), resets.clone());
         service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (proxy, hcm) = (proxy.clone(), hcm.clone());
             let version = req.version();
             if version == hyper::Version::HTTP_2 {
                 h2.store(true, Ordering::Relaxed);
             }
+            // Dropped unanswered when the client resets the stream first.
+            let mut stream = resets.stream();
             async move {
                 let mut response = http::handle(proxy.clone(), hcm, downstream, req).await;
+                stream.done();
                 drain::close_if_draining(
                     proxy.drain.covers(inbound),
                     version,
@@ -218,8 +229,7 @@ async fn serve_http<I>(
             }
         })
     };
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
@@ -228,6 +238,13 @@ async fn serve_http<I>(
                 connection.as_mut().graceful_shutdown();
             }
             connection.await
+        }
+        () = resets.tripped() => {
+            // Envoy closes such a connection at once; a GOAWAY first says why.
+            tracing::debug!(peer = %downstream.remote, "too many premature stream resets");
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(limits::PREMATURE_RESET_LIFETIME, connection).await;
+            return;
         }
     };
     if let Err(e) = result {
@@ -244,12 +261,13 @@ mod tests {
     };
     use http_body_util::{BodyExt, Empty};
     use hyper::body::Bytes;
+    use hyper_util::rt::TokioExecutor;
     use std::time::Duration;
 
     /// A bound listener (`inbound` or not) of a new proxy whose one HTTP chain answers
     /// every request `200 ok` by itself.
     async fn direct_listener(inbound: bool) -> (Arc<Proxy>, SocketAddr) {
-        let proxy = Proxy::new(false);
+        let proxy = Proxy::new(Default::default());
         let address = serve_direct(&proxy, inbound).await;
         (proxy, address)
     }
@@ -269,6 +287,7 @@ mod tests {
             },
             headers: HeaderMutations::default(),
             fault: None,
+            cors: None,
         };
         let vh = VirtualHost {
             name: "all".into(),
@@ -286,6 +305,10 @@ mod tests {
             generate_request_id: false,
             normalize_path: false,
             use_remote_address: false,
+            cors: false,
+            upgrades: Default::default(),
+            limits: Default::default(),
+            filters: Vec::new(),
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
@@ -304,6 +327,7 @@ mod tests {
             chains: vec![FilterChain {
                 name: "http".into(),
                 matcher: ChainMatch::default(),
+                rbac: Vec::new(),
                 network: Network::Http(Arc::new(hcm)),
             }],
             default_chain: None,

@@ -183,6 +183,7 @@ mod tests {
             },
             headers: HeaderMutations::default(),
             fault: None,
+            cors: None,
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::flags::Flag;
+use crate::flags::{Flag, Flags};
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -28,7 +28,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn count_response(&self, status: u16, flags: &[Flag]) {
+    pub fn count_response(&self, status: u16, flags: Flags) {
         let class = match status {
             200..=299 => &self.downstream_rq_2xx,
             300..=399 => &self.downstream_rq_3xx,
@@ -36,7 +36,7 @@ impl Stats {
             _ => &self.downstream_rq_5xx,
         };
         class.fetch_add(1, Ordering::Relaxed);
-        for f in flags {
+        for f in flags.iter() {
             let counter = match f {
                 Flag::NoRoute => &self.no_route,
                 Flag::NoHealthyUpstream => &self.no_healthy_upstream,

@@ -126,7 +126,7 @@ mod tests {
     /// The status port end to end: 503 before the first config, 200 after, 503 draining.
     #[tokio::test]
     async fn the_status_port_follows_the_proxy() {
-        let proxy = Proxy::new(false);
+        let proxy = Proxy::new(Default::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(serve(proxy.clone(), listener));

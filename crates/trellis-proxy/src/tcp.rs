@@ -3,12 +3,13 @@
 //! timeout and its `max_connections` breaker), then relay bytes both ways until both sides
 //! have finished. Half-close is passed on: when one side stops sending, the other side's
 //! write half is shut down and the other direction keeps flowing. The idle timeout closes
-//! both when no byte moved either way for that long.
+//! both when no byte moved either way for that long. Each connection is reported when it
+//! ends: Istio's `istio_tcp_*` series and an access log line with its response flags.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -16,8 +17,14 @@ use tokio::time::Instant;
 
 use crate::Proxy;
 use crate::config::{Discovery, TcpProxy};
+use crate::flags::{Flag, Flags};
 use crate::http::Downstream;
 use crate::lb;
+use crate::telemetry::Report;
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::labels::{Protocol, Reporter};
+use crate::telemetry::metrics::TcpSeries;
+use crate::telemetry::peer::Peer;
 use crate::upstream::{ClusterStats, HostGuard};
 
 /// Why a TCP connection ended without reaching an upstream (Envoy's flags).
@@ -29,6 +36,19 @@ pub enum Refused {
     ConnectFailure(String),
 }
 
+/// What the report says about one connection.
+#[derive(Debug, Default)]
+struct Session {
+    cluster: String,
+    upstream: Option<SocketAddr>,
+    workload: Option<Arc<Peer>>,
+    flags: Flags,
+    transport_failure: String,
+    /// Bytes from the downstream to the upstream, and back.
+    to_upstream: u64,
+    to_downstream: u64,
+}
+
 pub async fn proxy<S>(proxy: Arc<Proxy>, t: &TcpProxy, downstream: Downstream, mut client: S)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -36,10 +56,14 @@ where
     proxy
         .stats
         .inc(&format!("tcp.{}.downstream_cx_total", t.stat_prefix));
+    let (start, start_wall) = (Instant::now(), SystemTime::now());
     let snapshot = proxy.config.load_full();
     let mut rng = fastrand::Rng::new();
+    let mut session = Session::default();
+    let mut series = None;
     let result = async {
         let name = lb::weighted(&t.clusters, &mut rng).unwrap_or_default();
+        session.cluster = name.to_string();
         let cluster = snapshot
             .clusters
             .get(name)
@@ -61,6 +85,8 @@ where
             ClusterStats::inc(&runtime.stats.upstream_cx_none_healthy);
             return Err(Refused::NoHealthyUpstream);
         };
+        session.upstream = Some(host.address);
+        session.workload = host.workload.clone();
         let Some(slot) = runtime.admit_connection(&cluster.limits) else {
             ClusterStats::inc(&runtime.stats.upstream_cx_overflow);
             return Err(Refused::Overflow);
@@ -75,9 +101,13 @@ where
         .await
         .map_err(|e| {
             ClusterStats::inc(&runtime.stats.upstream_cx_connect_fail);
-            Refused::ConnectFailure(e.to_string())
+            Refused::ConnectFailure(connect_failure_reason(&e))
         })?;
+        let opened = report(&proxy, downstream, &session);
+        opened.opened.fetch_add(1, Ordering::Relaxed);
+        series = Some(opened);
         let (tx, rx) = relay(&mut client, upstream, t.idle_timeout).await;
+        (session.to_upstream, session.to_downstream) = (tx, rx);
         runtime
             .stats
             .upstream_cx_tx_bytes_total
@@ -92,18 +122,91 @@ where
     .await;
     if let Err(why) = result {
         tracing::debug!(stat_prefix = %t.stat_prefix, ?why, "tcp connection refused");
-        if proxy.access_log {
-            let flag = match why {
-                Refused::NoCluster(_) => "NC",
-                Refused::NoHealthyUpstream => "UH",
-                Refused::Overflow => "UO",
-                Refused::ConnectFailure(_) => "UF",
-            };
-            println!(
-                "[tcp] {flag} {} {} {}",
-                downstream.local, downstream.remote, t.stat_prefix
-            );
+        match why {
+            Refused::NoCluster(_) => session.flags.insert(Flag::NoCluster),
+            Refused::NoHealthyUpstream => session.flags.insert(Flag::NoHealthyUpstream),
+            Refused::Overflow => session.flags.insert(Flag::Overflow),
+            Refused::ConnectFailure(reason) => {
+                // Envoy's one connect attempt, exhausted: UF and URX.
+                session.flags.insert(Flag::UpstreamConnectFailure);
+                session.flags.insert(Flag::RetryLimitExceeded);
+                session.transport_failure = crate::flags::underscored(&reason);
+            }
         }
+    }
+    let series = series.unwrap_or_else(|| {
+        let s = report(&proxy, downstream, &session);
+        s.opened.fetch_add(1, Ordering::Relaxed);
+        s
+    });
+    series
+        .received
+        .fetch_add(session.to_upstream, Ordering::Relaxed);
+    series
+        .sent
+        .fetch_add(session.to_downstream, Ordering::Relaxed);
+    series.closed.fetch_add(1, Ordering::Relaxed);
+    log(&proxy, downstream, &session, start, start_wall);
+}
+
+/// The connection's TCP series (the flags are known once the upstream connect is decided).
+fn report(proxy: &Proxy, downstream: Downstream, s: &Session) -> Arc<TcpSeries> {
+    let reporter = downstream.reporter();
+    proxy.telemetry.tcp(&Report {
+        reporter,
+        // Without mTLS there is no TCP metadata exchange: inbound sources are unknown.
+        peer: match reporter {
+            Reporter::Source => s.workload.clone(),
+            Reporter::Destination => None,
+        },
+        peer_principal: None,
+        mutual_tls: false,
+        cluster: &s.cluster,
+        authority: "",
+        protocol: Protocol::Tcp,
+        response_code: 0,
+        grpc_status: None,
+        flags: s.flags,
+    })
+}
+
+fn log(proxy: &Proxy, downstream: Downstream, s: &Session, start: Instant, wall: SystemTime) {
+    if proxy.telemetry.access_log.is_none() {
+        return;
+    }
+    let flags = s.flags.render();
+    proxy.telemetry.log(&Entry {
+        start: wall,
+        method: None,
+        path: None,
+        protocol: None,
+        response_code: 0,
+        flags: &flags,
+        details: None,
+        transport_failure: Some(s.transport_failure.as_str()),
+        bytes_received: s.to_upstream,
+        bytes_sent: s.to_downstream,
+        duration_ms: start.elapsed().as_millis() as u64,
+        upstream_service_time: None,
+        x_forwarded_for: None,
+        user_agent: None,
+        request_id: None,
+        authority: None,
+        upstream_host: s.upstream,
+        upstream_cluster: Some(s.cluster.as_str()),
+        upstream_local: None,
+        downstream_local: downstream.local,
+        downstream_remote: downstream.remote,
+        server_name: None,
+        route_name: None,
+    });
+}
+
+/// Envoy's transport failure reason for a failed connect.
+fn connect_failure_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "delayed connect error: Connection refused".into(),
+        _ => e.to_string(),
     }
 }
 

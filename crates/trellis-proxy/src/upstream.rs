@@ -24,6 +24,9 @@ pub struct Host {
     pub weight: u32,
     /// Requests in flight to it.
     pub active: AtomicU64,
+    /// The workload behind it, from Istio's `istio.workload` endpoint metadata: a mesh
+    /// endpoint (metadata exchange headers go to it) and telemetry's destination.
+    pub workload: Option<std::sync::Arc<crate::telemetry::peer::Peer>>,
 }
 
 impl Host {
@@ -32,13 +35,16 @@ impl Host {
             address,
             weight,
             active: AtomicU64::new(0),
+            workload: None,
         }
     }
 }
 
 impl PartialEq for Host {
     fn eq(&self, other: &Self) -> bool {
-        self.address == other.address && self.weight == other.weight
+        self.address == other.address
+            && self.weight == other.weight
+            && self.workload == other.workload
     }
 }
 
@@ -83,8 +89,9 @@ impl ClusterStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, cluster: &str, out: &mut String) {
-        let all = [
+    /// Every counter with its Envoy name.
+    fn counters(&self) -> [(&'static str, &AtomicU64); 10] {
+        [
             ("upstream_rq_total", &self.upstream_rq_total),
             ("upstream_rq_retry", &self.upstream_rq_retry),
             (
@@ -104,12 +111,40 @@ impl ClusterStats {
                 "upstream_cx_tx_bytes_total",
                 &self.upstream_cx_tx_bytes_total,
             ),
-        ];
-        for (n, v) in all {
+        ]
+    }
+
+    pub fn render(&self, cluster: &str, out: &mut String) {
+        for (n, v) in self.counters() {
             out.push_str(&format!(
                 "cluster.{cluster}.{n}: {}\n",
                 v.load(Ordering::Relaxed)
             ));
+        }
+    }
+
+    /// The counters of all clusters in Prometheus form, as an Istio sidecar's Envoy
+    /// exposes them: `envoy_cluster_upstream_rq_retry{cluster_name="..."} 0`.
+    pub fn render_prometheus<'a>(
+        clusters: impl Iterator<Item = (&'a str, &'a ClusterStats)> + Clone,
+        out: &mut String,
+    ) {
+        for i in 0..ClusterStats::default().counters().len() {
+            let mut first = true;
+            for (cluster, stats) in clusters.clone() {
+                let Some((name, value)) = stats.counters().get(i).copied() else {
+                    continue;
+                };
+                if first {
+                    out.push_str(&format!("# TYPE envoy_cluster_{name} counter\n"));
+                    first = false;
+                }
+                out.push_str(&format!(
+                    "envoy_cluster_{name}{{cluster_name=\"{}\"}} {}\n",
+                    cluster.replace('\\', "\\\\").replace('"', "\\\""),
+                    value.load(Ordering::Relaxed)
+                ));
+            }
         }
     }
 }

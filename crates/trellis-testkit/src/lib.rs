@@ -14,7 +14,9 @@
 //! - [`mesh`], [`mesh_yaml`]: a config directory, a control plane, the reviews backends and
 //!   the YAML the hand-built meshes of the end-to-end tests write;
 //! - [`scenario`]: behaviour scenarios as data (config, workloads, requests, expected
-//!   outcomes) and a runner that takes the data plane to test (Envoy first).
+//!   outcomes) and a runner that takes the data plane to test (Envoy first);
+//! - [`static_xds`]: a fixed set of xDS resources served over ADS, to feed Envoy and the
+//!   Trellis proxy identical hand-written configuration.
 
 pub mod trellis_proxy;
 
@@ -37,6 +39,7 @@ pub mod mesh_yaml;
 pub mod netns;
 pub mod scenario;
 pub mod sds;
+pub mod static_xds;
 
 /// A port that was free a moment ago on `ip`.
 pub fn free_port(ip: IpAddr) -> u16 {

@@ -62,7 +62,8 @@ impl Default for MeshDir {
 }
 
 /// The `trellis control-plane` command (the binary at `trellis`) on `dir/config`, serving
-/// xDS at `xds` and its debug endpoints at `debug`; add flags, then [`run_control_plane`].
+/// xDS at `xds` and its debug endpoints at `debug`, with its CA state in `dir/state`; add
+/// flags, then [`run_control_plane`].
 pub fn control_plane_command(
     trellis: &Path,
     dir: &Path,
@@ -76,6 +77,8 @@ pub fn control_plane_command(
         .arg(dir.join("config"))
         .args(["--xds-address", &xds.to_string()])
         .args(["--debug-address", &debug.to_string()])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
         .env("TRELLIS_LOG", "info");
     command
 }

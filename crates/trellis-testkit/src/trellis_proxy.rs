@@ -81,7 +81,7 @@ pub fn command(
         .args(["--ip", &who.ip.to_string()])
         .args(["--admin-port", &admin.port().to_string()])
         .args(["--status-port", &status_port.to_string()])
-        .arg("--access-log")
+        .args(["--access-log-format", "text"])
         .env("TRELLIS_LOG", "info");
     command
 }

@@ -10,6 +10,8 @@
 //! executable pages. Sidecar images should run this one; `trellis proxy` stays for trying
 //! things out. `tests/proxy_footprint.rs` prints both figures.
 
+#[path = "../commands/log_level.rs"]
+mod log_level;
 #[path = "../commands/node.rs"]
 mod node;
 #[path = "../commands/proxy.rs"]
@@ -28,15 +30,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_level = log_level::init();
     let cli = Cli::parse();
-    proxy::run(&cli.args).unwrap_or_else(|error| {
+    proxy::run(&cli.args, log_level).unwrap_or_else(|error| {
         eprintln!("Error: {error:#}");
         ExitCode::FAILURE
     })

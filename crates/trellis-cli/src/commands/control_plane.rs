@@ -22,6 +22,18 @@ pub struct Args {
     /// Namespace for objects that do not name one.
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
+    /// Address of xDS + CA over TLS (Istio's 15012; the CA issues the serving
+    /// certificate for istiod.istio-system.svc). Off when absent.
+    #[arg(long, value_name = "ADDRESS")]
+    secure_xds_address: Option<SocketAddr>,
+    /// Where the CA keeps its self-signed root and the bootstrap-token key (created on
+    /// first start). Default: $XDG_STATE_HOME/trellis, else ~/.local/state/trellis.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Sign with a plugged-in CA: a directory in Istio's cacerts layout (ca-cert.pem,
+    /// ca-key.pem, root-cert.pem, cert-chain.pem).
+    #[arg(long, value_name = "DIR")]
+    cacerts: Option<PathBuf>,
     /// MeshConfig file (the `mesh` key of Istio's `istio` ConfigMap).
     #[arg(long, value_name = "FILE")]
     mesh_config: Option<PathBuf>,
@@ -38,6 +50,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     options.xds_address = args.xds_address;
     options.debug_address = args.debug_address;
     options.namespace = args.namespace.clone();
+    options.secure_xds_address = args.secure_xds_address;
+    options.cacerts = args.cacerts.clone();
+    if let Some(dir) = &args.state_dir {
+        options.state_dir = dir.clone();
+    }
     if let Some(path) = &args.mesh_config {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -51,7 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(error) => {

@@ -94,4 +94,9 @@ impl NodeArgs {
     pub fn admin_port(&self) -> u16 {
         self.admin_port
     }
+
+    /// The workload's IP address.
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.ip
+    }
 }

@@ -9,11 +9,25 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use trellis_control_plane::bootstrap::envoy_bootstrap;
+use anyhow::Context;
 
+use trellis_control_plane::bootstrap::envoy_bootstrap;
+use trellis_proxy::telemetry::access_log::Format;
+
+use super::log_level::LogLevel;
 use super::node::NodeArgs;
+
+/// `--access-log-format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AccessLogFormat {
+    /// Istio's default text format (meshConfig `accessLogEncoding: TEXT`).
+    Text,
+    /// Istio's default JSON keys (meshConfig `accessLogEncoding: JSON`).
+    Json,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,9 +36,20 @@ pub struct Args {
     /// Worker threads (Istio's sidecar default is 2).
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
-    /// Print one access log line per request on stdout.
+    /// Write an access log line per request and TCP connection on stdout, in Istio's
+    /// default format (off when absent, as in Istio's default profile).
+    #[arg(long, value_enum)]
+    access_log_format: Option<AccessLogFormat>,
+    /// Port of Istio's standard metrics (`/stats/prometheus`) on the workload's IP; 0: off.
+    #[arg(long, default_value_t = 15090)]
+    stats_port: u16,
+    /// Port of the merged proxy + application metrics on the workload's IP; 0: off.
+    #[arg(long, default_value_t = 15020)]
+    merged_metrics_port: u16,
+    /// The application's metrics (`http://127.0.0.1:8080/metrics`), merged on
+    /// --merged-metrics-port.
     #[arg(long)]
-    access_log: bool,
+    app_metrics_url: Option<String>,
     /// The status port: `/healthz/ready` on every address (Istio's 15021); 0 serves none.
     #[arg(long, default_value_t = 15021)]
     status_port: u16,
@@ -42,7 +67,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d.to_std())
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Args, log_level: Arc<LogLevel>) -> anyhow::Result<ExitCode> {
     let options = args.node.options("trellis-proxy", false)?;
     // The node exactly as Envoy's bootstrap would carry it.
     let bootstrap = envoy_bootstrap(&options);
@@ -64,9 +89,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         node: identity,
         xds_address: args.node.xds_address().to_string(),
         admin: SocketAddr::from(([127, 0, 0, 1], args.node.admin_port())),
-        access_log: args.access_log,
+        access_log: args.access_log_format.map(|f| match f {
+            AccessLogFormat::Text => Format::Text,
+            AccessLogFormat::Json => Format::Json,
+        }),
+        stats: port(args.node.ip(), args.stats_port),
+        merged_metrics: port(args.node.ip(), args.merged_metrics_port),
+        app_metrics_url: args
+            .app_metrics_url
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("--app-metrics-url")?,
+        logging: Some(log_level),
         status: (args.status_port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], args.status_port))),
         drain_duration: args.drain_duration,
     }))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn port(ip: std::net::IpAddr, port: u16) -> Option<SocketAddr> {
+    (port != 0).then_some(SocketAddr::new(ip, port))
 }

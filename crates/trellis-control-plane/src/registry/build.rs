@@ -162,6 +162,7 @@ struct Instance {
     has_sidecar: bool,
     locality: String,
     weight: u32,
+    workload_name: String,
 }
 
 struct Instances(Vec<Instance>);
@@ -172,9 +173,11 @@ impl Instances {
         for resource in snapshot.objects.values() {
             match &resource.spec {
                 Spec::Pod(pod) => all.extend(pod_instance(resource, pod)),
-                Spec::WorkloadEntry(entry) => {
-                    all.push(workload_entry_instance(&resource.meta.namespace, entry))
-                }
+                Spec::WorkloadEntry(entry) => all.push(workload_entry_instance(
+                    &resource.meta.namespace,
+                    entry,
+                    workload_entry_name(&resource.meta),
+                )),
                 _ => {}
             }
         }
@@ -187,6 +190,7 @@ impl Instances {
             has_sidecar: w.istio_mtls,
             locality: String::new(),
             weight: 1,
+            workload_name: w.name.clone(),
         }));
         Instances(all)
     }
@@ -223,6 +227,7 @@ impl Instances {
                 has_sidecar: false,
                 locality: String::new(),
                 weight: 1,
+                workload_name: String::new(),
             });
         }
         out
@@ -256,16 +261,32 @@ fn pod_instance(resource: &Resource, pod: &kube::PodSpec) -> Option<Instance> {
         has_sidecar,
         locality: String::new(),
         weight: 1,
+        workload_name: resource.meta.name.clone(),
     })
 }
 
-fn workload_entry_instance(namespace: &str, entry: &networking::WorkloadEntry) -> Instance {
+/// Istio's workload name of a WorkloadEntry: its auto-registration group, else its
+/// `service.istio.io/workload-name` label, else its own name.
+fn workload_entry_name(meta: &trellis_api::meta::ObjectMeta) -> String {
+    meta.annotations
+        .get("istio.io/autoRegistrationGroup")
+        .or_else(|| meta.labels.get("service.istio.io/workload-name"))
+        .unwrap_or(&meta.name)
+        .clone()
+}
+
+fn workload_entry_instance(
+    namespace: &str,
+    entry: &networking::WorkloadEntry,
+    workload_name: String,
+) -> Instance {
     // Istio: the tlsMode label when there is one, else mTLS when a service account is named.
     let has_sidecar = match entry.labels.get(TLS_MODE_LABEL) {
         Some(mode) => mode == "istio",
         None => !entry.service_account.is_empty(),
     };
     Instance {
+        workload_name,
         namespace: namespace.to_string(),
         address: entry.address.clone(),
         labels: entry.labels.clone(),
@@ -299,6 +320,7 @@ fn instance_endpoint(instance: &Instance, port: &ServicePort) -> Endpoint {
         has_sidecar: instance.has_sidecar,
         locality: instance.locality.clone(),
         weight: instance.weight,
+        workload_name: instance.workload_name.clone(),
     }
 }
 
@@ -312,7 +334,10 @@ fn inline_endpoints(service: &Service, port: &ServicePort, snapshot: &Snapshot) 
             _ => None,
         })
         .flat_map(|entry| &entry.endpoints)
-        .map(|e| instance_endpoint(&workload_entry_instance(&service.namespace, e), port))
+        .map(|e| {
+            let instance = workload_entry_instance(&service.namespace, e, String::new());
+            instance_endpoint(&instance, port)
+        })
         .collect()
 }
 

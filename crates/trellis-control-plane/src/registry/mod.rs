@@ -95,6 +95,9 @@ pub struct Endpoint {
     pub has_sidecar: bool,
     pub locality: String,
     pub weight: u32,
+    /// The workload it belongs to, as Istio names it for telemetry (pod name, WorkloadEntry
+    /// name or group, registered proxy's name; empty for ServiceEntry endpoints).
+    pub workload_name: String,
 }
 
 /// A workload that registered itself: a proxy that connected with its metadata.

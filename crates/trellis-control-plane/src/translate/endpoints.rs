@@ -12,8 +12,11 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
 
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+
 use super::mtls::{self, upstream::istio_tls_mode};
 use super::names;
+use crate::bootstrap::CLUSTER_ID;
 use crate::mesh::MeshSnapshot;
 use crate::registry::Endpoint;
 use crate::registry::build::selects;
@@ -103,9 +106,66 @@ fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
         load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value {
             value: endpoint.weight.max(1),
         }),
-        metadata: tls_mode_metadata(endpoint),
+        metadata: Some(endpoint_metadata(endpoint)),
         ..Default::default()
     }
+}
+
+/// Istio's telemetry metadata of an endpoint, `filter_metadata.istio.workload`:
+/// `workload;namespace;canonical service;canonical revision;cluster id` (a `latest`
+/// revision, Istio's default, is left empty), so that a client sidecar can label requests
+/// with the destination workload even when metadata exchange cannot tell it.
+pub fn istio_metadata(endpoint: &Endpoint) -> Struct {
+    let (service, revision) = canonical_service(&endpoint.labels, &endpoint.workload_name);
+    let workload = format!(
+        "{};{};{service};{};{CLUSTER_ID}",
+        endpoint.workload_name,
+        endpoint.namespace,
+        if revision == "latest" { "" } else { revision },
+    );
+    let fields = [(
+        "workload".to_string(),
+        Value {
+            kind: Some(Kind::StringValue(workload)),
+        },
+    )];
+    Struct {
+        fields: fields.into_iter().collect(),
+    }
+}
+
+/// An endpoint's metadata: its mTLS mode (when it has a sidecar) and its telemetry.
+fn endpoint_metadata(endpoint: &Endpoint) -> Metadata {
+    let mut metadata = tls_mode_metadata(endpoint).unwrap_or_default();
+    metadata
+        .filter_metadata
+        .insert("istio".to_string(), istio_metadata(endpoint));
+    metadata
+}
+
+/// Istio's canonical service name and revision: the first of
+/// `service.istio.io/canonical-name`, `app.kubernetes.io/name`, `app` (else the workload
+/// name), and of `service.istio.io/canonical-revision`, `app.kubernetes.io/version`,
+/// `version` (else `latest`).
+pub fn canonical_service<'a>(
+    labels: &'a BTreeMap<String, String>,
+    workload: &'a str,
+) -> (&'a str, &'a str) {
+    let first = |keys: [&str; 3]| keys.iter().find_map(|k| labels.get(*k)).map(String::as_str);
+    (
+        first([
+            "service.istio.io/canonical-name",
+            "app.kubernetes.io/name",
+            "app",
+        ])
+        .unwrap_or(workload),
+        first([
+            "service.istio.io/canonical-revision",
+            "app.kubernetes.io/version",
+            "version",
+        ])
+        .unwrap_or("latest"),
+    )
 }
 
 /// `envoy.transport_socket_match: {tlsMode: istio}` on an endpoint whose workload has a
@@ -125,5 +185,61 @@ pub fn socket_address(address: &str, port: u32) -> Address {
             port_specifier: Some(PortSpecifier::PortValue(port)),
             ..Default::default()
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(labels: &[(&str, &str)], workload: &str) -> Endpoint {
+        Endpoint {
+            address: "10.0.0.1".into(),
+            port: 9080,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            service_account: "default".into(),
+            namespace: "default".into(),
+            has_sidecar: true,
+            locality: String::new(),
+            weight: 1,
+            workload_name: workload.into(),
+        }
+    }
+
+    fn workload(m: &Struct) -> &str {
+        match &m.fields["workload"].kind {
+            Some(Kind::StringValue(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn endpoints_carry_istios_workload_metadata() {
+        let e = endpoint(&[("app", "reviews"), ("version", "v2")], "reviews-v2");
+        assert_eq!(
+            workload(&istio_metadata(&e)),
+            "reviews-v2;default;reviews;v2;Kubernetes"
+        );
+        let canonical = endpoint(
+            &[
+                ("app", "reviews"),
+                ("service.istio.io/canonical-name", "rev"),
+                ("service.istio.io/canonical-revision", "r1"),
+            ],
+            "reviews-v2",
+        );
+        assert_eq!(
+            workload(&istio_metadata(&canonical)),
+            "reviews-v2;default;rev;r1;Kubernetes"
+        );
+        // No labels: the workload name, and `latest` left out.
+        assert_eq!(
+            workload(&istio_metadata(&endpoint(&[], "db-0"))),
+            "db-0;default;db-0;;Kubernetes"
+        );
+        assert!(lb_endpoint(&e).metadata.is_some());
     }
 }

@@ -26,7 +26,10 @@ use super::listener::{socket_address, unpack};
 use super::{Result, duration, is_set, reject};
 use crate::config::{self, Discovery, LbPolicy as OwnLb, Limits};
 use crate::outlier::OutlierConfig;
+use crate::telemetry::peer::Peer;
 use crate::upstream::{ClusterRuntime, Host};
+use envoy_types::pb::envoy::config::core::v3::Metadata;
+use envoy_types::pb::google::protobuf::value::Kind;
 
 const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
@@ -503,7 +506,7 @@ pub fn hosts(la: &ClusterLoadAssignment, p: &str) -> Result<Vec<Arc<Host>>> {
             let p = format!("{p}.lb_endpoints[{j}]");
             let LbEndpoint {
                 health_status,
-                metadata: _,
+                metadata,
                 load_balancing_weight,
                 host_identifier,
             } = e;
@@ -527,8 +530,84 @@ pub fn hosts(la: &ClusterLoadAssignment, p: &str) -> Result<Vec<Arc<Host>>> {
             }
             let address = socket_address(address, &format!("{p}.endpoint.address"))?;
             let weight = load_balancing_weight.as_ref().map_or(1, |w| w.value.max(1));
-            out.push(Arc::new(Host::new(address, weight)));
+            let mut host = Host::new(address, weight);
+            host.workload = metadata.as_ref().and_then(istio_workload).map(Arc::new);
+            out.push(Arc::new(host));
         }
     }
     Ok(out)
+}
+
+/// Istio's endpoint metadata `filter_metadata.istio.workload` (telemetry's view of the
+/// endpoint's workload); other metadata is not the proxy's business and is ignored.
+fn istio_workload(m: &Metadata) -> Option<Peer> {
+    let istio = m.filter_metadata.get("istio")?;
+    match istio.fields.get("workload")?.kind.as_ref()? {
+        Kind::StringValue(s) => Peer::from_endpoint_metadata(s),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+    use envoy_types::pb::google::protobuf::{Struct, Value};
+
+    fn endpoint(workload: Option<Kind>) -> LbEndpoint {
+        let metadata = workload.map(|kind| Metadata {
+            filter_metadata: [(
+                "istio".to_string(),
+                Struct {
+                    fields: [("workload".to_string(), Value { kind: Some(kind) })].into(),
+                },
+            )]
+            .into(),
+            ..Default::default()
+        });
+        LbEndpoint {
+            metadata,
+            host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(AddressKind::SocketAddress(SocketAddress {
+                        address: "10.0.0.1".into(),
+                        port_specifier: Some(PortSpecifier::PortValue(9080)),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn endpoints_keep_istios_workload_metadata() {
+        let la = ClusterLoadAssignment {
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![
+                    endpoint(Some(Kind::StringValue(
+                        "reviews-v1;default;reviews;v1;Kubernetes".into(),
+                    ))),
+                    endpoint(Some(Kind::NumberValue(1.0))),
+                    endpoint(None),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let hosts = hosts(&la, "eds").unwrap();
+        let workload = hosts[0].workload.as_deref().unwrap();
+        assert_eq!(
+            (
+                workload.workload.as_str(),
+                workload.canonical_revision.as_str()
+            ),
+            ("reviews-v1", "v1")
+        );
+        assert!(hosts[1].workload.is_none(), "not a string: ignored");
+        assert!(hosts[2].workload.is_none());
+    }
 }

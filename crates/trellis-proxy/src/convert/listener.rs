@@ -4,7 +4,7 @@
 //! them (`original_dst`, `tls_inspector`, `http_inspector`). `bind_to_port: false` listeners
 //! are held as handoff targets of the capture listeners (see [`config::Listener`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,6 @@ use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
-use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType as ListenerFilterConfig;
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
@@ -27,6 +26,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds,
 };
+use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as PbNetworkRbac;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
@@ -216,14 +216,19 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
         None => ChainMatch::default(),
         Some(m) => chain_match(m, &format!("{p}.filter_chain_match"))?,
     };
-    let [filter] = filters.as_slice() else {
-        return Err(format!("{p}.filters: expected one network filter"));
+    let Some((filter, before)) = filters.split_last() else {
+        return Err(format!("{p}.filters: no network filter"));
     };
+    let rbac = before
+        .iter()
+        .enumerate()
+        .map(|(i, f)| network_rbac(f, &format!("{p}.filters[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
     let Filter {
         name: filter_name,
         config_type,
     } = filter;
-    let p = format!("{p}.filters[0]");
+    let p = format!("{p}.filters[{}]", before.len());
     let Some(ConfigType::TypedConfig(any)) = config_type else {
         return Err(format!(
             "{p}: network filter {filter_name} without typed_config"
@@ -242,8 +247,20 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
     Ok(config::FilterChain {
         name: name.clone(),
         matcher,
+        rbac,
         network,
     })
+}
+
+/// A network filter before the terminal one: only RBAC is implemented there.
+fn network_rbac(f: &Filter, p: &str) -> Result<Arc<crate::rbac::config::Rbac>> {
+    let Filter { name, config_type } = f;
+    match config_type {
+        Some(ConfigType::TypedConfig(any)) if any.type_url == PbNetworkRbac::type_url() => {
+            Ok(Arc::new(crate::rbac::convert::network_filter(any, p)?))
+        }
+        _ => Err(format!("{p}: network filter {name} is not implemented")),
+    }
 }
 
 fn chain_match(m: &FilterChainMatch, p: &str) -> Result<ChainMatch> {
@@ -269,22 +286,11 @@ fn chain_match(m: &FilterChainMatch, p: &str) -> Result<ChainMatch> {
                 .map_err(|_| format!("{p}.destination_port {} out of range", v.value))?,
         ),
     };
-    let mut ranges = Vec::new();
-    for (i, r) in prefix_ranges.iter().enumerate() {
-        let CidrRange {
-            address_prefix,
-            prefix_len,
-        } = r;
-        let ip: IpAddr = address_prefix.parse().map_err(|_| {
-            format!("{p}.prefix_ranges[{i}]: {address_prefix:?} is not an IP address")
-        })?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let len = prefix_len.as_ref().map_or(0, |l| l.value);
-        if len > max {
-            return Err(format!("{p}.prefix_ranges[{i}]: prefix length {len}"));
-        }
-        ranges.push((ip, len as u8));
-    }
+    let ranges = prefix_ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| super::cidr(r, &format!("{p}.prefix_ranges[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
     Ok(ChainMatch {
         destination_port,
         prefix_ranges: ranges,
@@ -421,10 +427,10 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
     let p = format!("{p} ({HCM})");
     // Client certificates only exist with TLS, which the proxy does not terminate yet: the
     // forward/set settings have nothing to act on.
-    reject!(p; add_user_agent, tracing, common_http_protocol_options,
-        http1_safe_max_connection_duration, http_protocol_options, http2_protocol_options,
-        http3_protocol_options, scheme_header_transformation, max_request_headers_kb,
-        stream_flush_timeout, request_timeout, request_headers_timeout, access_log,
+    reject!(p; add_user_agent, tracing,
+        http1_safe_max_connection_duration, http_protocol_options,
+        http3_protocol_options, scheme_header_transformation,
+        stream_flush_timeout, request_timeout, access_log,
         access_log_flush_interval, flush_access_log_on_new_request, access_log_options,
         xff_num_trusted_hops, original_ip_detection_extensions, early_header_mutation_extensions,
         internal_address_config, skip_xff_append, via, preserve_external_request_id,
@@ -455,19 +461,24 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
             "{p}.path_with_escaped_slashes_action: only KEEP_UNCHANGED is implemented"
         ));
     }
+    let mut filters = Vec::new();
     for (i, f) in http_filters.iter().enumerate() {
-        http_filter(f, &format!("{p}.http_filters[{i}]"))?;
+        filters.extend(http_filter(f, &format!("{p}.http_filters[{i}]"))?);
     }
+    let mut upgrades = crate::upgrade::Upgrades::default();
     for (i, u) in upgrade_configs.iter().enumerate() {
         let UpgradeConfig {
             upgrade_type,
             filters,
-            enabled: _,
+            enabled,
         } = u;
-        if !upgrade_type.eq_ignore_ascii_case("websocket") || !filters.is_empty() {
+        if upgrade_type.eq_ignore_ascii_case("connect") || !filters.is_empty() {
             return Err(format!(
-                "{p}.upgrade_configs[{i}]: only websocket upgrades without filters are implemented"
+                "{p}.upgrade_configs[{i}]: only upgrades other than CONNECT, without filters, are implemented"
             ));
+        }
+        if enabled.as_ref().is_none_or(|b| b.value) {
+            upgrades.enabled.push(upgrade_type.to_ascii_lowercase());
         }
     }
     let route_config = match route_specifier {
@@ -491,10 +502,24 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         generate_request_id: generate_request_id.as_ref().is_none_or(|b| b.value),
         normalize_path: normalize_path.as_ref().is_some_and(|b| b.value),
         use_remote_address: use_remote_address.as_ref().is_some_and(|b| b.value),
+        upgrades,
+        limits: super::limits::http_limits(
+            max_request_headers_kb.as_ref(),
+            request_headers_timeout.as_ref(),
+            common_http_protocol_options.as_ref(),
+            http2_protocol_options.as_ref(),
+            &p,
+        )?,
+        cors: http_filters
+            .iter()
+            .any(|f| f.name == super::cors::CORS_FILTER && !f.disabled),
+        filters,
     })
 }
 
-fn http_filter(f: &HttpFilter, p: &str) -> Result<()> {
+/// An HTTP filter: the authentication and authorization filters carry their config; the
+/// others act on per-route config and must have none of their own.
+fn http_filter(f: &HttpFilter, p: &str) -> Result<Option<config::HttpFilter>> {
     let HttpFilter {
         name,
         is_optional: _,
@@ -502,19 +527,27 @@ fn http_filter(f: &HttpFilter, p: &str) -> Result<()> {
         config_type,
     } = f;
     if *disabled {
-        return Ok(());
+        return Ok(None);
     }
-    if !HTTP_FILTERS.contains(&name.as_str()) {
-        return Err(format!("{p}: HTTP filter {name} is not implemented"));
-    }
-    // The filters' own (listener-level) configs must be empty: the translation puts what
-    // they do on the routes.
-    if let Some(HttpFilterConfig::TypedConfig(any)) = config_type
-        && !any.value.is_empty()
-    {
-        return Err(format!(
+    let any = match config_type {
+        Some(HttpFilterConfig::TypedConfig(any)) => Some(any),
+        _ => None,
+    };
+    match (name.as_str(), any) {
+        (crate::rbac::convert::HTTP_RBAC, Some(any)) => Ok(Some(config::HttpFilter::Rbac(
+            Arc::new(crate::rbac::convert::http_filter(any, p)?),
+        ))),
+        (crate::jwt::convert::JWT_AUTHN, Some(any)) => Ok(Some(config::HttpFilter::JwtAuthn(
+            Arc::new(crate::jwt::convert::http_filter(any, p)?),
+        ))),
+        (name, _) if !HTTP_FILTERS.contains(&name) => {
+            Err(format!("{p}: HTTP filter {name} is not implemented"))
+        }
+        // The filters' own (listener-level) configs must be empty: the translation puts what
+        // they do on the routes.
+        (name, Some(any)) if !any.value.is_empty() => Err(format!(
             "{p}: listener-level config of {name} is not implemented"
-        ));
+        )),
+        _ => Ok(None),
     }
-    Ok(())
 }

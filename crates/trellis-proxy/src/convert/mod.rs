@@ -12,6 +12,8 @@
 #![allow(deprecated)]
 
 pub mod cluster;
+pub mod cors;
+pub mod limits;
 pub mod listener;
 pub mod route;
 
@@ -84,6 +86,26 @@ pub fn string_matcher(m: &StringMatcher, path: &str) -> Result<StringMatch> {
         }
         None => return Err(format!("{path}: string matcher without a pattern")),
     })
+}
+
+/// An IP network as (address, prefix length); the length must fit the address family.
+pub fn cidr(
+    r: &envoy_types::pb::envoy::config::core::v3::CidrRange,
+    path: &str,
+) -> Result<(std::net::IpAddr, u8)> {
+    let envoy_types::pb::envoy::config::core::v3::CidrRange {
+        address_prefix,
+        prefix_len,
+    } = r;
+    let ip: std::net::IpAddr = address_prefix
+        .parse()
+        .map_err(|_| format!("{path}: {address_prefix:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = prefix_len.as_ref().map_or(0, |l| l.value);
+    if len > max {
+        return Err(format!("{path}: prefix length {len}"));
+    }
+    Ok((ip, len as u8))
 }
 
 pub fn duration(d: &envoy_types::pb::google::protobuf::Duration) -> Duration {

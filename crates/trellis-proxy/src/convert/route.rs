@@ -144,13 +144,13 @@ fn route(r: &Route, p: &str) -> Result<config::Route> {
     {
         reject!(p; propagate);
     }
-    let mut fault = None;
+    let (mut fault, mut cors) = (None, None);
     for (filter, any) in typed_per_filter_config {
+        let at = format!("{p}.typed_per_filter_config[{filter}]");
         if filter == FAULT_FILTER {
-            fault = Some(http_fault(
-                any,
-                &format!("{p}.typed_per_filter_config[{filter}]"),
-            )?);
+            fault = Some(http_fault(any, &at)?);
+        } else if filter == super::cors::CORS_FILTER {
+            cors = Some(std::sync::Arc::new(super::cors::cors_policy(any, &at)?));
         } else {
             return Err(format!(
                 "{p}.typed_per_filter_config: per-route config of {filter} is not implemented"
@@ -186,6 +186,7 @@ fn route(r: &Route, p: &str) -> Result<config::Route> {
             response_remove: lower(response_headers_to_remove),
         },
         fault,
+        cors,
     })
 }
 
@@ -238,7 +239,7 @@ fn header_options(options: &[HeaderValueOption], p: &str) -> Result<Vec<config::
         .collect()
 }
 
-fn route_match(m: &RouteMatch, p: &str) -> Result<config::RouteMatch> {
+pub(crate) fn route_match(m: &RouteMatch, p: &str) -> Result<config::RouteMatch> {
     let RouteMatch {
         case_sensitive,
         runtime_fraction,
@@ -297,7 +298,7 @@ fn route_match(m: &RouteMatch, p: &str) -> Result<config::RouteMatch> {
 }
 
 #[allow(deprecated)]
-fn header_matcher(h: &HeaderMatcher, p: &str) -> Result<config::HeaderMatcher> {
+pub(crate) fn header_matcher(h: &HeaderMatcher, p: &str) -> Result<config::HeaderMatcher> {
     let HeaderMatcher {
         name,
         invert_match,
@@ -372,7 +373,7 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
     reject!(p; cluster_not_found_response_code, metadata_match, path_rewrite_policy,
         path_rewrite, append_x_forwarded_host, idle_timeout, flush_timeout, early_data_policy,
         retry_policy_typed_config, priority, rate_limits,
-        include_vh_rate_limits, cors, grpc_timeout_offset, upgrade_configs,
+        include_vh_rate_limits, cors, grpc_timeout_offset,
         internal_redirect_policy, max_internal_redirects, hedge_policy);
     if let Some(msd) = max_stream_duration {
         let zero = |d: &Option<envoy_types::pb::google::protobuf::Duration>| {
@@ -449,7 +450,39 @@ fn route_action(a: &RouteAction, p: &str) -> Result<Forward> {
             .enumerate()
             .map(|(i, h)| hash(h, &format!("{p}.hash_policy[{i}]")))
             .collect::<Result<_>>()?,
+        upgrades: route_upgrades(upgrade_configs, p)?,
     })
+}
+
+/// A route's `upgrade_configs`: which upgrade types it enables or disables (CONNECT, with
+/// its `connect_config`, is not implemented).
+fn route_upgrades(
+    configs: &[envoy_types::pb::envoy::config::route::v3::route_action::UpgradeConfig],
+    p: &str,
+) -> Result<Option<crate::upgrade::Upgrades>> {
+    if configs.is_empty() {
+        return Ok(None);
+    }
+    let mut out = crate::upgrade::Upgrades::default();
+    for (i, u) in configs.iter().enumerate() {
+        let envoy_types::pb::envoy::config::route::v3::route_action::UpgradeConfig {
+            upgrade_type,
+            enabled,
+            connect_config,
+        } = u;
+        let p = format!("{p}.upgrade_configs[{i}]");
+        reject!(p; connect_config);
+        if upgrade_type.eq_ignore_ascii_case("connect") {
+            return Err(format!("{p}: CONNECT is not implemented"));
+        }
+        let kind = upgrade_type.to_ascii_lowercase();
+        if enabled.as_ref().is_none_or(|b| b.value) {
+            out.enabled.push(kind);
+        } else {
+            out.disabled.push(kind);
+        }
+    }
+    Ok(Some(out))
 }
 
 fn hash(

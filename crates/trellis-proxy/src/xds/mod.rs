@@ -216,7 +216,9 @@ fn node_pb(node: &NodeIdentity) -> Node {
     }
 }
 
-fn json_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
+/// Node metadata (JSON) as the `google.protobuf.Struct` Envoy sends; also what metadata
+/// exchange carries.
+pub(crate) fn json_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
     Struct {
         fields: map
             .iter()

@@ -36,6 +36,7 @@ pub fn all() -> Vec<Scenario> {
         redirect_and_direct_response(),
         header_manipulation(),
         consistent_hash_by_header(),
+        cors_policy(),
         registry_only_sidecar(),
         registry_only_mesh_config(),
     ]
@@ -527,6 +528,77 @@ pub fn consistent_hash_by_header() -> Scenario {
     s.checks = vec![
         Check::new("alice", user("alice"), 30).expect(Expect::OneBackend),
         Check::new("bob", user("bob"), 30).expect(Expect::OneBackend),
+    ];
+    s
+}
+
+/// The `corsPolicy` example of Istio's VirtualService reference, on ratings in `default`,
+/// with the `X-Foo-Bar` header exposed as its text says.
+const RATINGS_CORS: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings-route
+spec:
+  hosts:
+  - ratings
+  http:
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+    corsPolicy:
+      allowOrigins:
+      - exact: https://example.com
+      allowMethods:
+      - POST
+      - GET
+      allowCredentials: false
+      allowHeaders:
+      - X-Foo-Bar
+      exposeHeaders:
+      - X-Foo-Bar
+      maxAge: \"24h\"
+";
+
+pub fn cors_policy() -> Scenario {
+    let mut s = base(
+        "cors_policy",
+        "corsPolicy: preflights from allowed origins are answered by the sidecar; other origins get no CORS headers",
+    );
+    s.config
+        .push(file("virtual-service.yaml", RATINGS_CORS.to_string()));
+    s.services = vec![ratings()];
+    let preflight = |origin| {
+        Request::get("ratings", 9080, "/")
+            .method("OPTIONS")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+    };
+    let simple = Request::get("ratings", 9080, "/").header("origin", "https://example.com");
+    s.checks = vec![
+        Check::new("preflight allowed", preflight("https://example.com"), 5)
+            .expect(Expect::Status(200))
+            .expect(Expect::header(
+                "access-control-allow-origin",
+                "https://example.com",
+            ))
+            .expect(Expect::header("access-control-allow-methods", "POST,GET"))
+            .expect(Expect::header("access-control-allow-headers", "X-Foo-Bar"))
+            .expect(Expect::header("access-control-max-age", "86400"))
+            .expect(Expect::NoHeader("access-control-allow-credentials".into()))
+            .expect(Expect::hits("ratings-v1", 0)),
+        // Istio's default `unmatchedPreflights: FORWARD`: the workload answers, bare.
+        Check::new("preflight disallowed", preflight("https://evil.example"), 5)
+            .expect(Expect::backend("ratings-v1"))
+            .expect(Expect::NoHeader("access-control-allow-origin".into()))
+            .expect(Expect::NoHeader("access-control-allow-methods".into())),
+        Check::new("simple request allowed", simple, 5)
+            .expect(Expect::backend("ratings-v1"))
+            .expect(Expect::header(
+                "access-control-allow-origin",
+                "https://example.com",
+            ))
+            .expect(Expect::header("access-control-expose-headers", "X-Foo-Bar")),
     ];
     s
 }

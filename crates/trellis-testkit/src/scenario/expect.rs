@@ -41,6 +41,8 @@ pub enum Expect {
     OnlyStatuses(Vec<u16>),
     /// Every response carries this header with this value.
     Header { name: String, value: String },
+    /// No response carries this header (CORS headers for an origin not allowed).
+    NoHeader(String),
     /// Every response has this body.
     Body(String),
     /// Every request took at least this long (an injected delay, a route timeout), less
@@ -216,6 +218,9 @@ pub fn judge(
         }),
         Expect::Header { name, value } => every(&format!("carrying {name}: {value}"), &|o| {
             o.header(name) == Some(value.as_str())
+        }),
+        Expect::NoHeader(name) => every(&format!("without {name}"), &|o| {
+            o.status.is_some() && o.header(name).is_none()
         }),
         Expect::Body(body) => every(&format!("body {body:?}"), &|o| &o.body == body),
         Expect::TookAtLeast(d) => every(

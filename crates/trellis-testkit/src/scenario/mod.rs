@@ -117,6 +117,12 @@ impl Request {
         }
     }
 
+    /// The same request with another method (`OPTIONS` for a CORS preflight).
+    pub fn method(mut self, method: &'static str) -> Request {
+        self.method = method;
+        self
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_string(), value.to_string()));
         self
