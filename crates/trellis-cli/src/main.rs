@@ -53,6 +53,15 @@ enum Command {
     Apply(commands::apply::Args),
     /// Remove configuration files from the local control plane's directory.
     Delete(commands::apply::Args),
+    /// Run the local Bookinfo mesh with live traffic (`--check`: Istio's routing and fault
+    /// injection tasks as a scripted tour).
+    Demo(commands::demo::Args),
+    /// The demo applications (`trellis-app`), so one binary is all a pod needs.
+    #[command(hide = true, disable_help_flag = true)]
+    App {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -79,6 +88,11 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&args),
         Command::Apply(args) => commands::apply::apply(&args),
         Command::Delete(args) => commands::apply::delete(&args),
+        Command::Demo(args) => commands::demo::run(&args),
+        Command::App { args } => Ok(trellis_demo::cli::main(
+            std::iter::once("trellis app".into()).chain(args),
+            false,
+        )),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -163,3 +163,26 @@ fn analyze_json_output_and_clean_exit() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("No validation issues found"));
 }
+
+#[test]
+fn app_runs_the_demo_applications_from_the_one_binary() {
+    let help = trellis(&["app", "--help"]);
+    assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for app in ["productpage", "details", "reviews", "ratings", "client"] {
+        assert!(text.contains(app), "{text}");
+    }
+    let bad = trellis(&["app", "reviews", "--version", "v9"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+#[test]
+fn demo_mtls_says_it_is_not_available_yet() {
+    let out = trellis(&["demo", "--mtls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not available yet"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -9,12 +9,14 @@
 //! - [`tcp_echo`]: Istio's tcp-echo sample (a prefix before every line);
 //! - [`client`]: a client that sends a fixed number of requests and counts what came back,
 //!   per status, per value of a response header and per transport error;
+//! - [`cli`]: the command line of `trellis-app` and of `trellis app`;
 //! - [`server`]: the HTTP server every app shares; it stamps each response with
 //!   [`APP_HEADER`] so versions can be counted without parsing bodies.
 //!
 //! This crate depends on no other Trellis crate: the apps know nothing of the mesh.
 
 pub mod bookinfo;
+pub mod cli;
 pub mod client;
 pub mod http;
 pub mod httpbin;

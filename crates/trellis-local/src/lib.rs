@@ -9,6 +9,8 @@
 //! - [`sidecar`], [`workload`]: `trellis run` — pod, sidecar as uid 1337, readiness, then
 //!   capture, then the app; teardown in the reverse order;
 //! - [`control_plane`], [`config_dir`]: `trellis up`/`down`/`apply`/`delete`;
+//! - [`demo`]: `trellis demo`, Istio's Bookinfo on the local mesh with live traffic, and its
+//!   scripted tour of Istio's routing and fault-injection tasks;
 //! - [`state`]: every object made is recorded before it is made, so `trellis down` and the
 //!   next start remove what a crash left behind;
 //! - [`netns`]: sockets opened inside a pod's namespace, and the small HTTP client the
@@ -21,6 +23,7 @@
 pub mod capture;
 pub mod config_dir;
 pub mod control_plane;
+pub mod demo;
 mod error;
 pub mod exec;
 pub mod netns;

@@ -1,8 +1,11 @@
 //! `trellis run`: a workload in its own pod, beside its sidecar, with its traffic captured.
 //!
-//! Start, in this order, each step undone if a later one fails: the pod; the sidecar as
-//! uid/gid 1337; wait until the sidecar is ready (the app never starts before its proxy);
-//! the capture rules; the app. Stop, in the reverse order: the app (SIGTERM, then SIGKILL
+//! Start, in this order, each step undone if a later one fails: the pod; the capture rules
+//! (before the sidecar, as Istio's init container: rules added under an open connection
+//! cut it — the first packet the control plane sends afterwards is taken for a new
+//! connection and redirected to 15006, and Envoy waits up to 30 s to reconnect); the
+//! sidecar as uid/gid 1337 (its own traffic is never redirected); wait until the sidecar is
+//! ready (the app never starts before its proxy); the app. Stop, in the reverse order: the app (SIGTERM, then SIGKILL
 //! after the grace period) — when it is still running, the sidecar first drains its
 //! inbound listeners for the drain period, so callers finish and go elsewhere while the app
 //! still answers; the capture rules; the sidecar (SIGTERM, then SIGKILL); the pod. Capture rules never outlive a running sidecar: if the sidecar dies, the app is
@@ -104,7 +107,7 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Starts `spec` on `network` (which must exist): pod, sidecar, readiness, capture,
+    /// Starts `spec` on `network` (which must exist): pod, capture, sidecar, readiness,
     /// app. Needs root. On failure, whatever was made is removed again.
     pub fn start(
         state: &StateDir,
@@ -125,9 +128,9 @@ impl Workload {
             grace: spec.grace,
             drain: spec.drain,
         };
+        workload.apply_capture(&spec.capture)?;
         workload.start_sidecar(spec)?;
         workload.wait_ready(spec)?;
-        workload.apply_capture(&spec.capture)?;
         workload.start_app(spec)?;
         Ok(workload)
     }

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod bootstrap;
 pub mod ca;
 pub mod control_plane;
+pub mod demo;
 pub mod down;
 pub mod local;
 pub mod log_level;

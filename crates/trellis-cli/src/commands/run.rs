@@ -169,14 +169,14 @@ fn spec(args: &Args, xds_address: SocketAddr) -> anyhow::Result<WorkloadSpec> {
 }
 
 /// The user behind `sudo`, whom the app runs as; root otherwise.
-fn invoking_user() -> Option<(u32, u32)> {
+pub fn invoking_user() -> Option<(u32, u32)> {
     let id = |name: &str| std::env::var(name).ok()?.parse::<u32>().ok();
     Some((id("SUDO_UID")?, id("SUDO_GID")?)).filter(|(uid, _)| *uid != 0)
 }
 
 /// A flag raised by SIGINT or SIGTERM (the app and sidecar sit in their own process
 /// groups, so a terminal's Ctrl-C reaches only this process, which stops them in order).
-fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+pub fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
     use tokio::signal::unix::{SignalKind, signal};
     let flag = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread()
