@@ -74,11 +74,13 @@ fn parse_report(text: &str, n: usize) -> Vec<(f64, String)> {
             let l = l.trim();
             let (pct, rest) = l.split_once('%')?;
             let pct: f64 = pct.trim().parse().ok()?;
-            let symbol = rest
+            let rest = rest
                 .trim()
                 .trim_start_matches("[.]")
                 .trim_start_matches("[k]")
                 .trim();
+            // perf pads the symbol column and may append placeholder columns (`-  -`).
+            let symbol = rest.split("  ").next().unwrap_or_default().trim();
             (!symbol.is_empty()).then(|| (pct, symbol.to_string()))
         })
         .take(n)
@@ -91,7 +93,7 @@ mod tests {
 
     #[test]
     fn reads_perf_report_lines() {
-        let text = "# comment\n#\n    12.50%  [.] hyper::proto::h1::role::parse\n     3.10%  [k] tcp_sendmsg\n\n";
+        let text = "# comment\n#\n    12.50%  [.] hyper::proto::h1::role::parse\n     3.10%  [k] tcp_sendmsg        -      -\n\n";
         assert_eq!(
             parse_report(text, 10),
             vec![
