@@ -207,11 +207,11 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
         name,
     } = c;
     reject!(p; use_proxy_proto);
-    if transport_socket.is_some() {
-        return Err(format!(
-            "{p}.transport_socket: TLS termination (mTLS) is not implemented"
-        ));
-    }
+    let tls = match transport_socket {
+        None => None,
+        Some(ts) => super::tls::downstream(ts, &format!("{p}.transport_socket"))?
+            .map(|spec| Arc::new(crate::tls::server::ServerContext::new(spec))),
+    };
     let matcher = match filter_chain_match {
         None => ChainMatch::default(),
         Some(m) => chain_match(m, &format!("{p}.filter_chain_match"))?,
@@ -247,6 +247,7 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
     Ok(config::FilterChain {
         name: name.clone(),
         matcher,
+        tls,
         rbac,
         network,
     })
