@@ -92,3 +92,34 @@ mod tests {
         assert_eq!(stream(&["a: 1\n", "b: 2\n"]), "a: 1\n---\nb: 2\n");
     }
 }
+
+/// The Sidecar of reviews: port 9080 served on `bind:9080` without capture, delivered to
+/// `127.0.0.1:app_port`.
+pub fn sidecar_ingress(bind: impl Display, app_port: u16) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: reviews, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: reviews}}
+  ingress:
+  - port: {{number: 9080, protocol: HTTP, name: http}}
+    bind: {bind}
+    captureMode: NONE
+    defaultEndpoint: 127.0.0.1:{app_port}
+"
+    )
+}
+
+/// The namespace-wide PeerAuthentication of `default` in `mode` (STRICT, PERMISSIVE...).
+pub fn peer_authentication(mode: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: default}}
+spec:
+  mtls: {{mode: {mode}}}
+"
+    )
+}
