@@ -249,6 +249,54 @@ fn trellis_proxies_speak_istio_mtls_and_strict_refuses_plain_text() {
             .any(|l| l.contains("connection_security_policy=\"none\"")),
         "the plain-text request is reported without mTLS: {plain_series:#?}"
     );
+
+    // HTTP/2 to the server over mTLS.
+    mesh.dir.write(
+        "rule.yaml",
+        &destination_rule("connectionPool: {http: {h2UpgradePolicy: UPGRADE}}"),
+    );
+    wait_until("HTTP/2 over mTLS", CONVERGE, || {
+        let reply = get(through_client, "/", &HOST, Duration::from_secs(5))?;
+        let log = server.process.tail(5);
+        (reply.status == 200 && log.contains("\"GET / HTTP/2\" 200"))
+            .then_some(())
+            .ok_or(format!("{reply:?}\n{log}"))
+    });
+
+    // A server that is not the identity the rule expects: refused, 503, and said why.
+    mesh.dir.write(
+        "rule.yaml",
+        &destination_rule(&format!(
+            "tls: {{mode: ISTIO_MUTUAL, subjectAltNames: [\"{SA}/someone-else\"]}}"
+        )),
+    );
+    wait_status(
+        "a wrong server identity is refused",
+        through_client,
+        503,
+        &[&client],
+    );
+    let log = client.process.tail(40);
+    assert!(
+        log.contains("upstream TLS handshake failed")
+            && log.contains(
+                "spiffe://cluster.local/ns/default/sa/reviews is not an expected subject alt name"
+            ),
+        "{log}"
+    );
+}
+
+/// The DestinationRule of reviews with this `trafficPolicy` (flow YAML).
+fn destination_rule(policy: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: reviews, namespace: default}}
+spec:
+  host: reviews
+  trafficPolicy: {{{policy}}}
+"
+    )
 }
 
 #[test]

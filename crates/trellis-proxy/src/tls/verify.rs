@@ -48,6 +48,12 @@ fn check_sans(matchers: &[SanMatcher], cert: &CertificateDer<'_>) -> Result<(), 
         return Ok(());
     }
     let found = sans.principal().unwrap_or("(none)").to_string();
+    tracing::warn!(
+        peer = %found,
+        expected = ?matchers.iter().map(|m| &m.matcher).collect::<Vec<_>>(),
+        "peer certificate refused: {}",
+        SanMismatch(found.clone())
+    );
     Err(rustls::Error::InvalidCertificate(CertificateError::Other(
         OtherError(Arc::new(SanMismatch(found))),
     )))
