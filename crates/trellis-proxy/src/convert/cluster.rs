@@ -664,6 +664,78 @@ mod tests {
     }
 
     #[test]
+    fn auto_mtls_gives_tls_to_endpoints_marked_istio() {
+        use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+        use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+        let tls_mode = |v: &str| Struct {
+            fields: [(
+                "tlsMode".to_string(),
+                Value {
+                    kind: Some(Kind::StringValue(v.into())),
+                },
+            )]
+            .into(),
+        };
+        // An UpstreamTlsContext without certificates is refused: the match must be judged.
+        let tls = TransportSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+                UpstreamTlsContext::default(),
+            ))),
+        };
+        let raw = TransportSocket {
+            name: "envoy.transport_sockets.raw_buffer".into(),
+            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+                RawBuffer::default(),
+            ))),
+        };
+        let matches = |tls_socket: &TransportSocket| {
+            vec![
+                TransportSocketMatch {
+                    name: "tlsMode-istio".into(),
+                    r#match: Some(tls_mode("istio")),
+                    transport_socket: Some(tls_socket.clone()),
+                },
+                TransportSocketMatch {
+                    name: "tlsMode-disabled".into(),
+                    r#match: Some(Struct::default()),
+                    transport_socket: Some(raw.clone()),
+                },
+            ]
+        };
+        let e = transport(&matches(&tls), None, "cluster c").unwrap_err();
+        assert!(
+            e.starts_with("cluster c.transport_socket_matches[0].transport_socket.typed_config"),
+            "{e}"
+        );
+        // Plain sockets only: no TLS context, nobody gets TLS.
+        let plain = transport(&matches(&raw), Some(&raw), "c").unwrap();
+        assert!(plain.tls.is_none());
+        assert_eq!(plain.matches.len(), 2);
+        assert_eq!(
+            plain.matches[0].criteria,
+            [("tlsMode".to_string(), "istio".to_string())].into()
+        );
+        // Endpoints carry the metadata the matches look at.
+        let mut e = endpoint(None);
+        e.metadata = Some(Metadata {
+            filter_metadata: [(TRANSPORT_SOCKET_MATCH.to_string(), tls_mode("istio"))].into(),
+            ..Default::default()
+        });
+        let la = ClusterLoadAssignment {
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![e, endpoint(None)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let hosts = hosts(&la, "eds").unwrap();
+        assert_eq!(hosts[0].socket_match["tlsMode"], "istio");
+        assert!(hosts[1].socket_match.is_empty());
+    }
+
+    #[test]
     fn endpoints_keep_istios_workload_metadata() {
         let la = ClusterLoadAssignment {
             endpoints: vec![LocalityLbEndpoints {

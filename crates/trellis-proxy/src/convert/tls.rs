@@ -303,3 +303,213 @@ fn san_matcher(m: &SubjectAltNameMatcher, p: &str) -> Result<SanMatcher> {
         matcher: string_matcher(matcher, &format!("{p}.matcher"))?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::grpc_service::EnvoyGrpc;
+    use envoy_types::pb::envoy::config::core::v3::{
+        ApiConfigSource, ConfigSource, DataSource, GrpcService, data_source,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsCertificate;
+    use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+    use envoy_types::pb::google::protobuf::BoolValue;
+    use envoy_types::util::pack_any;
+
+    use crate::config::StringMatch;
+
+    /// An SDS reference to the node agent, as Istio writes it.
+    fn agent(name: &str) -> SdsSecretConfig {
+        SdsSecretConfig {
+            name: name.into(),
+            sds_config: Some(ConfigSource {
+                config_source_specifier: Some(ConfigSourceSpecifier::ApiConfigSource(
+                    ApiConfigSource {
+                        grpc_services: vec![GrpcService {
+                            target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                                cluster_name: SDS_CLUSTER.into(),
+                                ..Default::default()
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Istio's mesh context: workload certificate, roots, TLS 1.2–1.3, these SANs.
+    fn mesh_common(alpn: &[&str], sans: &[&str]) -> CommonTlsContext {
+        CommonTlsContext {
+            tls_params: Some(TlsParameters {
+                tls_minimum_protocol_version: TlsProtocol::TlSv12 as i32,
+                tls_maximum_protocol_version: TlsProtocol::TlSv13 as i32,
+                cipher_suites: vec!["ECDHE-ECDSA-AES256-GCM-SHA384".into()],
+                ..Default::default()
+            }),
+            alpn_protocols: alpn.iter().map(|s| s.to_string()).collect(),
+            tls_certificate_sds_secret_configs: vec![agent("default")],
+            validation_context_type: Some(ValidationContextType::CombinedValidationContext(
+                CombinedCertificateValidationContext {
+                    default_validation_context: Some(CertificateValidationContext {
+                        match_typed_subject_alt_names: sans
+                            .iter()
+                            .map(|s| SubjectAltNameMatcher {
+                                san_type: SanType::Uri as i32,
+                                matcher: Some(StringMatcher {
+                                    match_pattern: Some(MatchPattern::Exact(s.to_string())),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }),
+                    validation_context_sds_secret_config: Some(agent("ROOTCA")),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }
+    }
+
+    fn socket<M: prost::Name>(m: M) -> TransportSocket {
+        TransportSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: Some(ConfigType::TypedConfig(pack_any(m))),
+        }
+    }
+
+    #[test]
+    fn istios_server_context_becomes_mutual_tls_termination() {
+        let ts = socket(DownstreamTlsContext {
+            common_tls_context: Some(mesh_common(&["h2", "http/1.1"], &[])),
+            require_client_certificate: Some(BoolValue { value: true }),
+            ..Default::default()
+        });
+        let tls = downstream(&ts, "chain").unwrap().unwrap();
+        assert!(tls.require_client_certificate);
+        assert_eq!(tls.common.alpn, ["h2", "http/1.1"]);
+        assert_eq!(
+            (tls.common.min, tls.common.max),
+            (Version::Tls12, Version::Tls13)
+        );
+        assert!(tls.common.sans.is_empty(), "any identity of the mesh");
+    }
+
+    #[test]
+    fn istios_client_context_keeps_sni_and_expected_identities() {
+        let reviews = "spiffe://cluster.local/ns/default/sa/reviews";
+        let ts = socket(UpstreamTlsContext {
+            common_tls_context: Some(mesh_common(&["istio-peer-exchange", "istio"], &[reviews])),
+            sni: "outbound_.9080_._.reviews.default.svc.cluster.local".into(),
+            ..Default::default()
+        });
+        let tls = upstream(&ts, "cluster").unwrap().unwrap();
+        assert_eq!(
+            tls.sni,
+            "outbound_.9080_._.reviews.default.svc.cluster.local"
+        );
+        assert_eq!(tls.common.alpn, ["istio-peer-exchange", "istio"]);
+        assert_eq!(
+            tls.common.sans,
+            [SanMatcher {
+                kind: SanKind::Uri,
+                matcher: StringMatch::Exact(reviews.into(), false)
+            }]
+        );
+    }
+
+    #[test]
+    fn raw_buffer_is_plain_text() {
+        let ts = TransportSocket {
+            name: "envoy.transport_sockets.raw_buffer".into(),
+            config_type: Some(ConfigType::TypedConfig(pack_any(RawBuffer::default()))),
+        };
+        assert_eq!(upstream(&ts, "c").unwrap(), None);
+        assert_eq!(downstream(&ts, "c").unwrap(), None);
+    }
+
+    #[test]
+    fn certificates_from_elsewhere_are_refused_by_name() {
+        // A credentialName secret over ADS (`kubernetes://...`).
+        let mut other = mesh_common(&[], &[]);
+        other.tls_certificate_sds_secret_configs = vec![agent("kubernetes://cert")];
+        let e = upstream(
+            &socket(UpstreamTlsContext {
+                common_tls_context: Some(other),
+                ..Default::default()
+            }),
+            "cluster c",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("tls_certificate_sds_secret_configs[0]: SDS secret \"kubernetes://cert\""),
+            "{e}"
+        );
+        // Inline or file certificates (DestinationRule MUTUAL with files).
+        let mut files = mesh_common(&[], &[]);
+        files.tls_certificates = vec![TlsCertificate {
+            certificate_chain: Some(DataSource {
+                specifier: Some(data_source::Specifier::Filename("/etc/cert.pem".into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        let e = upstream(
+            &socket(UpstreamTlsContext {
+                common_tls_context: Some(files),
+                ..Default::default()
+            }),
+            "cluster c",
+        )
+        .unwrap_err();
+        assert!(
+            e.ends_with("common_tls_context.tls_certificates is not implemented"),
+            "{e}"
+        );
+        // Trusted CAs inline or from files.
+        let mut inline_ca = mesh_common(&[], &[]);
+        inline_ca.validation_context_type =
+            Some(ValidationContextType::ValidationContext(Default::default()));
+        let e = downstream(
+            &socket(DownstreamTlsContext {
+                common_tls_context: Some(inline_ca),
+                ..Default::default()
+            }),
+            "chain",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("validation_context: inline or file trusted CAs"),
+            "{e}"
+        );
+        // The wrong kind of context for the side.
+        let e = downstream(&socket(UpstreamTlsContext::default()), "chain").unwrap_err();
+        assert!(e.contains("is not implemented"), "{e}");
+    }
+
+    #[test]
+    fn protocol_bounds() {
+        let t = |min: TlsProtocol, max: TlsProtocol| {
+            params(
+                &TlsParameters {
+                    tls_minimum_protocol_version: min as i32,
+                    tls_maximum_protocol_version: max as i32,
+                    ..Default::default()
+                },
+                "p",
+            )
+            .map(|(a, b, _)| (a, b))
+        };
+        use TlsProtocol::*;
+        assert_eq!(t(TlsAuto, TlsAuto), Ok((Version::Tls12, Version::Tls13)));
+        assert_eq!(t(TlSv13, TlsAuto), Ok((Version::Tls13, Version::Tls13)));
+        assert_eq!(t(TlSv10, TlSv12), Ok((Version::Tls12, Version::Tls12)));
+        assert!(t(TlsAuto, TlSv11).is_err());
+        assert!(t(TlSv13, TlSv12).is_err());
+    }
+}

@@ -136,23 +136,6 @@ impl Transport {
     }
 }
 
-/// The trust domain, namespace and service account of `spiffe://TD/ns/NS/sa/SA`.
-pub fn spiffe_parts(principal: &str) -> Option<(&str, &str, &str)> {
-    let rest = principal.strip_prefix("spiffe://")?;
-    let (td, path) = rest.split_once('/')?;
-    let mut parts = path.split('/');
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some("ns"), Some(ns), Some("sa"), Some(sa), None) if !td.is_empty() => Some((td, ns, sa)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,23 +188,6 @@ mod tests {
         );
         assert_eq!(sans(&[]).principal(), Some("reviews.default.svc"));
         assert_eq!(Sans::default().principal(), None);
-    }
-
-    #[test]
-    fn spiffe_ids_split_into_their_parts() {
-        assert_eq!(
-            spiffe_parts("spiffe://cluster.local/ns/shop/sa/reviews"),
-            Some(("cluster.local", "shop", "reviews"))
-        );
-        for bad in [
-            "spiffe://cluster.local/ns/shop",
-            "spiffe:///ns/a/sa/b",
-            "https://cluster.local/ns/a/sa/b",
-            "spiffe://td/ns/a/sa/b/extra",
-            "spiffe://td/sa/a/ns/b",
-        ] {
-            assert_eq!(spiffe_parts(bad), None, "{bad}");
-        }
     }
 
     #[test]
