@@ -74,25 +74,6 @@ pub fn bookinfo(file: &str) -> String {
     bookinfo_sample(&format!("networking/{file}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_selected_sidecar_names_its_workloads() {
-        let yaml = sidecar_egress("c", Some("c"), "127.0.0.9");
-        assert!(yaml.contains("spec:\n  workloadSelector:\n    labels: {app: c}\n  egress:\n"));
-        let yaml = sidecar_egress("default", None, "127.0.0.9");
-        assert!(yaml.contains("spec:\n  egress:\n"), "{yaml}");
-        assert!(yaml.contains("bind: 127.0.0.9\n"), "{yaml}");
-    }
-
-    #[test]
-    fn a_stream_separates_documents() {
-        assert_eq!(stream(&["a: 1\n", "b: 2\n"]), "a: 1\n---\nb: 2\n");
-    }
-}
-
 /// The Sidecar of reviews: port 9080 served on `bind:9080` without capture, delivered to
 /// `127.0.0.1:app_port`.
 pub fn sidecar_ingress(bind: impl Display, app_port: u16) -> String {
@@ -122,4 +103,23 @@ spec:
   mtls: {{mode: {mode}}}
 "
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selected_sidecar_names_its_workloads() {
+        let yaml = sidecar_egress("c", Some("c"), "127.0.0.9");
+        assert!(yaml.contains("spec:\n  workloadSelector:\n    labels: {app: c}\n  egress:\n"));
+        let yaml = sidecar_egress("default", None, "127.0.0.9");
+        assert!(yaml.contains("spec:\n  egress:\n"), "{yaml}");
+        assert!(yaml.contains("bind: 127.0.0.9\n"), "{yaml}");
+    }
+
+    #[test]
+    fn a_stream_separates_documents() {
+        assert_eq!(stream(&["a: 1\n", "b: 2\n"]), "a: 1\n---\nb: 2\n");
+    }
 }

@@ -158,9 +158,9 @@ mod tests {
     fn san_matchers_look_at_their_own_type() {
         let reviews = "spiffe://cluster.local/ns/default/sa/reviews";
         let exact = uri(StringMatch::Exact(reviews.into(), false));
-        assert!(sans_match(&[exact.clone()], &sans(&[reviews])));
+        assert!(sans_match(std::slice::from_ref(&exact), &sans(&[reviews])));
         assert!(!sans_match(
-            &[exact.clone()],
+            std::slice::from_ref(&exact),
             &sans(&["spiffe://cluster.local/ns/default/sa/ratings"])
         ));
         // Any matcher may match; none means any peer.
