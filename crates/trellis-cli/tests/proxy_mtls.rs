@@ -284,6 +284,41 @@ fn trellis_proxies_speak_istio_mtls_and_strict_refuses_plain_text() {
             ),
         "{log}"
     );
+
+    // The application learns who called it: x-forwarded-client-cert (an httpbin this time).
+    mesh.dir.remove("rule.yaml");
+    let localhost = ip("127.0.0.1");
+    let httpbin_address = SocketAddr::new(localhost, free_port(localhost));
+    let mut app = Command::new(TRELLIS);
+    app.args(["app", "httpbin", "--listen", &httpbin_address.to_string()]);
+    let _httpbin = Process::start("httpbin", app, &mesh.dir.join("httpbin.log"));
+    mesh.dir.write(
+        "mesh.yaml",
+        &stream(&[
+            service("reviews"),
+            sidecar_egress("productpage", Some("productpage"), client_ip),
+            sidecar_ingress(server_ip, httpbin_address.port()),
+        ]),
+    );
+    let headers = wait_until("httpbin behind the server", CONVERGE, || {
+        let reply = get(through_client, "/headers", &HOST, Duration::from_secs(5))?;
+        (reply.status == 200 && reply.body.contains("\"headers\""))
+            .then_some(reply.body.clone())
+            .ok_or(format!("{reply:?}"))
+    });
+    let headers: serde_json::Value = serde_json::from_str(&headers).expect("httpbin json");
+    let xfcc = headers["headers"]["X-Forwarded-Client-Cert"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no XFCC: {headers}"));
+    println!("x-forwarded-client-cert: {xfcc}");
+    assert!(
+        xfcc.starts_with(&format!("By={SA}/reviews;Hash=")),
+        "{xfcc}"
+    );
+    assert!(
+        xfcc.ends_with(&format!(";Subject=\"\";URI={SA}/productpage")),
+        "{xfcc}"
+    );
 }
 
 /// The DestinationRule of reviews with this `trafficPolicy` (flow YAML).

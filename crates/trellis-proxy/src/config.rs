@@ -138,6 +138,8 @@ pub struct HttpManager {
     pub limits: crate::limits::HttpLimits,
     /// The HTTP filters that act on every request, in chain order (before the router).
     pub filters: Vec<HttpFilter>,
+    /// `forward_client_cert_details` and `set_current_client_cert_details`.
+    pub xfcc: crate::xfcc::Xfcc,
 }
 
 /// An HTTP filter with listener-level configuration.

@@ -140,6 +140,7 @@ pub async fn handle(
     let snapshot = proxy.config.load_full();
     let hcm = &*hcm;
     prepare(hcm, &mut req);
+    crate::xfcc::apply(&hcm.xfcc, downstream.tls.as_deref(), req.headers_mut());
     let received = receive(&proxy, &downstream, &mut req, start);
     if crate::limits::refuse_underscores(hcm.limits.underscores, req.headers_mut()) {
         let mut outcome = Outcome::default();

@@ -44,6 +44,7 @@ pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 pub mod xds;
+pub mod xfcc;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -345,6 +345,7 @@ mod tests {
             upgrades: Default::default(),
             limits: Default::default(),
             filters: Vec::new(),
+            xfcc: Default::default(),
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();

@@ -12,9 +12,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::config::{DownstreamTls, alpn_overlaps};
+use super::config::{DownstreamTls, Sans, alpn_overlaps};
 use super::secrets::{Cached, Identity, Secrets};
-use super::verify::{ClientVerifier, root_store, sans};
+use super::verify::{ClientVerifier, root_store, sans, sha256_hex, subject};
 use super::{TlsError, alpn, provider, versions};
 
 /// A chain's TLS context with its configurations for the current identity.
@@ -38,6 +38,19 @@ pub struct Peer {
     pub principal: Option<Arc<str>>,
     /// SNI, as the client sent it.
     pub server_name: Option<String>,
+    /// The verified client certificate, for `x-forwarded-client-cert`.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// What `x-forwarded-client-cert` tells of a client certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCert {
+    /// SHA-256 of the certificate, lowercase hex.
+    pub hash: String,
+    pub subject: String,
+    pub sans: Sans,
+    /// The URI SANs of the certificate this proxy presented.
+    pub local_uris: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +70,13 @@ impl ServerContext {
         }
     }
 
-    /// The configuration for a client offering `offered` ALPN protocols.
+    /// The configuration for a client offering `offered` ALPN protocols, and the identity
+    /// it presents.
     fn config(
         &self,
         secrets: &Secrets,
         offered: &[Vec<u8>],
-    ) -> Result<Arc<ServerConfig>, TlsError> {
+    ) -> Result<(Arc<ServerConfig>, Arc<Identity>), TlsError> {
         let (generation, identity) = secrets.current().ok_or(TlsError::NoIdentity)?;
         let answer = alpn_overlaps(&self.spec.common.alpn, offered);
         let cache = if answer {
@@ -70,7 +84,8 @@ impl ServerContext {
         } else {
             &self.without_alpn
         };
-        cache.get(generation, || self.build(&identity, answer))
+        let config = cache.get(generation, || self.build(&identity, answer))?;
+        Ok((config, identity))
     }
 
     fn build(&self, identity: &Identity, answer_alpn: bool) -> Result<ServerConfig, TlsError> {
@@ -110,19 +125,32 @@ where
         .map(|a| a.map(<[u8]>::to_vec).collect())
         .unwrap_or_default();
     let server_name = hello.server_name().map(str::to_string);
-    let config = ctx.config(secrets, &offered)?;
+    let (config, identity) = ctx.config(secrets, &offered)?;
     let stream = start.into_stream(config).await?;
-    let principal = stream
+    let client_cert = stream
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(|leaf| sans(leaf).principal().map(Arc::from));
+        .map(|leaf| ClientCert {
+            hash: sha256_hex(leaf),
+            subject: subject(leaf),
+            sans: sans(leaf),
+            local_uris: identity
+                .chain
+                .first()
+                .map(|c| sans(c).uris)
+                .unwrap_or_default(),
+        });
+    let principal = client_cert
+        .as_ref()
+        .and_then(|c| c.sans.principal().map(Arc::from));
     Ok((
         stream,
         Peer {
             principal,
             server_name,
+            client_cert,
         },
     ))
 }

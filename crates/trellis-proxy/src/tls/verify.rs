@@ -37,6 +37,20 @@ pub fn sans(cert: &CertificateDer<'_>) -> Sans {
     out
 }
 
+/// A certificate's subject as Envoy prints it (RFC 2253 style; empty for mesh
+/// certificates).
+pub fn subject(cert: &CertificateDer<'_>) -> String {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .map(|(_, c)| c.subject().to_string())
+        .unwrap_or_default()
+}
+
+/// The lowercase hex SHA-256 of a DER certificate (XFCC's `Hash`).
+pub fn sha256_hex(cert: &CertificateDer<'_>) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.as_ref());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The peer's identity does not pass the SAN matchers.
 #[derive(Debug, thiserror::Error)]
 #[error("peer identity {0} is not an expected subject alt name")]
