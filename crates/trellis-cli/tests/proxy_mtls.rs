@@ -669,6 +669,19 @@ fn certificates_rotate_under_traffic_without_a_failure() {
     let (chain, key, roots) = issue(&mesh, "tester");
     let direct = SocketAddr::new(server_ip, 9080);
 
+    let client_serial = || {
+        let certs = get(client.admin, "/certs", &[], Duration::from_secs(5)).expect("/certs");
+        let certs: serde_json::Value = serde_json::from_str(&certs.body).expect("json");
+        let leaf = &certs["certificates"][0]["cert_chain"][0];
+        assert_eq!(
+            leaf["subject_alt_names"][0]["uri"],
+            format!("{SA}/productpage"),
+            "{certs}"
+        );
+        leaf["serial_number"].as_str().expect("serial").to_string()
+    };
+    let first_client_serial = client_serial();
+
     let mut kept = KeepAlive::connect(via);
     let mut serials = std::collections::BTreeSet::new();
     let (mut kept_alive, mut fresh, mut handshakes) = (0, 0, 0);
@@ -694,5 +707,10 @@ fn certificates_rotate_under_traffic_without_a_failure() {
     assert!(
         serials.len() >= 2,
         "the server kept one certificate: {serials:?}"
+    );
+    assert_ne!(
+        client_serial(),
+        first_client_serial,
+        "the client's /certs shows a renewed certificate"
     );
 }

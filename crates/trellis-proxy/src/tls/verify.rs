@@ -37,6 +37,50 @@ pub fn sans(cert: &CertificateDer<'_>) -> Sans {
     out
 }
 
+/// What the admin `/certs` shows of a certificate, under Envoy's keys: serial (hex), URI
+/// SANs, validity (RFC 3339) and whole days left; `None` when it does not parse.
+pub fn describe(cert: &CertificateDer<'_>) -> Option<serde_json::Value> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let time = |t: x509_parser::time::ASN1Time| rfc3339(t.timestamp());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let days = (c.validity().not_after.timestamp() - now).div_euclid(86_400);
+    let uris: Vec<serde_json::Value> = sans(cert)
+        .uris
+        .into_iter()
+        .map(|u| serde_json::json!({ "uri": u }))
+        .collect();
+    Some(serde_json::json!({
+        "serial_number": c.raw_serial_as_string().replace(':', ""),
+        "subject_alt_names": uris,
+        "days_until_expiration": days.to_string(),
+        "valid_from": time(c.validity().not_before),
+        "expiration_time": time(c.validity().not_after),
+    }))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (the civil calendar from days, after Howard
+/// Hinnant's algorithm).
+fn rfc3339(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// A certificate's subject as Envoy prints it (RFC 2253 style; empty for mesh
 /// certificates).
 pub fn subject(cert: &CertificateDer<'_>) -> String {
@@ -229,5 +273,17 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_times_print_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_484_645), "2026-11-24T01:44:05Z");
     }
 }
