@@ -219,6 +219,36 @@ pub fn envoy_command_with_workers(envoy: &Path, bootstrap: &Path, workers: usize
     command
 }
 
+/// `trellis agent` (the binary at `trellis`) running the Envoy at `envoy` as the workload
+/// `node_flags` (`--name`, `--labels`, `--ip`, …) with ADS (and the CA) at `xds`, the
+/// admin listener at `admin`'s port and the bootstrap token in `token`; its SDS socket and
+/// bootstrap go in `home`. The command ends with `--`: Envoy's own arguments follow.
+pub fn envoy_agent_command(
+    trellis: &Path,
+    envoy: &Path,
+    home: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    node_flags: &[&str],
+    token: &Path,
+) -> Command {
+    let mut command = Command::new(trellis);
+    command
+        .args(["agent", "--xds-address", &xds.to_string()])
+        .args(node_flags)
+        .args(["--admin-port", &admin.port().to_string()])
+        .arg("--ca-token-file")
+        .arg(token)
+        .arg("--sds-socket")
+        .arg(home.join("sds.sock"))
+        .arg("--bootstrap-out")
+        .arg(home.join("envoy-rev.json"))
+        .arg("--envoy")
+        .arg(envoy)
+        .arg("--");
+    command
+}
+
 /// Whether the control plane's `/debug/syncz` (at `debug`) shows the proxy whose id
 /// contains `node` with cds/eds/lds/rds ACKed and nothing NACKed; the reason when not.
 pub fn synced(debug: SocketAddr, node: &str) -> Result<(), String> {

@@ -57,6 +57,9 @@ pub struct Args {
     /// Do not pin the load generator and the processes under test to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,
+    /// Plain text between the sidecars instead of Istio's mutual TLS.
+    #[arg(long)]
+    pub no_mtls: bool,
 }
 
 /// The parameters a report states.
@@ -70,6 +73,8 @@ pub struct Params {
     pub sweep_rps: Vec<f64>,
     pub idle_services: usize,
     pub proxy_workers: usize,
+    /// Mutual TLS between the sidecars (STRICT).
+    pub mtls: bool,
     /// How CPUs were split, `None` when not pinned.
     pub pinning: Option<String>,
 }
@@ -162,10 +167,12 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
         },
         idle_services: args.idle_services,
         proxy_workers: args.proxy_workers.max(1),
+        mtls: !args.no_mtls,
         pinning: crate::pinning::apply(!args.no_pin),
     };
     let mut bins = topology::locate(args.trellis.as_deref())?;
     bins.workers = params.proxy_workers;
+    bins.mtls = params.mtls;
     let planes: Vec<DataPlane> = [DataPlane::None, DataPlane::Envoy, DataPlane::Trellis]
         .into_iter()
         .filter(|p| *p != DataPlane::Envoy || bins.envoy.is_some())

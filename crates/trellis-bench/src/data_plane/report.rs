@@ -110,12 +110,21 @@ and a pacing thread\n\
 - path: load → client sidecar (explicit egress listener) → server sidecar (explicit ingress \
 listener) → echo server, all on loopback; both sidecars configured by `trellis control-plane`, \
 {} worker thread(s) each (Envoy `--concurrency`, Trellis `--concurrency`), access logs off\n\
+- between the sidecars: {}\n\
+- a sidecar's CPU and memory are its whole process tree: Envoy with the `trellis agent` that \
+gets its certificate (as Istio's pilot-agent), the Trellis proxy alone (it gets its own)\n\
 - CPU pinning: {}\n",
         p.repeats,
         p.seconds,
         p.warmup_seconds,
         p.payload_bytes,
         p.proxy_workers,
+        if p.mtls {
+            "Istio mutual TLS (PeerAuthentication STRICT, certificates from the control plane's CA; \
+the run checks that the server sidecar refuses plain text)"
+        } else {
+            "plain text"
+        },
         p.pinning.as_deref().unwrap_or("none")
     );
     for (title, scenario) in [
