@@ -660,9 +660,13 @@ impl rustls::client::danger::ServerCertVerifier for ChainOnly {
 fn certificates_rotate_under_traffic_without_a_failure() {
     let (client_ip, server_ip) = (ip("127.0.79.41"), ip("127.0.79.42"));
     let mesh = Mesh::start(client_ip, server_ip, "STRICT");
-    // Six-second certificates: renewed about every three seconds.
+    // Six-second certificates: renewed about every three seconds. The server runs on one
+    // thread (a current-thread runtime), the client on two.
     let ttl = ["--cert-ttl", "6s"];
-    let server = mesh.trellis(&server(server_ip), &ttl);
+    let server = mesh.trellis(
+        &server(server_ip),
+        &[&ttl[..], &["--concurrency", "1"]].concat(),
+    );
     let client = mesh.trellis(&client(client_ip, "productpage"), &ttl);
     let via = SocketAddr::new(client_ip, 9080);
     wait_status("reviews over mTLS", via, 200, &[&client, &server]);
