@@ -186,7 +186,7 @@ impl Workload {
             }
             None => None,
         };
-        let dir = &self.record.dir;
+        let dir = &self.proxy_dir()?;
         let node = sidecar::node(
             &spec.name,
             &spec.namespace,
@@ -212,6 +212,17 @@ impl Workload {
         self.remember("sidecar", &child)?;
         self.sidecar = Some(child);
         Ok(())
+    }
+
+    /// The sidecar's own directory in the pod's (its bootstrap, the agent's SDS socket),
+    /// owned by the proxy user, who writes there.
+    fn proxy_dir(&self) -> Result<std::path::PathBuf> {
+        let dir = self.record.dir.join("proxy");
+        std::fs::create_dir_all(&dir)
+            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
+        std::os::unix::fs::chown(&dir, Some(PROXY_UID), Some(PROXY_UID))
+            .map_err(Error::io(format!("cannot chown {}", dir.display())))?;
+        Ok(dir)
     }
 
     fn wait_ready(&mut self, spec: &WorkloadSpec, kind: ProxyKind) -> Result<()> {
