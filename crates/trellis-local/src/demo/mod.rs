@@ -326,7 +326,13 @@ impl Demo {
     pub fn inbound_mtls(&self) -> Vec<(String, std::result::Result<mtls::Inbound, String>)> {
         self.servers
             .iter()
-            .map(|(name, netns, kind)| (name.clone(), mtls::read(netns, *kind)))
+            .map(|(name, netns, kind)| {
+                let inbound = self
+                    .pod_ip(name)
+                    .ok_or_else(|| "no pod".to_string())
+                    .and_then(|ip| mtls::read(netns, ip, *kind));
+                (name.clone(), inbound)
+            })
             .collect()
     }
 

@@ -33,13 +33,19 @@ impl std::fmt::Display for Inbound {
     }
 }
 
-/// Reads the inbound counts of the `kind` sidecar in `netns`.
-pub fn read(netns: &str, kind: ProxyKind) -> Result<Inbound, String> {
-    let (port, path) = match kind {
-        ProxyKind::Trellis => (PROMETHEUS_PORT, "/stats/prometheus"),
-        ProxyKind::Envoy => (ADMIN_PORT, "/stats?filter=listener.0.0.0.0_15006."),
+/// Reads the inbound counts of the `kind` sidecar in `netns`, whose pod address is `ip`
+/// (the Trellis proxy serves its metrics there; Envoy's admin is on loopback).
+pub fn read(netns: &str, ip: Ipv4Addr, kind: ProxyKind) -> Result<Inbound, String> {
+    let (address, path) = match kind {
+        ProxyKind::Trellis => (
+            SocketAddr::from((ip, PROMETHEUS_PORT)),
+            "/stats/prometheus",
+        ),
+        ProxyKind::Envoy => (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, ADMIN_PORT)),
+            "/stats?filter=listener.0.0.0.0_15006.",
+        ),
     };
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let reply = netns::request_in(netns, "GET", address, path, &[], Duration::from_secs(2))
         .map_err(|e| e.to_string())?;
     if reply.status != 200 {
