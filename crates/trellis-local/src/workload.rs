@@ -307,10 +307,17 @@ impl Workload {
             if stop() {
                 return Ok(Outcome::Stopped);
             }
-            if let Some(Err(error)) = self.token.as_mut().map(TokenFile::refresh) {
-                tracing::warn!(%error, "cannot renew the sidecar's bootstrap token");
-            }
+            self.keep_identity();
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Keeps a valid bootstrap token in the sidecar's token file (a fresh one at half of
+    /// the last one's lifetime), so its certificate renewals are authorised; call it now and
+    /// then while the workload runs ([`Workload::wait`] does).
+    pub fn keep_identity(&mut self) {
+        if let Some(Err(error)) = self.token.as_mut().map(TokenFile::refresh) {
+            tracing::warn!(%error, "cannot renew the sidecar's bootstrap token");
         }
     }
 

@@ -86,7 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ready_timeout: Duration::from_secs(60),
     };
     let started = Instant::now();
-    let demo = Demo::start(&state, &options, &|step| eprintln!("starting {step}"))?;
+    let mut demo = Demo::start(&state, &options, &|step| eprintln!("starting {step}"))?;
     eprintln!(
         "Bookinfo is up in {:.1} s (apps' logs in {})",
         started.elapsed().as_secs_f64(),
@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let code = if args.check {
         check(&demo, &stopped)
     } else {
-        live(&demo, args, &samples, &stopped);
+        live(&mut demo, args, &samples, &stopped);
         ExitCode::SUCCESS
     };
     eprintln!("stopping: pods, control plane and bridge go");
@@ -136,7 +136,7 @@ fn check(demo: &Demo, stop: &dyn Fn() -> bool) -> ExitCode {
     }
 }
 
-fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Sync)) {
+fn live(demo: &mut Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Sync)) {
     let (tx, rx) = mpsc::channel();
     let client = demo.client().clone();
     let strict = demo.sample(trellis_local::demo::STRICT_MTLS);
@@ -154,6 +154,7 @@ fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Syn
                 window.add(Instant::now(), observation);
             }
             next += Duration::from_secs(1);
+            demo.keep_identities();
             let mut screen = window.render(&title, &demo.inbound_mtls(), &hints);
             if let Some(broken) = demo.broken() {
                 screen.push_str(&format!("\nWARNING: {broken}\n"));

@@ -356,6 +356,11 @@ impl Demo {
         config_dir::delete(&self.config_dir, &self.sample(name)).map(drop)
     }
 
+    /// Keeps every sidecar's bootstrap token valid (see [`Workload::keep_identity`]).
+    pub fn keep_identities(&mut self) {
+        self.workloads.iter_mut().for_each(Workload::keep_identity);
+    }
+
     /// The first pod whose sidecar or app is gone, with what is known of why.
     pub fn broken(&self) -> Option<String> {
         let pods = self.state.load().ok()?.pods;
