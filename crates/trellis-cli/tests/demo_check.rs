@@ -130,7 +130,10 @@ fn check(dir: &Path, proxy: &str) {
     }
     assert!(output.contains("9 steps passed, 0 failed"), "{output}");
     // The sidecars' own counts: mutual TLS between them.
-    assert!(output.contains("inbound over mTLS (of all): details-v1"), "{output}");
+    assert!(
+        output.contains("inbound over mTLS (of all): details-v1"),
+        "{output}"
+    );
 
     // Nothing is left: processes, namespaces, hosts files, links, rules, state.
     // Control plane, 7 sidecars, 8 apps (the plain-text client has no sidecar).

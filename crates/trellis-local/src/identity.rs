@@ -114,9 +114,13 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca-token");
-        let mut file =
-            TokenFile::mint(&dir.path().join("ca"), "default", "bookinfo-reviews", path.clone())
-                .unwrap();
+        let mut file = TokenFile::mint(
+            &dir.path().join("ca"),
+            "default",
+            "bookinfo-reviews",
+            path.clone(),
+        )
+        .unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o400);
         assert_eq!((meta.uid(), meta.gid()), (PROXY_UID, PROXY_UID));

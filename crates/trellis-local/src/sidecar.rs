@@ -231,7 +231,14 @@ mod tests {
     #[test]
     fn envoy_runs_on_a_bootstrap_naming_the_workload() {
         let dir = tempfile::tempdir().unwrap();
-        let args = command(ProxyKind::Envoy, &programs(), &the_node(None), dir.path(), None).unwrap();
+        let args = command(
+            ProxyKind::Envoy,
+            &programs(),
+            &the_node(None),
+            dir.path(),
+            None,
+        )
+        .unwrap();
         assert_eq!(args[0], "/bin/envoy");
         let bootstrap: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("envoy.json")).unwrap()).unwrap();
@@ -246,7 +253,14 @@ mod tests {
     #[test]
     fn the_trellis_proxy_gets_the_same_node_flags() {
         let dir = tempfile::tempdir().unwrap();
-        let args = command(ProxyKind::Trellis, &programs(), &the_node(None), dir.path(), None).unwrap();
+        let args = command(
+            ProxyKind::Trellis,
+            &programs(),
+            &the_node(None),
+            dir.path(),
+            None,
+        )
+        .unwrap();
         let line = args.join(" ");
         assert_eq!(
             line,

@@ -1,17 +1,19 @@
 //! `trellis run`: a workload in its own pod, beside its sidecar, with its traffic captured.
 //!
-//! Start, in this order, each step undone if a later one fails: the pod; with a CA, the
-//! sidecar's bootstrap token (crate::identity); the capture rules
+//! Start, in this order, each step undone if a later one fails: the pod; the capture rules
 //! (before the sidecar, as Istio's init container: rules added under an open connection
 //! cut it — the first packet the control plane sends afterwards is taken for a new
-//! connection and redirected to 15006, and Envoy waits up to 30 s to reconnect); the
-//! sidecar as uid/gid 1337 (its own traffic is never redirected); wait until the sidecar is
-//! ready (the app never starts before its proxy); the app. Stop, in the reverse order: the app (SIGTERM, then SIGKILL
+//! connection and redirected to 15006, and Envoy waits up to 30 s to reconnect); with a CA,
+//! the sidecar's bootstrap token (crate::identity); the sidecar as uid/gid 1337 (its own
+//! traffic is never redirected); wait until the sidecar is ready (the app never starts
+//! before its proxy); the app. Stop, in the reverse order: the app (SIGTERM, then SIGKILL
 //! after the grace period) — when it is still running, the sidecar first drains its
 //! inbound listeners for the drain period, so callers finish and go elsewhere while the app
-//! still answers; the capture rules; the sidecar (SIGTERM, then SIGKILL); the pod. Capture rules never outlive a running sidecar: if the sidecar dies, the app is
-//! stopped (rather than its traffic let out uncaptured, which would bypass the mesh's
-//! policy), then the rules and the pod are removed.
+//! still answers; the capture rules; the sidecar (SIGTERM, then SIGKILL; its xDS stream
+//! ends, so the control plane deregisters the workload); the pod. Capture rules never
+//! outlive a running sidecar: if the sidecar dies, the app is stopped (rather than its
+//! traffic let out uncaptured, which would bypass the mesh's policy), then the rules and
+//! the pod are removed.
 //!
 //! A workload without a sidecar (`proxy: None`) gets a pod and nothing else: no capture, no
 //! identity — a plain-text client outside the mesh, as Istio's `legacy` namespace holds.

@@ -280,8 +280,10 @@ impl Demo {
         let services = self.config_dir.join("bookinfo-services.yaml");
         std::fs::write(&services, bookinfo::services_yaml())
             .map_err(Error::io(format!("cannot write {}", services.display())))?;
-        std::fs::create_dir_all(&self.policies)
-            .map_err(Error::io(format!("cannot create {}", self.policies.display())))?;
+        std::fs::create_dir_all(&self.policies).map_err(Error::io(format!(
+            "cannot create {}",
+            self.policies.display()
+        )))?;
         let strict = self.policies.join(STRICT_MTLS);
         std::fs::write(&strict, strict_mtls_yaml())
             .map_err(Error::io(format!("cannot write {}", strict.display())))?;

@@ -37,10 +37,7 @@ impl std::fmt::Display for Inbound {
 /// (the Trellis proxy serves its metrics there; Envoy's admin is on loopback).
 pub fn read(netns: &str, ip: Ipv4Addr, kind: ProxyKind) -> Result<Inbound, String> {
     let (address, path) = match kind {
-        ProxyKind::Trellis => (
-            SocketAddr::from((ip, PROMETHEUS_PORT)),
-            "/stats/prometheus",
-        ),
+        ProxyKind::Trellis => (SocketAddr::from((ip, PROMETHEUS_PORT)), "/stats/prometheus"),
         ProxyKind::Envoy => (
             SocketAddr::from((Ipv4Addr::LOCALHOST, ADMIN_PORT)),
             "/stats?filter=listener.0.0.0.0_15006.",

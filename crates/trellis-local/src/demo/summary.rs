@@ -223,7 +223,10 @@ mod tests {
             screen.contains("    reviews-v1       4 of 4 inbound connections mTLS\n"),
             "{screen}"
         );
-        assert!(screen.contains("ratings-v1       unknown (refused)"), "{screen}");
+        assert!(
+            screen.contains("ratings-v1       unknown (refused)"),
+            "{screen}"
+        );
         assert!(screen.ends_with("hint\n"), "{screen}");
     }
 }

@@ -533,9 +533,17 @@ mod tests {
              productpage-v1 20/30"
         );
         inbound[1].1 = counted(8, 9);
-        assert!(sidecars_use_mtls(&inbound).unwrap_err().contains("reviews-v1"));
+        assert!(
+            sidecars_use_mtls(&inbound)
+                .unwrap_err()
+                .contains("reviews-v1")
+        );
         inbound[1].1 = counted(0, 0);
-        assert!(sidecars_use_mtls(&inbound).unwrap_err().contains("no inbound"));
+        assert!(
+            sidecars_use_mtls(&inbound)
+                .unwrap_err()
+                .contains("no inbound")
+        );
         inbound[1].1 = counted(9, 9);
         inbound[3].1 = counted(0, 30);
         assert!(sidecars_use_mtls(&inbound).is_err());
