@@ -171,23 +171,7 @@ impl Workload {
                 self.record.dir.display()
             )));
         }
-        let identity = match &spec.ca_dir {
-            Some(ca_dir) => {
-                let token = TokenFile::mint(
-                    ca_dir,
-                    &spec.namespace,
-                    &spec.service_account,
-                    self.record.dir.join("ca-token"),
-                )?;
-                let identity = sidecar::Identity {
-                    ca_address: format!("http://{}", spec.xds_address),
-                    token_file: token.path().to_path_buf(),
-                };
-                self.token = Some(token);
-                Some(identity)
-            }
-            None => None,
-        };
+        let identity = self.mint_identity(spec)?;
         let dir = &self.proxy_dir()?;
         let node = sidecar::node(
             &spec.name,
@@ -214,6 +198,26 @@ impl Workload {
         self.remember("sidecar", &child)?;
         self.sidecar = Some(child);
         Ok(())
+    }
+
+    /// With a CA: the sidecar's bootstrap token, minted into the pod's directory, and where
+    /// the sidecar is to present it.
+    fn mint_identity(&mut self, spec: &WorkloadSpec) -> Result<Option<sidecar::Identity>> {
+        let Some(ca_dir) = &spec.ca_dir else {
+            return Ok(None);
+        };
+        let token = TokenFile::mint(
+            ca_dir,
+            &spec.namespace,
+            &spec.service_account,
+            self.record.dir.join("ca-token"),
+        )?;
+        let identity = sidecar::Identity {
+            ca_address: format!("http://{}", spec.xds_address),
+            token_file: token.path().to_path_buf(),
+        };
+        self.token = Some(token);
+        Ok(Some(identity))
     }
 
     /// The sidecar's own directory in the pod's (its bootstrap, the agent's SDS socket),
