@@ -81,10 +81,18 @@ pub fn run(args: &Args, log_level: Arc<LogLevel>) -> anyhow::Result<ExitCode> {
     // tokio's 2 MiB: that is reserved address space, not resident memory (only the pages a
     // thread touches count, and an idle proxy's anonymous memory is about 1 MiB in all, see
     // tests/proxy_footprint.rs), while a smaller stack risks overflow in deep futures.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.concurrency.max(1))
-        .enable_all()
-        .build()?;
+    // One worker runs everything on the main thread: no task ever hops threads, which is
+    // where a multi-threaded runtime spends most of a lightly loaded proxy's CPU (wake-ups
+    // and context switches, see BENCHMARKS.md's profile).
+    let runtime = match args.concurrency {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(trellis_proxy::run(trellis_proxy::Options {
         node: identity,
         xds_address: args.node.xds_address().to_string(),
