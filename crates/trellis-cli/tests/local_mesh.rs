@@ -593,9 +593,17 @@ fn the_bridge_carries_tls_between_sidecars_and_plain_http_once_mtls_is_disabled(
         &["--labels", "app=reviews,version=v1", "--port", "9080"],
         &["python3", server.to_str().unwrap(), "v1", "9080"],
     );
+    // Both data planes on the wire: the Trellis proxy calls, Envoy answers.
     let mut client = local.run(
         "w-client",
-        &["--labels", "app=client", "--drain-seconds", "0"],
+        &[
+            "--labels",
+            "app=client",
+            "--proxy",
+            "trellis",
+            "--drain-seconds",
+            "0",
+        ],
         &["sleep", "300"],
     );
     let state = local.state();

@@ -107,6 +107,7 @@ pub fn command(
         (ProxyKind::Trellis, _, _) => {
             let mut args = vec![programs.trellis.display().to_string(), "proxy".into()];
             args.extend(node_flags(node));
+            args.extend(identity.map(ca_flags).unwrap_or_default());
             Ok(args)
         }
     }
