@@ -269,6 +269,23 @@ mod tests {
              default --service-account bookinfo-reviews --ip 10.241.0.2 --admin-port 15000 \
              --labels app=reviews,version=v1"
         );
+        // With an identity: the CA flags, and no SDS socket (it holds its certificate).
+        let identity = identity();
+        let args = command(
+            ProxyKind::Trellis,
+            &programs(),
+            &the_node(None),
+            dir.path(),
+            Some(&identity),
+        )
+        .unwrap();
+        assert!(
+            args.join(" ").ends_with(
+                "--labels app=reviews,version=v1 --ca-address http://10.241.0.1:15010 \
+                 --ca-token-file /pod/ca-token"
+            ),
+            "{args:?}"
+        );
     }
 
     #[test]
