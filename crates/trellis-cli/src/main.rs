@@ -53,8 +53,9 @@ enum Command {
     Apply(commands::apply::Args),
     /// Remove configuration files from the local control plane's directory.
     Delete(commands::apply::Args),
-    /// Run the local Bookinfo mesh with live traffic (`--check`: Istio's routing and fault
-    /// injection tasks as a scripted tour).
+    /// Run the local Bookinfo mesh, mutual TLS between its sidecars, with live traffic
+    /// (`--check`: Istio's routing, fault injection and mTLS migration tasks as a scripted
+    /// tour).
     Demo(commands::demo::Args),
     /// The demo applications (`trellis-app`), so one binary is all a pod needs.
     #[command(hide = true, disable_help_flag = true)]

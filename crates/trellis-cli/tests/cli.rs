@@ -177,12 +177,10 @@ fn app_runs_the_demo_applications_from_the_one_binary() {
 }
 
 #[test]
-fn demo_mtls_says_it_is_not_available_yet() {
-    let out = trellis(&["demo", "--mtls"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not available yet"),
-        "{}",
-        stderr(&out)
-    );
+fn demo_says_its_sidecars_talk_mutual_tls() {
+    let help = trellis(&["demo", "--help"]);
+    assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("mutual TLS between its sidecars"), "{text}");
+    assert!(text.contains("mTLS migration"), "{text}");
 }

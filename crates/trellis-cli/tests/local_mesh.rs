@@ -4,13 +4,17 @@
 //! port bypassing them, bad input refused with nothing half-made, and `trellis down`
 //! leaving no namespace, link, rule or process. The mesh uses its own bridge, subnet, ports
 //! and state directory; a guard runs `trellis down` on drop, also when the test fails.
+//! Packets captured on the bridge (an AF_PACKET socket) show mutual TLS between the
+//! sidecars, and plain HTTP once a PeerAuthentication disables it.
 //!
 //! Without root, or without `envoy` on PATH, the test prints why it is skipped.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use trellis_local::netns::{self, Reply};
@@ -73,6 +77,15 @@ for s in servers[1:]:
 servers[0].serve_forever()
 "#;
 
+/// Istio's PeerAuthentication turning mutual TLS off for the namespace: auto mTLS then
+/// sends plain text too.
+const DISABLE: &str = "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: DISABLE}
+";
+
 /// The local mesh's state directory, config and logs; `trellis down` on drop.
 struct Local {
     dir: tempfile::TempDir,
@@ -123,6 +136,26 @@ impl Local {
 
     fn state(&self) -> StateDir {
         StateDir::open(self.path("state")).unwrap()
+    }
+}
+
+impl Local {
+    /// `trellis up` on `bridge` and `subnet`, with this mesh's ports.
+    fn up(&self, bridge: &str, subnet: &str) {
+        let up = self.output(&[
+            "up",
+            "--config",
+            self.path("config").to_str().unwrap(),
+            "--bridge",
+            bridge,
+            "--subnet",
+            subnet,
+            "--xds-port",
+            &self.xds_port.to_string(),
+            "--debug-address",
+            &self.debug.to_string(),
+        ]);
+        assert!(up.status.success(), "trellis up: {}", text(&up));
     }
 }
 
@@ -204,20 +237,7 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     let local = Local::new();
     std::fs::write(local.path("config/mesh.yaml"), MESH).unwrap();
     std::fs::write(local.path("server.py"), SERVER).unwrap();
-    let up = local.output(&[
-        "up",
-        "--config",
-        local.path("config").to_str().unwrap(),
-        "--bridge",
-        BRIDGE,
-        "--subnet",
-        "10.242.3.0/24",
-        "--xds-port",
-        &local.xds_port.to_string(),
-        "--debug-address",
-        &local.debug.to_string(),
-    ]);
-    assert!(up.status.success(), "trellis up: {}", text(&up));
+    local.up(BRIDGE, "10.242.3.0/24");
     // The VirtualService arrives through `trellis apply`, validated first.
     std::fs::write(local.path("routes.yaml"), ROUTES).unwrap();
     let apply = local.output(&["apply", "-f", local.path("routes.yaml").to_str().unwrap()]);
@@ -448,6 +468,235 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     assert!(!rules.contains(BRIDGE), "{rules}");
     drop(v1);
     assert_eq!(state.load().unwrap(), Default::default());
+}
+
+/// Frames seen on the host's interfaces (the bridge and the pods' veths) while it runs: the
+/// TCP payloads between two addresses, one of them on `port`.
+struct Wire {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Vec<u8>>>,
+}
+
+impl Wire {
+    fn start(a: Ipv4Addr, b: Ipv4Addr, port: u16) -> Wire {
+        use socket2::{Domain, Protocol, Socket, Type};
+        // ETH_P_ALL in network byte order: every frame, whatever its protocol.
+        let all = Protocol::from(i32::from(0x0003_u16.to_be()));
+        let socket = Socket::new(Domain::PACKET, Type::RAW, Some(all)).expect("AF_PACKET socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut socket = socket;
+            let mut payloads = Vec::new();
+            let mut frame = [0u8; 65536];
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok(n) = std::io::Read::read(&mut socket, &mut frame) else {
+                    continue;
+                };
+                if let Some(payload) = tcp_payload(&frame[..n], a, b, port) {
+                    payloads.push(payload);
+                }
+            }
+            payloads
+        });
+        Wire { stop, thread }
+    }
+
+    fn finish(self) -> Vec<Vec<u8>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The TCP payload of an Ethernet/IPv4 frame between `a` and `b`, either way, one side on
+/// `port`; `None` for anything else or an empty payload.
+fn tcp_payload(frame: &[u8], a: Ipv4Addr, b: Ipv4Addr, port: u16) -> Option<Vec<u8>> {
+    let ip = frame.get(14..)?;
+    if frame.get(12..14)? != [0x08, 0x00] || ip.get(9)? != &6 {
+        return None;
+    }
+    let header = usize::from(ip.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let src = Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?);
+    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(16..20)?).ok()?);
+    if !((src == a && dst == b) || (src == b && dst == a)) {
+        return None;
+    }
+    let tcp = ip.get(header..total)?;
+    let ports = [
+        u16::from_be_bytes([*tcp.first()?, *tcp.get(1)?]),
+        u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]),
+    ];
+    if !ports.contains(&port) {
+        return None;
+    }
+    let payload = tcp.get(usize::from(tcp.get(12)? >> 4) * 4..)?;
+    (!payload.is_empty()).then(|| payload.to_vec())
+}
+
+/// What the payloads show: TLS records (handshake 0x16 0x03, application data 0x17 0x03
+/// at a segment's start) and plain HTTP (`GET /`, `HTTP/1.1`) anywhere.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    segments: usize,
+    tls_handshake: bool,
+    tls_data: bool,
+    http: bool,
+}
+
+fn seen(payloads: &[Vec<u8>]) -> Seen {
+    let has = |p: &[u8], needle: &[u8]| p.windows(needle.len()).any(|w| w == needle);
+    Seen {
+        segments: payloads.len(),
+        tls_handshake: payloads.iter().any(|p| p.starts_with(&[0x16, 0x03])),
+        tls_data: payloads.iter().any(|p| p.starts_with(&[0x17, 0x03])),
+        http: payloads
+            .iter()
+            .any(|p| has(p, b"GET /") || has(p, b"HTTP/1.1")),
+    }
+}
+
+/// Captures the wire between the client and reviews pods while the client calls reviews
+/// `n` times; what the payloads showed, and the bodies.
+fn capture_calls(
+    client_ns: &str,
+    client: Ipv4Addr,
+    server: Ipv4Addr,
+    vip: SocketAddr,
+    n: usize,
+) -> (Seen, Vec<String>) {
+    let wire = Wire::start(client, server, 9080);
+    let bodies = (0..n)
+        .map(|_| call(client_ns, vip, &[]).map_or_else(|e| e, |r| r.body))
+        .collect();
+    // Frames still in flight when the last answer arrived.
+    std::thread::sleep(Duration::from_millis(200));
+    (seen(&wire.finish()), bodies)
+}
+
+#[test]
+fn the_bridge_carries_tls_between_sidecars_and_plain_http_once_mtls_is_disabled() {
+    if let Some(reason) = skip_reason() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let local = Local::new();
+    std::fs::write(local.path("config/mesh.yaml"), MESH).unwrap();
+    std::fs::write(local.path("server.py"), SERVER).unwrap();
+    local.up("trte2e2", "10.242.8.0/24");
+    let server = local.path("server.py");
+    let mut reviews = local.run(
+        "w-reviews-v1",
+        &["--labels", "app=reviews,version=v1", "--port", "9080"],
+        &["python3", server.to_str().unwrap(), "v1", "9080"],
+    );
+    // Both data planes on the wire: the Trellis proxy calls, Envoy answers.
+    let mut client = local.run(
+        "w-client",
+        &[
+            "--labels",
+            "app=client",
+            "--proxy",
+            "trellis",
+            "--drain-seconds",
+            "0",
+        ],
+        &["sleep", "300"],
+    );
+    let state = local.state();
+    wait_for_pod(&mut reviews, &state, "default/w-reviews-v1");
+    wait_for_pod(&mut client, &state, "default/w-client");
+    let pods = state.load().unwrap().pods;
+    let client_ns = pods["default/w-client"].netns.clone();
+    let (client_ip, server_ip) = (pods["default/w-client"].ip, pods["default/w-reviews-v1"].ip);
+    let vip = SocketAddr::new(VIP.parse().unwrap(), 9080);
+
+    // Mutual TLS from the start (the sidecars' certificates come from `trellis up`'s CA):
+    // the handshake and the requests cross the bridge as TLS records, never as HTTP. The
+    // capture runs from before the first call, so it sees the pooled connection's handshake.
+    let wire = Wire::start(client_ip, server_ip, 9080);
+    wait_until("reviews answers through both sidecars", CONVERGE, || {
+        let reply = call(&client_ns, vip, &[])?;
+        match reply.status {
+            200 => Ok(()),
+            status => Err(format!("{status} {}", reply.body)),
+        }
+    });
+    for _ in 0..3 {
+        let reply = call(&client_ns, vip, &[]).unwrap();
+        assert!(reply.body.starts_with("v1 "), "{}", reply.body);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let tls = seen(&wire.finish());
+    assert!(
+        tls.tls_handshake && tls.tls_data && !tls.http,
+        "expected TLS records only between {client_ip} and {server_ip}:9080: {tls:?}"
+    );
+
+    // PeerAuthentication DISABLE: the same calls cross in plain HTTP, which the capture
+    // sees (so it would have seen it above).
+    std::fs::write(local.path("disable.yaml"), DISABLE).unwrap();
+    let apply = local.output(&["apply", "-f", local.path("disable.yaml").to_str().unwrap()]);
+    assert!(apply.status.success(), "trellis apply: {}", text(&apply));
+    let plain = wait_until("plain text on the wire", CONVERGE, || {
+        let (seen, bodies) = capture_calls(&client_ns, client_ip, server_ip, vip, 3);
+        match seen {
+            Seen {
+                http: true,
+                tls_data: false,
+                ..
+            } if bodies.iter().all(|b| b.starts_with("v1 ")) => Ok(seen),
+            _ => Err(format!("{seen:?} {bodies:?}")),
+        }
+    });
+    assert!(!plain.tls_handshake, "{plain:?}");
+    drop(client);
+    drop(reviews);
+}
+
+#[test]
+fn frames_are_read_down_to_their_tcp_payload() {
+    let (a, b) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3));
+    let frame = |src: Ipv4Addr, dst: Ipv4Addr, dport: u16, payload: &[u8]| {
+        let mut f = vec![0u8; 12];
+        f.extend([0x08, 0x00]);
+        let total = u16::try_from(20 + 20 + payload.len()).unwrap();
+        f.extend([0x45, 0]);
+        f.extend(total.to_be_bytes());
+        f.extend([0, 0, 0, 0, 64, 6, 0, 0]);
+        f.extend(src.octets());
+        f.extend(dst.octets());
+        f.extend(40000_u16.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend([0; 8]);
+        f.extend([0x50, 0x18, 0, 0, 0, 0, 0, 0]);
+        f.extend(payload);
+        // Ethernet padding after the IP packet is not payload.
+        f.extend([0; 4]);
+        f
+    };
+    let get = frame(a, b, 9080, b"GET / HTTP/1.1\r\n");
+    assert_eq!(
+        tcp_payload(&get, a, b, 9080).unwrap(),
+        b"GET / HTTP/1.1\r\n"
+    );
+    assert_eq!(tcp_payload(&get, a, b, 9090), None);
+    assert_eq!(tcp_payload(&frame(a, a, 9080, b"x"), a, b, 9080), None);
+    assert_eq!(tcp_payload(&frame(a, b, 9080, b""), a, b, 9080), None);
+    let hello = tcp_payload(&frame(b, a, 9080, &[0x16, 0x03, 0x01]), a, b, 9080).unwrap();
+    let http = tcp_payload(&get, a, b, 9080).unwrap();
+    assert_eq!(
+        seen(&[hello, http]),
+        Seen {
+            segments: 2,
+            tls_handshake: true,
+            tls_data: false,
+            http: true
+        }
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `trellis up` and `trellis down`: the control plane as a detached local process (its PID
-//! and log in the state directory) serving xDS on the bridge address, where sidecars in
-//! pods reach it; and the removal of everything the state records.
+//! and log in the state directory) serving xDS and the CA on the bridge address, where
+//! sidecars in pods reach it; and the removal of everything the state records. The CA
+//! keeps its root and token key in `<state>/ca`, from which each workload's bootstrap
+//! token is minted (docs/ca.md).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -70,12 +72,14 @@ fn start(state: &StateDir, o: &UpOptions, config_dir: PathBuf) -> Result<Control
     let xds_address = SocketAddr::from((network.gateway(), o.xds_port));
     port_free(xds_address)?;
     let log = state.join("control-plane.log");
+    let ca_dir = state.join("ca");
     let mut record = ControlPlaneRecord {
         process: None,
         config_dir: config_dir.clone(),
         xds_address,
         debug_address: o.debug_address,
         log: log.clone(),
+        ca_dir: Some(ca_dir.clone()),
     };
     let mut command = Command::new(&o.trellis);
     command
@@ -84,6 +88,8 @@ fn start(state: &StateDir, o: &UpOptions, config_dir: PathBuf) -> Result<Control
         .arg(&config_dir)
         .args(["--xds-address", &xds_address.to_string()])
         .args(["--debug-address", &o.debug_address.to_string()])
+        .arg("--state-dir")
+        .arg(&ca_dir)
         .env(
             "TRELLIS_LOG",
             std::env::var("TRELLIS_LOG").unwrap_or_else(|_| "info".into()),

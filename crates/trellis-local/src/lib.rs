@@ -8,6 +8,7 @@
 //! - [`pod`]: one network namespace per workload with a veth into the bridge;
 //! - [`sidecar`], [`workload`]: `trellis run` — pod, sidecar as uid 1337, readiness, then
 //!   capture, then the app; teardown in the reverse order;
+//! - [`identity`]: each sidecar's bootstrap token for its certificate from the CA;
 //! - [`control_plane`], [`config_dir`]: `trellis up`/`down`/`apply`/`delete`;
 //! - [`demo`]: `trellis demo`, Istio's Bookinfo on the local mesh with live traffic, and its
 //!   scripted tour of Istio's routing and fault-injection tasks;
@@ -26,6 +27,7 @@ pub mod control_plane;
 pub mod demo;
 mod error;
 pub mod exec;
+pub mod identity;
 pub mod netns;
 pub mod network;
 pub mod pod;

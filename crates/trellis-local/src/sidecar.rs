@@ -4,9 +4,11 @@
 //!
 //! Both introduce themselves with the workload's node metadata (namespace, pod IP, labels,
 //! service account), which is what makes the control plane register the workload as an
-//! endpoint of the services selecting its labels (no WorkloadGroup needed). This is also
-//! the seam for workload identity: when `trellis agent` supplies certificates, the command
-//! built here gains the agent's token and SDS socket.
+//! endpoint of the services selecting its labels (no WorkloadGroup needed). With an
+//! [`Identity`] the sidecar gets its certificate from the control plane's CA: Envoy runs
+//! under `trellis agent` (Istio's pilot-agent: it fetches the certificate, serves it over
+//! SDS on a Unix socket in the pod's directory and runs Envoy), and the node says
+//! `SDS: "true"`, so the control plane sends it Istio's mTLS.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -34,63 +36,120 @@ pub struct Programs {
     pub trellis: PathBuf,
 }
 
-/// The command line of the sidecar for `node`; for Envoy its bootstrap is written to
-/// `dir/envoy.json` first.
+/// How a sidecar gets its workload certificate: from the CA, on the strength of a
+/// bootstrap token in a file only the proxy user reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The CA, `http://HOST:15010` (the control plane's plaintext xDS port).
+    pub ca_address: String,
+    pub token_file: PathBuf,
+}
+
+/// Envoy's own arguments after its bootstrap.
+const ENVOY_ARGS: [&str; 7] = [
+    "--concurrency",
+    "2",
+    "--disable-hot-restart",
+    "--drain-time-s",
+    "5",
+    "-l",
+    "warning",
+];
+
+/// The SDS socket of the sidecar of kind `kind` in the pod directory `dir`: Envoy's agent
+/// serves one when the sidecar has an identity; the Trellis proxy holds its certificate
+/// itself.
+pub fn sds_socket(kind: ProxyKind, dir: &Path, identity: Option<&Identity>) -> Option<PathBuf> {
+    (kind == ProxyKind::Envoy && identity.is_some()).then(|| dir.join("sds.sock"))
+}
+
+/// The command line of the sidecar for `node`. Envoy with an identity (the node names its
+/// SDS socket) runs under `trellis agent`, which writes the bootstrap to `dir/envoy.json`;
+/// without one its bootstrap is written there first.
 pub fn command(
     kind: ProxyKind,
     programs: &Programs,
     node: &BootstrapOptions,
     dir: &Path,
+    identity: Option<&Identity>,
 ) -> Result<Vec<String>> {
-    match kind {
-        ProxyKind::Envoy => {
-            let bootstrap = dir.join("envoy.json");
+    let bootstrap = dir.join("envoy.json");
+    match (kind, identity, &node.sds_socket) {
+        (ProxyKind::Envoy, Some(identity), Some(socket)) => {
+            let mut args = vec![programs.trellis.display().to_string(), "agent".into()];
+            args.extend(node_flags(node));
+            args.extend(ca_flags(identity));
+            args.extend([
+                "--sds-socket".into(),
+                socket.display().to_string(),
+                "--bootstrap-out".into(),
+                bootstrap.display().to_string(),
+                "--envoy".into(),
+                programs.envoy.display().to_string(),
+                "--".into(),
+            ]);
+            args.extend(ENVOY_ARGS.map(String::from));
+            Ok(args)
+        }
+        (ProxyKind::Envoy, _, _) => {
             let text = serde_json::to_string_pretty(&envoy_bootstrap(node))
                 .map_err(|e| Error::Failed(format!("cannot render the Envoy bootstrap: {e}")))?;
             std::fs::write(&bootstrap, text)
                 .map_err(Error::io(format!("cannot write {}", bootstrap.display())))?;
-            Ok(vec![
+            let mut args = vec![
                 programs.envoy.display().to_string(),
                 "-c".into(),
                 bootstrap.display().to_string(),
-                "--concurrency".into(),
-                "2".into(),
-                "--disable-hot-restart".into(),
-                "--drain-time-s".into(),
-                "5".into(),
-                "-l".into(),
-                "warning".into(),
-            ])
-        }
-        ProxyKind::Trellis => {
-            let labels: Vec<String> = node
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let mut args = vec![
-                programs.trellis.display().to_string(),
-                "proxy".into(),
-                "--xds-address".into(),
-                format!("{}:{}", node.xds_host, node.xds_port),
-                "--name".into(),
-                node.name.clone(),
-                "--namespace".into(),
-                node.namespace.clone(),
-                "--service-account".into(),
-                node.service_account.clone(),
-                "--ip".into(),
-                node.ip.to_string(),
-                "--admin-port".into(),
-                node.admin_port.to_string(),
             ];
-            if !labels.is_empty() {
-                args.push("--labels".into());
-                args.push(labels.join(","));
-            }
+            args.extend(ENVOY_ARGS.map(String::from));
+            Ok(args)
+        }
+        (ProxyKind::Trellis, _, _) => {
+            let mut args = vec![programs.trellis.display().to_string(), "proxy".into()];
+            args.extend(node_flags(node));
+            args.extend(identity.map(ca_flags).unwrap_or_default());
             Ok(args)
         }
     }
+}
+
+/// The flags of `trellis agent` and `trellis proxy` that say which CA to ask and with
+/// which token.
+fn ca_flags(identity: &Identity) -> Vec<String> {
+    vec![
+        "--ca-address".into(),
+        identity.ca_address.clone(),
+        "--ca-token-file".into(),
+        identity.token_file.display().to_string(),
+    ]
+}
+
+/// The node flags `trellis proxy` and `trellis agent` share with `trellis bootstrap envoy`.
+fn node_flags(node: &BootstrapOptions) -> Vec<String> {
+    let mut args = vec![
+        "--xds-address".into(),
+        format!("{}:{}", node.xds_host, node.xds_port),
+        "--name".into(),
+        node.name.clone(),
+        "--namespace".into(),
+        node.namespace.clone(),
+        "--service-account".into(),
+        node.service_account.clone(),
+        "--ip".into(),
+        node.ip.to_string(),
+        "--admin-port".into(),
+        node.admin_port.to_string(),
+    ];
+    let labels: Vec<String> = node
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !labels.is_empty() {
+        args.push("--labels".into());
+        args.push(labels.join(","));
+    }
+    args
 }
 
 /// Where readiness is asked: Envoy's admin `/ready` (200 `LIVE` once its first xDS
@@ -107,7 +166,8 @@ pub fn admin() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, ADMIN_PORT))
 }
 
-/// The node a workload's sidecar introduces itself with.
+/// The node a workload's sidecar introduces itself with; `sds_socket` (see [`sds_socket`])
+/// marks it `SDS: "true"`, which is what makes the control plane send it mTLS.
 pub fn node(
     name: &str,
     namespace: &str,
@@ -115,6 +175,7 @@ pub fn node(
     labels: &std::collections::BTreeMap<String, String>,
     ip: Ipv4Addr,
     xds: SocketAddr,
+    sds_socket: Option<PathBuf>,
 ) -> BootstrapOptions {
     BootstrapOptions {
         node_id: None,
@@ -128,8 +189,7 @@ pub fn node(
         xds_port: xds.port(),
         admin_port: ADMIN_PORT,
         delta: false,
-        // No agent serves certificates in pods yet: the sidecar gets no mTLS config.
-        sds_socket: None,
+        sds_socket,
     }
 }
 
@@ -139,7 +199,7 @@ mod tests {
 
     use super::*;
 
-    fn the_node() -> BootstrapOptions {
+    fn the_node(sds_socket: Option<PathBuf>) -> BootstrapOptions {
         let labels = BTreeMap::from([
             ("app".to_string(), "reviews".to_string()),
             ("version".to_string(), "v1".to_string()),
@@ -151,7 +211,15 @@ mod tests {
             &labels,
             Ipv4Addr::new(10, 241, 0, 2),
             "10.241.0.1:15010".parse().unwrap(),
+            sds_socket,
         )
+    }
+
+    fn identity() -> Identity {
+        Identity {
+            ca_address: "http://10.241.0.1:15010".into(),
+            token_file: "/pod/ca-token".into(),
+        }
     }
 
     fn programs() -> Programs {
@@ -164,7 +232,14 @@ mod tests {
     #[test]
     fn envoy_runs_on_a_bootstrap_naming_the_workload() {
         let dir = tempfile::tempdir().unwrap();
-        let args = command(ProxyKind::Envoy, &programs(), &the_node(), dir.path()).unwrap();
+        let args = command(
+            ProxyKind::Envoy,
+            &programs(),
+            &the_node(None),
+            dir.path(),
+            None,
+        )
+        .unwrap();
         assert_eq!(args[0], "/bin/envoy");
         let bootstrap: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("envoy.json")).unwrap()).unwrap();
@@ -179,7 +254,14 @@ mod tests {
     #[test]
     fn the_trellis_proxy_gets_the_same_node_flags() {
         let dir = tempfile::tempdir().unwrap();
-        let args = command(ProxyKind::Trellis, &programs(), &the_node(), dir.path()).unwrap();
+        let args = command(
+            ProxyKind::Trellis,
+            &programs(),
+            &the_node(None),
+            dir.path(),
+            None,
+        )
+        .unwrap();
         let line = args.join(" ");
         assert_eq!(
             line,
@@ -187,5 +269,47 @@ mod tests {
              default --service-account bookinfo-reviews --ip 10.241.0.2 --admin-port 15000 \
              --labels app=reviews,version=v1"
         );
+        // With an identity: the CA flags, and no SDS socket (it holds its certificate).
+        let identity = identity();
+        let args = command(
+            ProxyKind::Trellis,
+            &programs(),
+            &the_node(None),
+            dir.path(),
+            Some(&identity),
+        )
+        .unwrap();
+        assert!(
+            args.join(" ").ends_with(
+                "--labels app=reviews,version=v1 --ca-address http://10.241.0.1:15010 \
+                 --ca-token-file /pod/ca-token"
+            ),
+            "{args:?}"
+        );
+    }
+
+    #[test]
+    fn envoy_with_an_identity_runs_under_the_agent_on_the_pods_sds_socket() {
+        let dir = Path::new("/pod");
+        let identity = identity();
+        let socket = sds_socket(ProxyKind::Envoy, dir, Some(&identity));
+        assert_eq!(socket, Some(PathBuf::from("/pod/sds.sock")));
+        let node = the_node(socket);
+        let args = command(ProxyKind::Envoy, &programs(), &node, dir, Some(&identity)).unwrap();
+        assert_eq!(
+            args.join(" "),
+            "/bin/trellis agent --xds-address 10.241.0.1:15010 --name reviews-v1 --namespace \
+             default --service-account bookinfo-reviews --ip 10.241.0.2 --admin-port 15000 \
+             --labels app=reviews,version=v1 --ca-address http://10.241.0.1:15010 \
+             --ca-token-file /pod/ca-token --sds-socket /pod/sds.sock --bootstrap-out \
+             /pod/envoy.json --envoy /bin/envoy -- --concurrency 2 --disable-hot-restart \
+             --drain-time-s 5 -l warning"
+        );
+        // The agent's bootstrap (as `trellis bootstrap envoy --sds-socket` writes it) says
+        // SDS, which is what the control plane sends mTLS for.
+        let bootstrap = envoy_bootstrap(&node);
+        assert_eq!(bootstrap["node"]["metadata"]["SDS"], "true");
+        assert_eq!(sds_socket(ProxyKind::Envoy, dir, None), None);
+        assert_eq!(sds_socket(ProxyKind::Trellis, dir, Some(&identity)), None);
     }
 }

@@ -39,6 +39,10 @@ pub struct ControlPlaneRecord {
     pub xds_address: SocketAddr,
     pub debug_address: SocketAddr,
     pub log: PathBuf,
+    /// The CA's state directory (its root and the bootstrap-token key): workloads' tokens
+    /// are minted with it. Absent in records written before the control plane was the CA.
+    #[serde(default)]
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// One pod: its namespace, its link into the bridge, its address, its processes.

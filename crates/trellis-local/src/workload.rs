@@ -3,14 +3,20 @@
 //! Start, in this order, each step undone if a later one fails: the pod; the capture rules
 //! (before the sidecar, as Istio's init container: rules added under an open connection
 //! cut it — the first packet the control plane sends afterwards is taken for a new
-//! connection and redirected to 15006, and Envoy waits up to 30 s to reconnect); the
-//! sidecar as uid/gid 1337 (its own traffic is never redirected); wait until the sidecar is
-//! ready (the app never starts before its proxy); the app. Stop, in the reverse order: the app (SIGTERM, then SIGKILL
+//! connection and redirected to 15006, and Envoy waits up to 30 s to reconnect); with a CA,
+//! the sidecar's bootstrap token (crate::identity); the sidecar as uid/gid 1337 (its own
+//! traffic is never redirected); wait until the sidecar is ready (the app never starts
+//! before its proxy); the app. Stop, in the reverse order: the app (SIGTERM, then SIGKILL
 //! after the grace period) — when it is still running, the sidecar first drains its
 //! inbound listeners for the drain period, so callers finish and go elsewhere while the app
-//! still answers; the capture rules; the sidecar (SIGTERM, then SIGKILL); the pod. Capture rules never outlive a running sidecar: if the sidecar dies, the app is
-//! stopped (rather than its traffic let out uncaptured, which would bypass the mesh's
-//! policy), then the rules and the pod are removed.
+//! still answers; the capture rules; the sidecar (SIGTERM, then SIGKILL; its xDS stream
+//! ends, so the control plane deregisters the workload); the pod. Capture rules never
+//! outlive a running sidecar: if the sidecar dies, the app is stopped (rather than its
+//! traffic let out uncaptured, which would bypass the mesh's policy), then the rules and
+//! the pod are removed.
+//!
+//! A workload without a sidecar (`proxy: None`) gets a pod and nothing else: no capture, no
+//! identity — a plain-text client outside the mesh, as Istio's `legacy` namespace holds.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::{self, CaptureOptions, PROXY_PORTS, PROXY_UID};
 use crate::error::{Error, Result};
+use crate::identity::TokenFile;
 use crate::network::NetworkConfig;
 use crate::process::{self, ProcessRecord};
 use crate::sidecar::{self, Programs, ProxyKind};
@@ -34,10 +41,14 @@ pub struct WorkloadSpec {
     pub labels: BTreeMap<String, String>,
     /// The ports the app serves (checked against the proxy's own ports).
     pub ports: Vec<u16>,
-    pub proxy: ProxyKind,
+    /// The sidecar; `None` for a pod outside the mesh (no sidecar, no capture).
+    pub proxy: Option<ProxyKind>,
     pub programs: Programs,
     /// The control plane's xDS address, reachable from the pod (the bridge address).
     pub xds_address: SocketAddr,
+    /// The CA's state directory (`trellis up`'s control plane is the CA): the sidecar gets
+    /// a workload certificate, hence mTLS. `None`: no identity, plain text.
+    pub ca_dir: Option<std::path::PathBuf>,
     pub capture: CaptureOptions,
     /// The app's command line.
     pub command: Vec<String>,
@@ -101,7 +112,7 @@ pub struct Workload {
     sidecar: Option<Child>,
     app: Option<Child>,
     captured: bool,
-    proxy: ProxyKind,
+    token: Option<TokenFile>,
     grace: Duration,
     drain: Duration,
 }
@@ -124,13 +135,15 @@ impl Workload {
             sidecar: None,
             app: None,
             captured: false,
-            proxy: spec.proxy,
+            token: None,
             grace: spec.grace,
             drain: spec.drain,
         };
-        workload.apply_capture(&spec.capture)?;
-        workload.start_sidecar(spec)?;
-        workload.wait_ready(spec)?;
+        if let Some(kind) = spec.proxy {
+            workload.apply_capture(&spec.capture)?;
+            workload.start_sidecar(spec, kind)?;
+            workload.wait_ready(spec, kind)?;
+        }
         workload.start_app(spec)?;
         Ok(workload)
     }
@@ -150,7 +163,7 @@ impl Workload {
         self.record.dir.join("sidecar.log")
     }
 
-    fn start_sidecar(&mut self, spec: &WorkloadSpec) -> Result<()> {
+    fn start_sidecar(&mut self, spec: &WorkloadSpec, kind: ProxyKind) -> Result<()> {
         if !proxy_binary::reachable_by_others(&self.record.dir) {
             return Err(Error::Invalid(format!(
                 "the sidecar (uid {PROXY_UID}) cannot enter {}: a directory above it is \
@@ -158,6 +171,8 @@ impl Workload {
                 self.record.dir.display()
             )));
         }
+        let identity = self.mint_identity(spec)?;
+        let dir = &self.proxy_dir()?;
         let node = sidecar::node(
             &spec.name,
             &spec.namespace,
@@ -165,18 +180,18 @@ impl Workload {
             &spec.labels,
             self.record.ip,
             spec.xds_address,
+            sidecar::sds_socket(kind, dir, identity.as_ref()),
         );
         let mut programs = spec.programs.clone();
         let bin = self.state.join("bin");
-        match spec.proxy {
-            ProxyKind::Envoy => {
-                programs.envoy = proxy_binary::for_proxy_user(&programs.envoy, &bin)?
-            }
-            ProxyKind::Trellis => {
-                programs.trellis = proxy_binary::for_proxy_user(&programs.trellis, &bin)?
-            }
+        // `trellis` runs the Trellis proxy, and Envoy's agent.
+        if kind == ProxyKind::Trellis || identity.is_some() {
+            programs.trellis = proxy_binary::for_proxy_user(&programs.trellis, &bin)?;
         }
-        let args = sidecar::command(spec.proxy, &programs, &node, &self.record.dir)?;
+        if kind == ProxyKind::Envoy {
+            programs.envoy = proxy_binary::for_proxy_user(&programs.envoy, &bin)?;
+        }
+        let args = sidecar::command(kind, &programs, &node, dir, identity.as_ref())?;
         let user = Some((PROXY_UID, PROXY_UID));
         let command = in_pod(&self.record.netns, user, &args);
         let child = process::spawn_logged(command, "the sidecar", &self.sidecar_log())?;
@@ -185,8 +200,39 @@ impl Workload {
         Ok(())
     }
 
-    fn wait_ready(&mut self, spec: &WorkloadSpec) -> Result<()> {
-        let (admin, path) = sidecar::readiness(spec.proxy);
+    /// With a CA: the sidecar's bootstrap token, minted into the pod's directory, and where
+    /// the sidecar is to present it.
+    fn mint_identity(&mut self, spec: &WorkloadSpec) -> Result<Option<sidecar::Identity>> {
+        let Some(ca_dir) = &spec.ca_dir else {
+            return Ok(None);
+        };
+        let token = TokenFile::mint(
+            ca_dir,
+            &spec.namespace,
+            &spec.service_account,
+            self.record.dir.join("ca-token"),
+        )?;
+        let identity = sidecar::Identity {
+            ca_address: format!("http://{}", spec.xds_address),
+            token_file: token.path().to_path_buf(),
+        };
+        self.token = Some(token);
+        Ok(Some(identity))
+    }
+
+    /// The sidecar's own directory in the pod's (its bootstrap, the agent's SDS socket),
+    /// owned by the proxy user, who writes there.
+    fn proxy_dir(&self) -> Result<std::path::PathBuf> {
+        let dir = self.record.dir.join("proxy");
+        std::fs::create_dir_all(&dir)
+            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
+        std::os::unix::fs::chown(&dir, Some(PROXY_UID), Some(PROXY_UID))
+            .map_err(Error::io(format!("cannot chown {}", dir.display())))?;
+        Ok(dir)
+    }
+
+    fn wait_ready(&mut self, spec: &WorkloadSpec, kind: ProxyKind) -> Result<()> {
+        let (admin, path) = sidecar::readiness(kind);
         let deadline = Instant::now() + spec.ready_timeout;
         let mut last = String::from("not asked yet");
         while Instant::now() < deadline {
@@ -267,14 +313,25 @@ impl Workload {
             if stop() {
                 return Ok(Outcome::Stopped);
             }
+            self.keep_identity();
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// Asks the sidecar to drain its inbound listeners gracefully, then waits the drain
-    /// period. The Trellis proxy has no drain endpoint yet: it is stopped without one.
+    /// Keeps a valid bootstrap token in the sidecar's token file (a fresh one at half of
+    /// the last one's lifetime), so its certificate renewals are authorised; call it now and
+    /// then while the workload runs ([`Workload::wait`] does).
+    pub fn keep_identity(&mut self) {
+        if let Some(Err(error)) = self.token.as_mut().map(TokenFile::refresh) {
+            tracing::warn!(%error, "cannot renew the sidecar's bootstrap token");
+        }
+    }
+
+    /// Asks the sidecar (Envoy or the Trellis proxy, both serve Envoy's admin endpoint) to
+    /// drain its inbound listeners gracefully, as pilot-agent does on a sidecar's
+    /// shutdown, then waits the drain period.
     fn drain_sidecar(&self) {
-        if self.proxy != ProxyKind::Envoy || self.drain.is_zero() {
+        if self.drain.is_zero() {
             return;
         }
         let admin = sidecar::admin();
@@ -298,7 +355,10 @@ impl Workload {
 
     fn teardown(&mut self) {
         if let Some(mut app) = self.app.take() {
-            if exited(&mut self.sidecar).is_none() && matches!(app.try_wait(), Ok(None)) {
+            if self.sidecar.is_some()
+                && exited(&mut self.sidecar).is_none()
+                && matches!(app.try_wait(), Ok(None))
+            {
                 self.drain_sidecar();
             }
             process::stop_child(&mut app, self.grace);
@@ -378,12 +438,13 @@ mod tests {
             service_account: "default".into(),
             labels: BTreeMap::new(),
             ports: vec![9080],
-            proxy: ProxyKind::Envoy,
+            proxy: Some(ProxyKind::Envoy),
             programs: Programs {
                 envoy: "envoy".into(),
                 trellis: "trellis".into(),
             },
             xds_address: "10.241.0.1:15010".parse().unwrap(),
+            ca_dir: None,
             capture: CaptureOptions::default(),
             command: vec!["sleep".into(), "1".into()],
             app_user: None,

@@ -1,6 +1,7 @@
-//! `trellis demo`: Istio's Bookinfo on the local mesh with steady traffic and a live
-//! summary (Ctrl-C removes everything), or with `--check` the scripted tour of Istio's
-//! routing and fault-injection tasks, exiting 0 only when every step behaved as documented.
+//! `trellis demo`: Istio's Bookinfo on the local mesh, mutual TLS between the sidecars, with
+//! steady traffic and a live summary (Ctrl-C removes everything), or with `--check` the
+//! scripted tour of Istio's routing, fault-injection and mTLS migration tasks, exiting 0
+//! only when every step behaved as documented.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -33,16 +34,13 @@ pub struct Args {
     /// The sidecars.
     #[arg(long, value_enum, default_value = "trellis")]
     proxy: Proxy,
-    /// Run the scripted tour of Istio's routing and fault-injection tasks and exit: 0 when
-    /// every step behaved as Istio documents.
+    /// Run the scripted tour of Istio's routing, fault-injection and mTLS migration tasks
+    /// and exit: 0 when every step behaved as Istio documents.
     #[arg(long)]
     check: bool,
     /// Pages a second for the live summary.
     #[arg(long, default_value_t = 10)]
     rate: u32,
-    /// Mutual TLS between the sidecars (not available yet).
-    #[arg(long)]
-    mtls: bool,
     /// Istio's `samples/bookinfo/networking` directory (from a checkout of istio/istio).
     #[arg(long, env = "TRELLIS_BOOKINFO_SAMPLES", value_name = "DIR")]
     samples: Option<PathBuf>,
@@ -63,13 +61,6 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if args.mtls {
-        bail!(
-            "--mtls is not available yet: the local runtime starts no `trellis agent` beside \
-             the sidecars, so they have no certificates (docs/mtls.md); the demo runs in \
-             plain text"
-        );
-    }
     trellis_local::exec::preflight()?;
     let samples = samples_dir(args.samples.as_deref())?;
     let state = args.state.open()?;
@@ -95,7 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ready_timeout: Duration::from_secs(60),
     };
     let started = Instant::now();
-    let demo = Demo::start(&state, &options, &|step| eprintln!("starting {step}"))?;
+    let mut demo = Demo::start(&state, &options, &|step| eprintln!("starting {step}"))?;
     eprintln!(
         "Bookinfo is up in {:.1} s (apps' logs in {})",
         started.elapsed().as_secs_f64(),
@@ -105,7 +96,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let code = if args.check {
         check(&demo, &stopped)
     } else {
-        live(&demo, args, &samples, &stopped);
+        live(&mut demo, args, &samples, &stopped);
         ExitCode::SUCCESS
     };
     eprintln!("stopping: pods, control plane and bridge go");
@@ -120,7 +111,6 @@ fn check(demo: &Demo, stop: &dyn Fn() -> bool) -> ExitCode {
         let verdict = match report.verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
-            Verdict::Pending => "PENDING",
         };
         println!("{verdict:<7} {}", report.title);
         for line in &report.observed {
@@ -132,14 +122,10 @@ fn check(demo: &Demo, stop: &dyn Fn() -> bool) -> ExitCode {
         .filter(|r| r.verdict == Verdict::Fail)
         .count();
     println!(
-        "\n{} steps passed, {failed} failed, {} pending, in {:.0} s",
+        "\n{} steps passed, {failed} failed, in {:.0} s",
         reports
             .iter()
             .filter(|r| r.verdict == Verdict::Pass)
-            .count(),
-        reports
-            .iter()
-            .filter(|r| r.verdict == Verdict::Pending)
             .count(),
         started.elapsed().as_secs_f64()
     );
@@ -150,10 +136,11 @@ fn check(demo: &Demo, stop: &dyn Fn() -> bool) -> ExitCode {
     }
 }
 
-fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Sync)) {
+fn live(demo: &mut Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Sync)) {
     let (tx, rx) = mpsc::channel();
     let client = demo.client().clone();
-    let hints = hints(samples, demo.state_dir());
+    let strict = demo.sample(trellis_local::demo::STRICT_MTLS);
+    let hints = hints(samples, demo.state_dir(), &strict);
     let title = format!("Bookinfo, {:?} sidecars, {} pages/s", args.proxy, args.rate);
     let terminal = std::io::stdout().is_terminal();
     std::thread::scope(|scope| {
@@ -167,7 +154,8 @@ fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Syn
                 window.add(Instant::now(), observation);
             }
             next += Duration::from_secs(1);
-            let mut screen = window.render(&title, &hints);
+            demo.keep_identities();
+            let mut screen = window.render(&title, &demo.inbound_mtls(), &hints);
             if let Some(broken) = demo.broken() {
                 screen.push_str(&format!("\nWARNING: {broken}\n"));
             }
@@ -181,7 +169,7 @@ fn live(demo: &Demo, args: &Args, samples: &Path, stop: &(dyn Fn() -> bool + Syn
 }
 
 /// What to try, as commands that reach this demo (its state directory).
-fn hints(samples: &Path, state_dir: &Path) -> Vec<String> {
+fn hints(samples: &Path, state_dir: &Path, strict: &Path) -> Vec<String> {
     let trellis = if state_dir == Path::new(trellis_local::state::DEFAULT_DIR) {
         "sudo trellis".to_string()
     } else {
@@ -195,6 +183,8 @@ fn hints(samples: &Path, state_dir: &Path) -> Vec<String> {
             .to_string(),
         apply("virtual-service-reviews-jason-v2-v3.yaml"),
         apply("virtual-service-ratings-test-abort.yaml"),
+        format!("  {trellis} apply -f {}", strict.display()),
+        "      PeerAuthentication STRICT: only mutual TLS reaches Bookinfo's sidecars".to_string(),
         "Ctrl-C stops the demo and removes everything it made.".to_string(),
     ]
 }

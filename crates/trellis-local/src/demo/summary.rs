@@ -1,10 +1,12 @@
 //! What the demo shows: observations counted by outcome and by visitor, the success rate
-//! and latency percentiles, over a sliding window so a routing change shows within seconds.
+//! and latency percentiles, over a sliding window so a routing change shows within seconds;
+//! and which servers' inbound traffic is mutual TLS, as their sidecars count it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use super::mtls::Inbound;
 use super::traffic::{Observation, Outcome, Visitor};
 
 /// Observations counted by outcome.
@@ -81,8 +83,14 @@ impl Window {
         }
     }
 
-    /// The screen: pages per visitor and outcome, success rate, p50/p99, and `hints`.
-    pub fn render(&self, title: &str, hints: &[String]) -> String {
+    /// The screen: pages per visitor and outcome, success rate, p50/p99, each server's
+    /// inbound mTLS (pod name and what its sidecar counted, since it started), and `hints`.
+    pub fn render(
+        &self,
+        title: &str,
+        mtls: &[(String, Result<Inbound, String>)],
+        hints: &[String],
+    ) -> String {
         let mut out = String::new();
         let all: Vec<&Observation> = self.seen.iter().map(|(_, o)| o).collect();
         let _ = writeln!(
@@ -114,6 +122,20 @@ impl Window {
             ms(0.5),
             ms(0.99)
         );
+        if !mtls.is_empty() {
+            let _ = writeln!(out, "  mutual TLS, as each server's sidecar counts it:");
+            for (pod, inbound) in mtls {
+                match inbound {
+                    Ok(i) => {
+                        let _ = writeln!(out, "    {pod:<16} {i}");
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "    {pod:<16} unknown ({e})");
+                    }
+                }
+            }
+            let _ = writeln!(out);
+        }
         for hint in hints {
             let _ = writeln!(out, "{hint}");
         }
@@ -181,11 +203,30 @@ mod tests {
             t0 + Duration::from_secs(12),
             seen(Visitor::User("jason".into()), Outcome::NoResponse, 7),
         );
-        let screen = w.render("Bookinfo", &["hint".to_string()]);
+        let mtls = [
+            (
+                "reviews-v1".to_string(),
+                Ok(Inbound {
+                    mutual_tls: 4,
+                    total: 4,
+                    unit: "connections",
+                }),
+            ),
+            ("ratings-v1".to_string(), Err("refused".to_string())),
+        ];
+        let screen = w.render("Bookinfo", &mtls, &["hint".to_string()]);
         assert!(screen.contains("2 pages"), "{screen}");
         assert!(screen.contains("anonymous    reviews v2: 1\n"), "{screen}");
         assert!(screen.contains("jason        no response: 1\n"), "{screen}");
         assert!(screen.contains("success 50.0%"), "{screen}");
+        assert!(
+            screen.contains("    reviews-v1       4 of 4 inbound connections mTLS\n"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("ratings-v1       unknown (refused)"),
+            "{screen}"
+        );
         assert!(screen.ends_with("hint\n"), "{screen}");
     }
 }
