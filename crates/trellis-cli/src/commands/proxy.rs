@@ -57,6 +57,11 @@ pub struct Args {
     /// the proxy exits (Istio's `terminationDrainDuration`), e.g. `5s`, `500ms`.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain_duration: Duration,
+    /// Proxy the workload's DNS here, as Istio's agent does on 127.0.0.1:15053 (capture
+    /// sends the pod's port 53 there): mesh host names answered from the control plane's
+    /// name table, anything else NXDOMAIN. Off when absent.
+    #[arg(long, value_name = "ADDRESS")]
+    dns_address: Option<SocketAddr>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -104,6 +109,7 @@ pub fn run(args: &Args, log_level: Arc<LogLevel>) -> anyhow::Result<ExitCode> {
         logging: Some(log_level),
         status: (args.status_port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], args.status_port))),
         drain_duration: args.drain_duration,
+        dns: args.dns_address,
     }))?;
     Ok(ExitCode::SUCCESS)
 }
