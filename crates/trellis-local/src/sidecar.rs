@@ -88,9 +88,25 @@ pub fn command(
                 args.push("--labels".into());
                 args.push(labels.join(","));
             }
+            args.extend(dns_args());
             Ok(args)
         }
     }
+}
+
+/// Whether the sidecar answers the pod's DNS (so capture sends port 53 to it): the
+/// Trellis proxy does; a bare Envoy cannot (`trellis agent` serves DNS beside Envoy with
+/// the same [`dns_args`]).
+pub fn serves_dns(kind: ProxyKind) -> bool {
+    kind == ProxyKind::Trellis
+}
+
+/// The DNS proxy's flags, on Istio's address.
+pub fn dns_args() -> [String; 2] {
+    [
+        "--dns-address".into(),
+        format!("127.0.0.1:{}", crate::capture::DNS_CAPTURE_PORT),
+    ]
 }
 
 /// Where readiness is asked: Envoy's admin `/ready` (200 `LIVE` once its first xDS
@@ -185,7 +201,7 @@ mod tests {
             line,
             "/bin/trellis proxy --xds-address 10.241.0.1:15010 --name reviews-v1 --namespace \
              default --service-account bookinfo-reviews --ip 10.241.0.2 --admin-port 15000 \
-             --labels app=reviews,version=v1"
+             --labels app=reviews,version=v1 --dns-address 127.0.0.1:15053"
         );
     }
 }

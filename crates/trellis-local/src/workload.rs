@@ -128,7 +128,11 @@ impl Workload {
             grace: spec.grace,
             drain: spec.drain,
         };
-        workload.apply_capture(&spec.capture)?;
+        let mut capture = spec.capture.clone();
+        if sidecar::serves_dns(spec.proxy) {
+            capture.dns_capture_port = Some(capture::DNS_CAPTURE_PORT);
+        }
+        workload.apply_capture(&capture)?;
         workload.start_sidecar(spec)?;
         workload.wait_ready(spec)?;
         workload.start_app(spec)?;

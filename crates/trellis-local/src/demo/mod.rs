@@ -3,15 +3,17 @@
 //! Bookinfo workloads and a client run in pods with sidecars and capture; the client's
 //! pages are counted by which reviews version answered.
 //!
-//! - [`bookinfo`]: Services, pods, and each pod's hosts file (names resolve through it until
-//!   the sidecar proxies DNS);
+//! - [`bookinfo`]: Services and pods; the apps find each other by name through their
+//!   sidecar's DNS proxy (a pod whose sidecar is a bare Envoy, which serves no DNS, gets a
+//!   hosts file instead);
 //! - [`traffic`]: pages requested from inside the client pod, read by their stars;
 //! - [`summary`]: the live screen (counts per visitor and version, success rate, p50/p99);
 //! - [`tour`]: `--check`, Istio's request-routing and fault-injection tasks step by step,
 //!   each judged against what Istio's documentation says.
 //!
 //! Teardown is [`Demo`]'s `Drop`: pods in reverse order (each stopping app, capture rules,
-//! sidecar, namespace), the hosts files, then `down` (control plane, bridge, guard rules).
+//! sidecar, namespace, `/etc/netns/<pod>`), then `down` (control plane, bridge, guard
+//! rules).
 
 pub mod bookinfo;
 pub mod summary;
@@ -26,10 +28,10 @@ use crate::capture::CaptureOptions;
 use crate::control_plane::{self, UpOptions};
 use crate::error::{Error, Result};
 use crate::network::NetworkConfig;
-use crate::sidecar::{Programs, ProxyKind};
+use crate::sidecar::{self, Programs, ProxyKind};
 use crate::state::StateDir;
 use crate::workload::{Workload, WorkloadSpec};
-use crate::{config_dir, exec, pod, proxy_binary};
+use crate::{config_dir, exec, pod, proxy_binary, resolv};
 
 /// The DestinationRules (subsets v1, v2, v3...) the demo starts with, from Istio's samples.
 pub const DESTINATION_RULES: &str = "destination-rule-all.yaml";
@@ -79,7 +81,6 @@ pub struct Demo {
     state: StateDir,
     samples: PathBuf,
     config_dir: PathBuf,
-    hosts_dirs: Vec<PathBuf>,
     workloads: Vec<Workload>,
     client: traffic::Client,
     /// True once the control plane is up (so `down` is ours to run).
@@ -104,7 +105,6 @@ impl Demo {
             state: state.clone(),
             samples: o.samples.clone(),
             config_dir: config_dir.clone(),
-            hosts_dirs: Vec::new(),
             workloads: Vec::new(),
             client: traffic::Client::new(&pod::names(bookinfo::NAMESPACE, bookinfo::CLIENT)?.netns),
             up: false,
@@ -151,7 +151,7 @@ impl Demo {
         }
     }
 
-    /// Every pod's workload, its hosts file written first.
+    /// Every pod's workload (a hosts file first for a pod whose sidecar serves no DNS).
     fn specs(&mut self, o: &DemoOptions, xds_address: SocketAddr) -> Result<Vec<WorkloadSpec>> {
         // The apps run as the user behind sudo: `trellis` must be where they can run it.
         let app_binary =
@@ -159,7 +159,10 @@ impl Demo {
         let logs = self.log_dir()?;
         let mut specs = Vec::new();
         for (index, pod) in bookinfo::pods().into_iter().enumerate() {
-            self.write_hosts(&pod.name)?;
+            let proxy = o.proxy.for_pod(index);
+            if !sidecar::serves_dns(proxy) {
+                write_hosts(&pod.name)?;
+            }
             let command = match &pod.app {
                 Some(args) => [app_binary.display().to_string(), "app".to_string()]
                     .into_iter()
@@ -174,7 +177,7 @@ impl Demo {
                 service_account: pod.service_account,
                 labels: pod.labels,
                 ports: pod.ports,
-                proxy: o.proxy.for_pod(index),
+                proxy,
                 programs: o.programs.clone(),
                 xds_address,
                 capture: CaptureOptions::default(),
@@ -203,17 +206,6 @@ impl Demo {
         std::fs::write(&services, bookinfo::services_yaml())
             .map_err(Error::io(format!("cannot write {}", services.display())))?;
         self.apply(DESTINATION_RULES)
-    }
-
-    /// `/etc/netns/<pod>/hosts`, which `ip netns exec` mounts over the pod's `/etc/hosts`.
-    fn write_hosts(&mut self, name: &str) -> Result<()> {
-        let dir = Path::new("/etc/netns").join(pod::names(bookinfo::NAMESPACE, name)?.netns);
-        self.hosts_dirs.push(dir.clone());
-        std::fs::create_dir_all(&dir)
-            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
-        let hosts = dir.join("hosts");
-        std::fs::write(&hosts, bookinfo::hosts_file())
-            .map_err(Error::io(format!("cannot write {}", hosts.display())))
     }
 
     /// Where the apps' output goes (kept after the demo, for reading what happened).
@@ -265,6 +257,16 @@ impl Demo {
     }
 }
 
+/// `/etc/netns/<pod>/hosts`, which `ip netns exec` mounts over the pod's `/etc/hosts`; it
+/// goes with the pod's `/etc/netns/<pod>`.
+fn write_hosts(name: &str) -> Result<()> {
+    let dir = resolv::dir(&pod::names(bookinfo::NAMESPACE, name)?.netns);
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, bookinfo::hosts_file())
+        .map_err(Error::io(format!("cannot write {}", hosts.display())))
+}
+
 /// Starts every workload at once (their sidecars' start and readiness overlap).
 fn start_all(
     state: &StateDir,
@@ -290,9 +292,6 @@ impl Drop for Demo {
     fn drop(&mut self) {
         while let Some(workload) = self.workloads.pop() {
             workload.shutdown();
-        }
-        for dir in &self.hosts_dirs {
-            let _ = std::fs::remove_dir_all(dir);
         }
         if self.up
             && let Err(error) = control_plane::down(&self.state)
