@@ -102,7 +102,12 @@ fn apply(names: &Names, response: &DiscoveryResponse) -> Result<(), String> {
     Ok(())
 }
 
-fn request(node: Option<Node>, version: &str, nonce: &str, error: Option<String>) -> DiscoveryRequest {
+fn request(
+    node: Option<Node>,
+    version: &str,
+    nonce: &str,
+    error: Option<String>,
+) -> DiscoveryRequest {
     DiscoveryRequest {
         version_info: version.to_string(),
         node,

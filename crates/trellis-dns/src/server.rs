@@ -43,7 +43,11 @@ impl Names {
     /// Answers from `table` from now on.
     pub fn update(&self, table: &NameTable) {
         let lookup = Lookup::new(table, &self.scope);
-        tracing::debug!(hosts = table.table.len(), names = lookup.len(), "DNS name table updated");
+        tracing::debug!(
+            hosts = table.table.len(),
+            names = lookup.len(),
+            "DNS name table updated"
+        );
         self.lookup.store(Some(Arc::new(lookup)));
     }
 
@@ -75,7 +79,10 @@ impl DnsServer {
     /// Serves until the task is dropped.
     pub async fn run(self, names: Arc<Names>) {
         tracing::info!(address = ?self.tcp.local_addr().ok(), "DNS proxy serving (UDP and TCP)");
-        tokio::join!(serve_udp(self.udp, names.clone()), serve_tcp(self.tcp, names));
+        tokio::join!(
+            serve_udp(self.udp, names.clone()),
+            serve_tcp(self.tcp, names)
+        );
     }
 }
 

@@ -71,7 +71,9 @@ async fn answers_over_udp_and_tcp_from_the_latest_table() {
         (5, "ratings.", ResponseCode::NXDomain),
     ] {
         let q = query(id, name);
-        tcp.write_all(&(q.len() as u16).to_be_bytes()).await.unwrap();
+        tcp.write_all(&(q.len() as u16).to_be_bytes())
+            .await
+            .unwrap();
         tcp.write_all(&q).await.unwrap();
         let len = tcp.read_u16().await.unwrap();
         let mut body = vec![0u8; usize::from(len)];

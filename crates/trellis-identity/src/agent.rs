@@ -121,15 +121,14 @@ pub async fn run(
 
 /// Binds the DNS proxy and starts its name-table stream; returns both tasks.
 async fn start_dns(dns: &AgentDns) -> Result<[tokio::task::JoinHandle<()>; 2], AgentError> {
-    let scope = trellis_dns::ProxyScope::from_node_id(&dns.node_id).ok_or_else(|| {
-        AgentError::Io {
+    let scope =
+        trellis_dns::ProxyScope::from_node_id(&dns.node_id).ok_or_else(|| AgentError::Io {
             what: format!("node id {:?}", dns.node_id),
             source: std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "no namespace for the DNS proxy",
             ),
-        }
-    })?;
+        })?;
     let names = trellis_dns::Names::new(scope);
     let server = trellis_dns::DnsServer::bind(dns.address)
         .await
@@ -138,7 +137,11 @@ async fn start_dns(dns: &AgentDns) -> Result<[tokio::task::JoinHandle<()>; 2], A
     let node = trellis_dns::client::node(&dns.node_id, &dns.cluster);
     Ok([
         tokio::spawn(server.run(names.clone())),
-        tokio::spawn(trellis_dns::client::watch(dns.xds_address.clone(), node, names)),
+        tokio::spawn(trellis_dns::client::watch(
+            dns.xds_address.clone(),
+            node,
+            names,
+        )),
     ])
 }
 

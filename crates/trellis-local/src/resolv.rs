@@ -47,6 +47,9 @@ mod tests {
             "nameserver 10.241.0.1\nsearch shop.svc.cluster.local svc.cluster.local \
              cluster.local\noptions ndots:5\n"
         );
-        assert_eq!(dir("trellis-default-a"), PathBuf::from("/etc/netns/trellis-default-a"));
+        assert_eq!(
+            dir("trellis-default-a"),
+            PathBuf::from("/etc/netns/trellis-default-a")
+        );
     }
 }

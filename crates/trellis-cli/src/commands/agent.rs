@@ -95,7 +95,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dns: args.dns_address.map(|address| AgentDns {
             address,
             xds_address: args.node.xds_address().to_string(),
-            node_id: bootstrap["node"]["id"].as_str().unwrap_or_default().to_string(),
+            node_id: bootstrap["node"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             cluster: bootstrap["node"]["cluster"]
                 .as_str()
                 .unwrap_or_default()

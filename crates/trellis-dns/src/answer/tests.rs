@@ -85,7 +85,11 @@ fn other_types_of_a_known_name_are_empty_noerror() {
 #[test]
 fn unknown_names_are_nxdomain() {
     let l = bookinfo();
-    for name in ["ratings.", "example.com.", "reviews.default.default.svc.cluster.local."] {
+    for name in [
+        "ratings.",
+        "example.com.",
+        "reviews.default.default.svc.cluster.local.",
+    ] {
         for t in [RecordType::A, RecordType::AAAA] {
             let r = ask(Some(&l), &query(name, t), Transport::Udp);
             assert_eq!(r.response_code(), ResponseCode::NXDomain, "{name} {t}");

@@ -91,7 +91,10 @@ fn other_hosts_resolve_by_their_name_only_and_wildcards_cover_subdomains() {
     let scope = ProxyScope::new("default", "default.svc.cluster.local");
     let l = lookup(
         vec![
-            entry("api.example.com", &["240.240.2.1", "240.240.2.2", "2001:db8::1"]),
+            entry(
+                "api.example.com",
+                &["240.240.2.1", "240.240.2.2", "2001:db8::1"],
+            ),
             entry("*.wild.example.com", &["240.240.3.1"]),
             entry("bad.example.com", &["not-an-ip", "10.0.0.0/8"]),
         ],
@@ -122,6 +125,12 @@ fn the_first_host_in_name_order_keeps_a_shared_alias() {
     let scope = ProxyScope::new("default", "default.svc.cluster.local");
     let mut clash = entry("reviews.default", &["240.240.9.9"]);
     clash.1.registry = "External".into();
-    let l = lookup(vec![kube("reviews", "default", "240.240.90.3"), clash], &scope);
-    assert_eq!(v4(&l, "reviews.default"), Some(vec!["240.240.9.9".to_string()]));
+    let l = lookup(
+        vec![kube("reviews", "default", "240.240.90.3"), clash],
+        &scope,
+    );
+    assert_eq!(
+        v4(&l, "reviews.default"),
+        Some(vec!["240.240.9.9".to_string()])
+    );
 }

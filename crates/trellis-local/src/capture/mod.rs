@@ -261,7 +261,11 @@ fn output(o: &CaptureOptions) -> Vec<String> {
     // other loopback traffic, and everything else the proxy sends, is left alone. With DNS
     // capture, Istio leaves TCP port 53 out of the uid's redirect to inbound (not the
     // gid's) and out of both loopback returns.
-    let not_dns = if dns.is_some() { " -p tcp ! --dport 53" } else { "" };
+    let not_dns = if dns.is_some() {
+        " -p tcp ! --dport 53"
+    } else {
+        ""
+    };
     for (kind, id) in [("uid", o.proxy_uid), ("gid", o.proxy_gid)] {
         let tcp = if kind == "uid" && dns.is_some() {
             " -p tcp ! --dport 53"

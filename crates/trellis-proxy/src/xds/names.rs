@@ -19,7 +19,11 @@ pub(super) fn is_name_table(response: &DiscoveryResponse) -> bool {
 }
 
 /// The wildcard request for the name table, at the version and nonce of `sub`.
-pub(super) fn request(sub: &Subscription, node: Option<Node>, error: Option<String>) -> DiscoveryRequest {
+pub(super) fn request(
+    sub: &Subscription,
+    node: Option<Node>,
+    error: Option<String>,
+) -> DiscoveryRequest {
     DiscoveryRequest {
         version_info: sub.version.clone(),
         node,
@@ -63,5 +67,8 @@ pub(super) async fn handle(
 
 /// The DNS proxy, if any, has a table to answer from.
 pub(super) fn ready(proxy: &Proxy) -> bool {
-    proxy.dns.as_ref().is_none_or(|names| names.lookup().is_some())
+    proxy
+        .dns
+        .as_ref()
+        .is_none_or(|names| names.lookup().is_some())
 }

@@ -79,7 +79,10 @@ fn mesh(extra: &str) -> MeshSnapshot {
 #[test]
 fn visible_services_with_addresses_by_host_name() {
     let out = translate(&mesh(""), &proxy("default", true));
-    let table = out.name_table.expect("a DNS-capturing proxy gets a name table").table;
+    let table = out
+        .name_table
+        .expect("a DNS-capturing proxy gets a name table")
+        .table;
     let hosts: Vec<&str> = table.keys().map(String::as_str).collect();
     // No wildcard without addresses; `private` is exported to its own namespace only.
     assert_eq!(
@@ -102,7 +105,10 @@ fn visible_services_with_addresses_by_host_name() {
     // A Service without a clusterIP gets the allocated VIP its listeners use.
     let db = &table["db.shop.svc.cluster.local"];
     assert!(db.ips[0].starts_with("240.240."), "{db:?}");
-    assert_eq!((db.shortname.as_str(), db.namespace.as_str()), ("db", "shop"));
+    assert_eq!(
+        (db.shortname.as_str(), db.namespace.as_str()),
+        ("db", "shop")
+    );
     assert_eq!(
         table["api.example.com"],
         NameInfo {
@@ -116,7 +122,12 @@ fn visible_services_with_addresses_by_host_name() {
 #[test]
 fn the_proxys_namespace_and_sidecar_scope_decide_what_it_sees() {
     let out = translate(&mesh(""), &proxy("shop", true));
-    assert!(out.name_table.unwrap().table.contains_key("private.shop.svc.cluster.local"));
+    assert!(
+        out.name_table
+            .unwrap()
+            .table
+            .contains_key("private.shop.svc.cluster.local")
+    );
     let sidecar = "---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -130,12 +141,19 @@ spec:
         .unwrap()
         .table;
     let hosts: Vec<&str> = table.keys().map(String::as_str).collect();
-    assert_eq!(hosts, ["api.example.com", "reviews.default.svc.cluster.local"]);
+    assert_eq!(
+        hosts,
+        ["api.example.com", "reviews.default.svc.cluster.local"]
+    );
 }
 
 #[test]
 fn proxies_that_do_not_proxy_dns_get_none() {
-    assert!(translate(&mesh(""), &proxy("default", false)).name_table.is_none());
+    assert!(
+        translate(&mesh(""), &proxy("default", false))
+            .name_table
+            .is_none()
+    );
 }
 
 #[test]
