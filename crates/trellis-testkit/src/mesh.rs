@@ -172,6 +172,20 @@ pub fn start_envoy_sidecar(
     admin: SocketAddr,
     node_flags: &[&str],
 ) -> Process {
+    let bootstrap = write_envoy_bootstrap(trellis, dir, xds, admin, node_flags);
+    let command = envoy_command(envoy, &bootstrap);
+    Process::start("envoy", command, &dir.join("envoy.log"))
+}
+
+/// Writes `dir/envoy.json` from `trellis bootstrap envoy` (the binary at `trellis`) with ADS
+/// at `xds`, the admin listener at `admin`'s port and `node_flags`; returns its path.
+pub fn write_envoy_bootstrap(
+    trellis: &Path,
+    dir: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    node_flags: &[&str],
+) -> std::path::PathBuf {
     let bootstrap = dir.join("envoy.json");
     let out = Command::new(trellis)
         .args(["bootstrap", "envoy", "--xds-address", &xds.to_string()])
@@ -185,21 +199,53 @@ pub fn start_envoy_sidecar(
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
-    let command = envoy_command(envoy, &bootstrap);
-    Process::start("envoy", command, &dir.join("envoy.log"))
+    bootstrap
 }
 
 /// Envoy (the binary at `envoy`) on `bootstrap`, as the tests run it: one worker, no hot
 /// restart, warnings only.
 pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
+    envoy_command_with_workers(envoy, bootstrap, 1)
+}
+
+/// [`envoy_command`] with `workers` worker threads (`--concurrency`).
+pub fn envoy_command_with_workers(envoy: &Path, bootstrap: &Path, workers: usize) -> Command {
     let mut command = Command::new(envoy);
-    command.arg("-c").arg(bootstrap).args([
-        "--concurrency",
-        "1",
-        "--disable-hot-restart",
-        "-l",
-        "warning",
-    ]);
+    command
+        .arg("-c")
+        .arg(bootstrap)
+        .args(["--concurrency", &workers.to_string()])
+        .args(["--disable-hot-restart", "-l", "warning"]);
+    command
+}
+
+/// `trellis agent` (the binary at `trellis`) running the Envoy at `envoy` as the workload
+/// `node_flags` (`--name`, `--labels`, `--ip`, …) with ADS (and the CA) at `xds`, the
+/// admin listener at `admin`'s port and the bootstrap token in `token`; its SDS socket and
+/// bootstrap go in `home`. The command ends with `--`: Envoy's own arguments follow.
+pub fn envoy_agent_command(
+    trellis: &Path,
+    envoy: &Path,
+    home: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    node_flags: &[&str],
+    token: &Path,
+) -> Command {
+    let mut command = Command::new(trellis);
+    command
+        .args(["agent", "--xds-address", &xds.to_string()])
+        .args(node_flags)
+        .args(["--admin-port", &admin.port().to_string()])
+        .arg("--ca-token-file")
+        .arg(token)
+        .arg("--sds-socket")
+        .arg(home.join("sds.sock"))
+        .arg("--bootstrap-out")
+        .arg(home.join("envoy-rev.json"))
+        .arg("--envoy")
+        .arg(envoy)
+        .arg("--");
     command
 }
 

@@ -23,12 +23,18 @@ pub struct Bulk {
 /// Writes 64 KiB chunks for `duration` and reports the rate and the proxies' CPU.
 pub async fn measure(topology: &Topology, plane: DataPlane, duration: Duration) -> Bulk {
     let pids: Vec<Option<u32>> = topology.proxies.iter().map(|p| p.pid()).collect();
-    let before: Vec<_> = pids.iter().map(|p| p.and_then(procstat::read)).collect();
+    let before: Vec<_> = pids
+        .iter()
+        .map(|p| p.and_then(procstat::read_tree))
+        .collect();
     let (bytes, elapsed, error) = match transfer(topology, duration).await {
         Ok((bytes, elapsed)) => (bytes, elapsed, None),
         Err(e) => (0, duration, Some(e.to_string())),
     };
-    let after: Vec<_> = pids.iter().map(|p| p.and_then(procstat::read)).collect();
+    let after: Vec<_> = pids
+        .iter()
+        .map(|p| p.and_then(procstat::read_tree))
+        .collect();
     let gib = bytes as f64 / f64::from(1u32 << 30);
     let cpu_s_per_gib = before
         .iter()

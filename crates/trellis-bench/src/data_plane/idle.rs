@@ -57,7 +57,10 @@ pub fn measure_all(
             mesh::synced(debug, workload.name)
         });
         std::thread::sleep(SETTLE);
-        let reading = sidecar.pid().and_then(procstat::read).unwrap_or_default();
+        let reading = sidecar
+            .pid()
+            .and_then(procstat::read_tree)
+            .unwrap_or_default();
         out.push(Idle {
             plane: *plane,
             services,

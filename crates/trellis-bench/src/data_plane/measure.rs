@@ -88,9 +88,15 @@ impl Run {
 /// Runs `spec` against `topology` and reads the proxies' counters around it.
 pub async fn measure(topology: &Topology, spec: &LoadSpec) -> Run {
     let pids: Vec<Option<u32>> = topology.proxies.iter().map(|p| p.pid()).collect();
-    let before: Vec<_> = pids.iter().map(|p| p.and_then(procstat::read)).collect();
+    let before: Vec<_> = pids
+        .iter()
+        .map(|p| p.and_then(procstat::read_tree))
+        .collect();
     let result = load::run(spec).await;
-    let after: Vec<_> = pids.iter().map(|p| p.and_then(procstat::read)).collect();
+    let after: Vec<_> = pids
+        .iter()
+        .map(|p| p.and_then(procstat::read_tree))
+        .collect();
     summarize(spec, &result, &before, &after)
 }
 

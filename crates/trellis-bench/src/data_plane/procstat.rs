@@ -1,4 +1,6 @@
-//! CPU time and memory of a process, from `/proc` (Linux).
+//! CPU time and memory of a process, from `/proc` (Linux). A sidecar may be a process
+//! tree (Envoy under `trellis agent`, as Envoy under Istio's pilot-agent): [`read_tree`]
+//! counts the whole tree, which is what the sidecar costs.
 
 use std::time::Duration;
 
@@ -38,6 +40,50 @@ pub fn read(pid: u32) -> Option<Reading> {
     })
 }
 
+/// [`read`] summed over `pid` and all its descendants (peak: the sum of each one's peak,
+/// an upper bound); `None` when `pid` is gone.
+pub fn read_tree(pid: u32) -> Option<Reading> {
+    let mut total = read(pid)?;
+    for child in descendants(pid) {
+        if let Some(r) = read(child) {
+            total.cpu += r.cpu;
+            total.rss_kib += r.rss_kib;
+            total.peak_rss_kib += r.peak_rss_kib;
+        }
+    }
+    Some(total)
+}
+
+/// Every process below `pid`, from each process's parent in `/proc/*/stat`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, parent(p)?)))
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (child, _) in parents.iter().filter(|(_, parent)| *parent == p) {
+            out.push(*child);
+            frontier.push(*child);
+        }
+    }
+    out
+}
+
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -53,5 +99,20 @@ mod tests {
         let r = read(std::process::id()).expect("own /proc entry");
         assert!(r.rss_kib > 0);
         assert!(r.peak_rss_kib >= r.rss_kib);
+    }
+
+    #[test]
+    fn a_tree_counts_its_children() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        assert!(descendants(me).contains(&child.id()));
+        let tree = read_tree(me).unwrap();
+        let alone = read(me).unwrap();
+        assert!(tree.rss_kib > alone.rss_kib, "{tree:?} vs {alone:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

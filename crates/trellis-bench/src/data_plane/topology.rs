@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use trellis_testkit::mesh::{self, MeshDir};
+use trellis_testkit::mesh_yaml;
 use trellis_testkit::trellis_proxy::{self, ProxyIdentity};
 use trellis_testkit::{Process, free_port, get, wait_until};
 
@@ -41,11 +42,16 @@ impl DataPlane {
     }
 }
 
-/// The binaries a topology runs.
+/// The binaries a topology runs, and how the sidecars run.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     pub trellis: PathBuf,
     pub envoy: Option<PathBuf>,
+    /// Worker threads of every sidecar.
+    pub workers: usize,
+    /// Istio mutual TLS between the sidecars (STRICT; workload certificates from the
+    /// control plane's CA: the Trellis proxy asks itself, Envoy through `trellis agent`).
+    pub mtls: bool,
 }
 
 /// The ports of the `bench` Service, each with a sidecar listener on both sides.
@@ -115,6 +121,9 @@ impl Topology {
             });
         }
         dir.write("bench.yaml", &config(apps));
+        if bins.mtls {
+            dir.write("strict.yaml", &mesh_yaml::peer_authentication("STRICT"));
+        }
         let (cp, xds, _) = mesh::control_plane(&bins.trellis, dir.path(), CLIENT_IP, CONVERGE);
         let server = start_sidecar(plane, bins, &dir, xds, &SERVER)?;
         let client = start_sidecar(plane, bins, &dir, xds, &CLIENT)?;
@@ -129,6 +138,9 @@ impl Topology {
             )
             .and_then(|r| (r.status == 200).then_some(()).ok_or(r.status.to_string()))
         });
+        if bins.mtls {
+            refuses_plain_text(SocketAddr::new(SERVER_IP, Port::Http as u16))?;
+        }
         Ok(Topology {
             entries: Some(CLIENT_IP),
             apps,
@@ -147,6 +159,23 @@ impl Topology {
             (None, Port::Tcp) => self.apps.sink,
             (None, _) => self.apps.echo,
         }
+    }
+}
+
+/// Proof that the path is mutual TLS: under STRICT the server sidecar answers no plain
+/// text, so the 200s the path gives came through the sidecars' TLS.
+fn refuses_plain_text(server: SocketAddr) -> anyhow::Result<()> {
+    let authority = Port::Http.authority();
+    match get(
+        server,
+        "/echo",
+        &[("host", &authority)],
+        Duration::from_secs(2),
+    ) {
+        Ok(r) if r.status == 200 => anyhow::bail!(
+            "the server sidecar at {server} answered plain text under STRICT mTLS: the path is not encrypted"
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -196,14 +225,18 @@ pub fn start_sidecar(
     };
     let log = dir.join(&format!("{name}.log"));
     match plane {
-        DataPlane::Trellis => Ok(trellis_proxy::start(
-            &bins.trellis,
-            xds,
-            admin,
-            &who,
-            &log,
-            CONVERGE,
-        )),
+        DataPlane::Trellis => {
+            let mut command = trellis_proxy::node_command(&bins.trellis, xds, admin, &who, 0);
+            command.args(["--concurrency", &bins.workers.to_string()]);
+            if bins.mtls {
+                command
+                    .arg("--ca-token-file")
+                    .arg(token(dir, namespace, app)?);
+            }
+            let mut process = Process::start("trellis proxy", command, &log);
+            trellis_proxy::wait_ready(&mut process, admin, CONVERGE);
+            Ok(process)
+        }
         DataPlane::Envoy => {
             let envoy = bins
                 .envoy
@@ -224,17 +257,41 @@ pub fn start_sidecar(
                 "--ip",
                 &ip,
             ];
-            Ok(mesh::start_envoy_sidecar(
-                &bins.trellis,
-                envoy,
-                &sub,
-                xds,
-                admin,
-                &flags,
-            ))
+            let workers = bins.workers.to_string();
+            if !bins.mtls {
+                let bootstrap =
+                    mesh::write_envoy_bootstrap(&bins.trellis, &sub, xds, admin, &flags);
+                let command = mesh::envoy_command_with_workers(envoy, &bootstrap, bins.workers);
+                return Ok(Process::start("envoy", command, &sub.join("envoy.log")));
+            }
+            let token = token(dir, namespace, app)?;
+            let mut command =
+                mesh::envoy_agent_command(&bins.trellis, envoy, &sub, xds, admin, &flags, &token);
+            command.args([
+                "--concurrency",
+                &workers,
+                "--disable-hot-restart",
+                "-l",
+                "warning",
+            ]);
+            Ok(Process::start("agent", command, &sub.join("agent.log")))
         }
         DataPlane::None => anyhow::bail!("no sidecar without a data plane"),
     }
+}
+
+/// A bootstrap token for `namespace/service_account` from the control plane's CA (its
+/// state directory is `dir/state`), written to a file the sidecar reads.
+fn token(dir: &MeshDir, namespace: &str, service_account: &str) -> anyhow::Result<PathBuf> {
+    let token = trellis_control_plane::ca::mint_token(
+        &dir.join("state"),
+        namespace,
+        service_account,
+        Duration::from_secs(3600),
+    )?;
+    let path = dir.join(&format!("token-{service_account}"));
+    std::fs::write(&path, token)?;
+    Ok(path)
 }
 
 /// The `bench` Service and the two Sidecars.
@@ -320,5 +377,7 @@ pub fn locate(trellis: Option<&Path>) -> anyhow::Result<Binaries> {
     Ok(Binaries {
         trellis,
         envoy: trellis_testkit::envoy(),
+        workers: 1,
+        mtls: true,
     })
 }
