@@ -19,7 +19,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use trellis_control_plane::ca::mint_token;
 use trellis_local::state::StateDir;
 use trellis_testkit::mesh::{MeshDir, control_plane};
-use trellis_testkit::{Process, free_port, temp_dir, wait_until};
+use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const CONVERGE: Duration = Duration::from_secs(40);
@@ -196,12 +196,13 @@ fn the_proxy_and_the_agent_answer_the_mesh_names_from_nds() {
     .unwrap();
     std::fs::write(dir.join("token"), token).unwrap();
     let agent_dns = SocketAddr::new(at, free_port(at));
+    let envoy_admin = SocketAddr::new(at, free_port(at));
     let mut command = Command::new(TRELLIS);
     command
         .arg("agent")
         .args(["--xds-address", &xds.to_string()])
         .args(["--name", "envoy-client", "-n", "default"])
-        .args(["--admin-port", &free_port(at).to_string()])
+        .args(["--admin-port", &envoy_admin.port().to_string()])
         .arg("--ca-token-file")
         .arg(dir.join("token"))
         .arg("--sds-socket")
@@ -222,8 +223,15 @@ fn the_proxy_and_the_agent_answer_the_mesh_names_from_nds() {
         .env("TRELLIS_LOG", "info");
     let mut agent = Process::start("trellis agent", command, &dir.join("agent.log"));
     check_names(agent_dns, &mut agent);
-    // Envoy's own stream is undisturbed: it has its clusters.
-    assert!(agent.running());
+    // Envoy's own stream is undisturbed: it gets its configuration and is ready.
+    wait_until(
+        "Envoy ready beside the agent's DNS stream",
+        CONVERGE,
+        || {
+            let reply = get(envoy_admin, "/ready", &[], Duration::from_secs(2))?;
+            (reply.status == 200).then_some(()).ok_or(reply.body)
+        },
+    );
 }
 
 // ------------------------------------------------------------------------------------
