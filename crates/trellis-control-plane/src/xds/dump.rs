@@ -116,6 +116,8 @@ impl ConfigDump {
                     XdsResource::Endpoint(e) => dump.endpoints.extend(endpoints(e)),
                     XdsResource::Listener(l) => dump.listeners.push(listener(l)),
                     XdsResource::Route(r) => dump.routes.extend(routes(r)),
+                    // The name table is not part of Envoy's config dump.
+                    XdsResource::NameTable(_) => {}
                 }
             }
         }

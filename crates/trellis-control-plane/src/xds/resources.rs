@@ -1,6 +1,6 @@
-//! xDS resource types as the ADS server handles them: the four type URLs in the order Envoy
-//! needs them (CDS before EDS, LDS before RDS), and one proxy's translated resources indexed
-//! by type and name.
+//! xDS resource types as the ADS server handles them: the type URLs in the order Envoy
+//! needs them (CDS before EDS, LDS before RDS; Istio's NDS name table last, for DNS
+//! proxies that ask for it), and one proxy's translated resources indexed by type and name.
 //!
 //! Resources are kept typed, not as encoded bytes: protobuf maps encode in arbitrary order,
 //! so two encodings of the same resource may differ, while typed equality does not.
@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use prost::Message;
+use trellis_dns::nds::{self, NameTable};
 
 use crate::translate::Resources;
 
@@ -27,15 +28,17 @@ pub enum XdsType {
     Endpoint,
     Listener,
     Route,
+    NameTable,
 }
 
 impl XdsType {
     /// Push order: a cluster exists before its endpoints, a listener before its routes.
-    pub const ORDER: [XdsType; 4] = [
+    pub const ORDER: [XdsType; 5] = [
         XdsType::Cluster,
         XdsType::Endpoint,
         XdsType::Listener,
         XdsType::Route,
+        XdsType::NameTable,
     ];
 
     pub fn url(self) -> &'static str {
@@ -46,6 +49,7 @@ impl XdsType {
             }
             XdsType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             XdsType::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            XdsType::NameTable => nds::TYPE_URL,
         }
     }
 
@@ -60,12 +64,17 @@ impl XdsType {
             XdsType::Endpoint => "eds",
             XdsType::Listener => "lds",
             XdsType::Route => "rds",
+            XdsType::NameTable => "nds",
         }
     }
 
-    /// Clusters and listeners are requested by wildcard; endpoints and routes by name.
+    /// Clusters, listeners and the name table are requested by wildcard; endpoints and
+    /// routes by name.
     pub fn is_wildcard(self) -> bool {
-        matches!(self, XdsType::Cluster | XdsType::Listener)
+        matches!(
+            self,
+            XdsType::Cluster | XdsType::Listener | XdsType::NameTable
+        )
     }
 }
 
@@ -78,6 +87,8 @@ pub enum XdsResource {
     Endpoint(ClusterLoadAssignment),
     Listener(Listener),
     Route(RouteConfiguration),
+    /// Unnamed, as istiod sends it.
+    NameTable(NameTable),
 }
 
 impl XdsResource {
@@ -87,6 +98,7 @@ impl XdsResource {
             XdsResource::Endpoint(e) => &e.cluster_name,
             XdsResource::Listener(l) => &l.name,
             XdsResource::Route(r) => &r.name,
+            XdsResource::NameTable(_) => "",
         }
     }
 
@@ -96,6 +108,10 @@ impl XdsResource {
             XdsResource::Endpoint(e) => pack_any(e.clone()),
             XdsResource::Listener(l) => pack_any(l.clone()),
             XdsResource::Route(r) => pack_any(r.clone()),
+            XdsResource::NameTable(t) => Any {
+                type_url: nds::TYPE_URL.to_string(),
+                value: t.encode_to_vec(),
+            },
         }
     }
 
@@ -107,6 +123,7 @@ impl XdsResource {
             XdsResource::Endpoint(e) => e.encode_to_vec(),
             XdsResource::Listener(l) => l.encode_to_vec(),
             XdsResource::Route(r) => r.encode_to_vec(),
+            XdsResource::NameTable(t) => t.encode_to_vec(),
         };
         let mut hasher = DefaultHasher::new();
         bytes.hash(&mut hasher);
@@ -126,6 +143,7 @@ pub struct ProxyResources {
     endpoints: Arc<TypeSet>,
     listeners: Arc<TypeSet>,
     routes: Arc<TypeSet>,
+    name_tables: Arc<TypeSet>,
 }
 
 impl ProxyResources {
@@ -135,6 +153,7 @@ impl ProxyResources {
             XdsType::Endpoint => &self.endpoints,
             XdsType::Listener => &self.listeners,
             XdsType::Route => &self.routes,
+            XdsType::NameTable => &self.name_tables,
         }
     }
 
@@ -153,6 +172,7 @@ impl ProxyResources {
             XdsType::Endpoint => Arc::as_ptr(&r.endpoints),
             XdsType::Listener => Arc::as_ptr(&r.listeners),
             XdsType::Route => Arc::as_ptr(&r.routes),
+            XdsType::NameTable => Arc::as_ptr(&r.name_tables),
         };
         field(self) == field(other)
     }
@@ -168,6 +188,7 @@ impl From<Resources> for ProxyResources {
             endpoints: index(r.endpoints.into_iter().map(XdsResource::Endpoint)),
             listeners: index(r.listeners.into_iter().map(XdsResource::Listener)),
             routes: index(r.routes.into_iter().map(XdsResource::Route)),
+            name_tables: index(r.name_table.into_iter().map(XdsResource::NameTable)),
         }
     }
 }

@@ -31,6 +31,7 @@ fn resources(names: &[&str], endpoints: usize) -> Arc<ProxyResources> {
             ..Default::default()
         }],
         routes: vec![],
+        name_table: None,
     }))
 }
 
