@@ -1,0 +1,467 @@
+//! Running a world: its control plane with the policies, the server sidecars (Sidecar
+//! ingress listeners with `captureMode: NONE` on leased loopback addresses, in front of a
+//! tiny HTTP application), the client sidecars with identities of their own (Sidecar
+//! egress listeners toward the servers' Services), or an ingress gateway; and sending a
+//! row's requests.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use trellis_control_plane::ca::mint_token;
+use trellis_testkit::mesh::{MeshDir, control_plane};
+use trellis_testkit::scenario::client::send;
+use trellis_testkit::scenario::{DataPlane, Lease, NodeSpec, Request, RunningDataPlane};
+use trellis_testkit::{Backend, Process, free_port};
+
+use super::rows::{
+    Addresses, Expect, GRPC, HTTP, HTTP2, JWKS_URI, Probe, Row, TCP_PORTS, Workload, World,
+};
+
+const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+const START: Duration = Duration::from_secs(30);
+/// The gateway's namespace in the docs' ingress task.
+const GATEWAY_NS: &str = "foo";
+
+impl Addresses for Lease {
+    fn server_ip(&self, i: usize) -> IpAddr {
+        self.ip(10 + i as u8)
+    }
+
+    fn client_ip(&self, j: usize) -> IpAddr {
+        self.ip(20 + j as u8)
+    }
+}
+
+/// Every port a server serves: (port, Istio protocol, port name).
+fn ports() -> Vec<(u16, &'static str, String)> {
+    let http = [
+        (HTTP, "HTTP", "http"),
+        (HTTP2, "HTTP2", "http2"),
+        (GRPC, "GRPC", "grpc"),
+    ];
+    http.into_iter()
+        .map(|(p, proto, name)| (p, proto, format!("{name}-{p}")))
+        .chain(TCP_PORTS.iter().map(|p| (*p, "TCP", format!("tcp-{p}"))))
+        .collect()
+}
+
+/// A server's Sidecar: ingress listeners bound to `ip` for every port, all delivered to
+/// the application at `app` (the listeners speak HTTP/1.1 or TCP to it).
+fn server_sidecar(server: &Workload, ip: IpAddr, app: SocketAddr) -> String {
+    let mut ingress = String::new();
+    for (port, protocol, name) in ports() {
+        let protocol = if protocol == "TCP" { "TCP" } else { "HTTP" };
+        ingress.push_str(&format!(
+            "  - port: {{number: {port}, protocol: {protocol}, name: {name}}}\n    bind: {ip}\n    captureMode: NONE\n    defaultEndpoint: {app}\n"
+        ));
+    }
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: {app_label}, namespace: {ns}}}
+spec:
+  workloadSelector: {{labels: {{app: {app_label}}}}}
+  ingress:
+{ingress}",
+        app_label = server.app,
+        ns = server.namespace,
+    )
+}
+
+/// The Service of a server workload, with every port (for client sidecars to reach it).
+fn service(server: &Workload) -> String {
+    let ports: String = ports()
+        .into_iter()
+        .map(|(port, _, name)| format!("  - {{name: {name}, port: {port}}}\n"))
+        .collect();
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {app}, namespace: {ns}}}
+spec:
+  selector: {{app: {app}}}
+  ports:
+{ports}",
+        app = server.app,
+        ns = server.namespace,
+    )
+}
+
+/// A client's Sidecar: egress listeners bound to `ip` for every port, toward every
+/// namespace's services.
+fn client_sidecar(client: &Workload, ip: IpAddr) -> String {
+    let egress: String = ports()
+        .into_iter()
+        .map(|(port, protocol, name)| {
+            format!(
+                "  - port: {{number: {port}, protocol: {protocol}, name: {name}}}\n    bind: {ip}\n    captureMode: NONE\n    hosts: [\"*/*\"]\n"
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: {app}, namespace: {ns}}}
+spec:
+  workloadSelector: {{labels: {{app: {app}}}}}
+  egress:
+{egress}",
+        app = client.app,
+        ns = client.namespace,
+    )
+}
+
+/// An ingress gateway on `port` routing everything to `httpbin.foo:8000`, served by the
+/// application at `app`.
+fn gateway_yaml(port: u16, app: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: httpbin, namespace: {GATEWAY_NS}}}
+spec:
+  selector: {{app: httpbin}}
+  ports:
+  - {{name: http, port: {HTTP}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: httpbin-v1, namespace: {GATEWAY_NS}}}
+spec:
+  address: {ip}
+  ports: {{http: {app_port}}}
+  labels: {{app: httpbin, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: httpbin-gateway, namespace: {GATEWAY_NS}}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: http, protocol: HTTP}}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: httpbin, namespace: {GATEWAY_NS}}}
+spec:
+  hosts: [\"*\"]
+  gateways: [httpbin-gateway]
+  http:
+  - route:
+    - destination: {{host: httpbin, port: {{number: {HTTP}}}}}
+",
+        ip = app.ip(),
+        app_port = app.port(),
+    )
+}
+
+/// Polls `check` every 100 ms until it is `Ok`, or gives `what` and the last failure
+/// after `START`.
+fn poll<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let deadline = Instant::now() + START;
+    loop {
+        match check() {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => {
+                return Err(format!("timed out waiting for {what}: {last}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// A started world; everything stops when it is dropped.
+pub struct Running {
+    control_plane: Process,
+    /// Server sidecars, then client sidecars (or the gateway).
+    proxies: Vec<(String, Box<dyn RunningDataPlane>)>,
+    /// Where the gateway listens (gateway worlds).
+    gateway_port: u16,
+    _app: Backend,
+    _jwks: Option<Backend>,
+    dir: MeshDir,
+}
+
+impl Running {
+    /// The tails of every proxy's log and of the control plane's.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for (name, proxy) in &self.proxies {
+            out.push_str(&format!("--- {name}\n{}\n", proxy.logs()));
+        }
+        out.push_str(&format!(
+            "--- control plane\n{}",
+            self.control_plane.tail(10)
+        ));
+        out
+    }
+}
+
+/// A sidecar (or gateway) of `workload` at `ip`, its scratch directory under the world's.
+fn node(
+    dir: &MeshDir,
+    xds: SocketAddr,
+    workload: &Workload,
+    ip: IpAddr,
+    labels: Vec<(String, String)>,
+) -> NodeSpec {
+    let home = dir.join(&format!("{}-{}", workload.namespace, workload.app));
+    std::fs::create_dir_all(&home).expect("sidecar dir");
+    NodeSpec {
+        trellis: PathBuf::from(TRELLIS),
+        xds,
+        ip,
+        name: format!("{}-v1", workload.app),
+        namespace: workload.namespace.clone(),
+        service_account: workload.app.clone(),
+        labels,
+        admin: SocketAddr::new(
+            Ipv4Addr::LOCALHOST.into(),
+            free_port(Ipv4Addr::LOCALHOST.into()),
+        ),
+        dir: home,
+        router: false,
+        ca_token: None,
+    }
+}
+
+fn app_labels(workload: &Workload) -> Vec<(String, String)> {
+    vec![
+        ("app".into(), workload.app.clone()),
+        ("version".into(), "v1".into()),
+    ]
+}
+
+/// A bootstrap token for `workload`'s identity from the world's CA, in a file.
+fn token_file(dir: &MeshDir, workload: &Workload) -> PathBuf {
+    let token = mint_token(
+        &dir.join("state"),
+        &workload.namespace,
+        &workload.app,
+        Duration::from_secs(3600),
+    )
+    .expect("mint a bootstrap token");
+    let path = dir.join(&format!("{}-{}.token", workload.namespace, workload.app));
+    std::fs::write(&path, token).expect("token file");
+    path
+}
+
+/// Starts `world` with `data_plane` as every proxy; `Err` says what did not come up.
+pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result<Running, String> {
+    // Istio requires a Sidecar ingress defaultEndpoint on 127.0.0.1.
+    let app = Backend::start(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0), "app");
+    let dir = MeshDir::new();
+    let jwks = world
+        .jwks
+        .as_ref()
+        .map(|keys| Backend::start(SocketAddr::new(lease.ip(30), 0), keys));
+    let mut config = world.config.clone();
+    if let Some(server) = &jwks {
+        config = config.replace(JWKS_URI, &format!("http://{}/jwks", server.address));
+    }
+    let gateway_port = free_port(Ipv4Addr::UNSPECIFIED.into());
+    let mut registry = Vec::new();
+    if world.gateway {
+        registry.push(gateway_yaml(gateway_port, app.address));
+    }
+    for (i, server) in world.servers.iter().enumerate().filter(|_| !world.gateway) {
+        registry.push(server_sidecar(server, lease.server_ip(i), app.address));
+        if !world.clients.is_empty() {
+            registry.push(service(server));
+        }
+    }
+    for (j, client) in world.clients.iter().enumerate() {
+        registry.push(client_sidecar(client, lease.client_ip(j)));
+    }
+    dir.write("00-workloads.yaml", &registry.join("---\n"));
+    dir.write("10-policies.yaml", &config);
+    let (control_plane, xds, _) =
+        control_plane(Path::new(TRELLIS), dir.path(), lease.client(), START);
+    let mut running = Running {
+        control_plane,
+        proxies: Vec::new(),
+        gateway_port,
+        _app: app,
+        _jwks: jwks,
+        dir,
+    };
+    let mtls = !world.clients.is_empty();
+    let mut nodes = Vec::new();
+    if world.gateway {
+        let gateway = Workload::new(GATEWAY_NS, "istio-ingressgateway");
+        let labels =
+            "app=istio-ingressgateway,istio=ingressgateway,istio.io/gateway-name=httpbin-gateway";
+        let mut spec = node(
+            &running.dir,
+            xds,
+            &gateway,
+            lease.server_ip(0),
+            pairs(labels),
+        );
+        spec.router = true;
+        nodes.push(spec);
+    }
+    for (i, server) in world.servers.iter().enumerate().filter(|_| !world.gateway) {
+        nodes.push(node(
+            &running.dir,
+            xds,
+            server,
+            lease.server_ip(i),
+            app_labels(server),
+        ));
+    }
+    for (j, client) in world.clients.iter().enumerate() {
+        nodes.push(node(
+            &running.dir,
+            xds,
+            client,
+            lease.client_ip(j),
+            app_labels(client),
+        ));
+    }
+    for mut spec in nodes {
+        let who = format!(
+            "{} {}/{}",
+            data_plane.name(),
+            spec.namespace,
+            spec.service_account
+        );
+        if mtls {
+            let workload = Workload::new(&spec.namespace, &spec.service_account);
+            spec.ca_token = Some(token_file(&running.dir, &workload));
+        }
+        let mut proxy = data_plane.start(&spec).map_err(|e| format!("{who}: {e}"))?;
+        poll(&format!("{who} ready"), || proxy.ready())?;
+        running.proxies.push((who, proxy));
+    }
+    if world.gateway {
+        let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), gateway_port);
+        poll("gateway routes", || {
+            // Any HTTP answer but 404 (no route yet) means the route is in force.
+            match trellis_testkit::get(target, "/headers", &[], Duration::from_secs(2)) {
+                Ok(r) if r.status != 404 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })?;
+    }
+    if let Some(token) = &world.probe_token {
+        let probe = Probe {
+            to: 0,
+            port: HTTP,
+            method: "GET".into(),
+            path: "/".into(),
+            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+            tcp: false,
+        };
+        poll("fetched JWKS in force", || {
+            match http(lease.server_ip(0), &world.servers[0], &probe) {
+                Some(401) | None => Err("a valid token is still refused".to_string()),
+                Some(_) => Ok(()),
+            }
+        })?;
+    }
+    // Every client reaches every server: an answer from the server's sidecar (the app's,
+    // or its RBAC's 403), not the client sidecar's 503 (no endpoint yet, no mTLS).
+    for j in 0..world.clients.len() {
+        for server in &world.servers {
+            let probe = Probe {
+                to: 0,
+                port: HTTP,
+                method: "GET".into(),
+                path: "/reachable".into(),
+                headers: Vec::new(),
+                tcp: false,
+            };
+            poll(
+                &format!("client {j} reaches {}", server.fqdn()),
+                || match http(lease.client_ip(j), server, &probe) {
+                    Some(status) if status != 503 && status != 404 => Ok(()),
+                    other => Err(format!("{other:?}")),
+                },
+            )?;
+        }
+    }
+    Ok(running)
+}
+
+fn pairs(labels: &str) -> Vec<(String, String)> {
+    labels
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The status of one HTTP request to `ip` for `server` (`Host: app.namespace:port`), or
+/// `None` when no answer came.
+fn http(ip: IpAddr, server: &Workload, probe: &Probe) -> Option<u16> {
+    let request = Request {
+        host: format!("{}.{}:{}", server.app, server.namespace, probe.port),
+        port: probe.port,
+        method: String::leak(probe.method.clone()),
+        path: probe.path.clone(),
+        headers: probe.headers.clone(),
+        timeout: Duration::from_secs(10),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(send(SocketAddr::new(ip, probe.port), &request))
+        .status
+}
+
+/// True when a plain HTTP exchange over the TCP port got an answer from the app.
+fn tcp_succeeds(ip: IpAddr, port: u16) -> bool {
+    let Ok(mut stream) =
+        TcpStream::connect_timeout(&SocketAddr::new(ip, port), Duration::from_secs(5))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET / HTTP/1.0\r\nhost: app\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1")
+}
+
+/// What a row's probe got, in the row's terms: sent through the row's client sidecar, or
+/// straight to the server's sidecar (or the gateway).
+pub fn observe(
+    world: &World,
+    running: &Running,
+    lease: &Lease,
+    row: &Row,
+    probe: &Probe,
+) -> Expect {
+    let server = &world.servers[probe.to];
+    let (ip, port) = match (world.gateway, row.from) {
+        (true, _) => (Ipv4Addr::LOCALHOST.into(), running.gateway_port),
+        (false, Some(j)) => (lease.client_ip(j), probe.port),
+        (false, None) => (lease.server_ip(probe.to), probe.port),
+    };
+    if probe.tcp {
+        let connected = tcp_succeeds(ip, port);
+        return match row.expect {
+            Expect::Allow(_) => Expect::Allow(connected),
+            _ => Expect::Tcp(connected),
+        };
+    }
+    let probe = Probe {
+        port,
+        ..probe.clone()
+    };
+    let status = http(ip, server, &probe);
+    match row.expect {
+        Expect::Allow(_) => Expect::Allow(status == Some(200)),
+        _ => Expect::Status(status.unwrap_or(0)),
+    }
+}
