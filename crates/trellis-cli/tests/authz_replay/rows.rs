@@ -43,6 +43,23 @@ pub struct Probe {
     pub tcp: bool,
 }
 
+impl Probe {
+    /// A GET of `path` on `port` of the world's first server.
+    pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Probe {
+        Probe {
+            to: 0,
+            port,
+            method: "GET".into(),
+            path: path.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            tcp: false,
+        }
+    }
+}
+
 /// A row judged once: sent from the world's client `from` (through its sidecar), or
 /// straight to the server's sidecar when `None`. A corpus row run from several clients
 /// appears once per client under the same name, and agrees when all of them do.
@@ -265,6 +282,47 @@ fn integration_clients() -> Vec<Workload> {
     vec![Workload::new("ns1", "a"), Workload::new("ns2", "a")]
 }
 
+/// The requests of an integration case, one per port: Istio's echo call (`POST` of the
+/// Echo method) on the gRPC port when the case names no path.
+fn integration_probes(
+    request: &Value,
+    path: Option<&str>,
+    tokens: &BTreeMap<String, String>,
+) -> Vec<Probe> {
+    let ports = request["ports"]["go_expr"]
+        .as_str()
+        .map(echo_ports)
+        .unwrap_or_else(|| vec![(HTTP, false)]);
+    let mut headers = request["headers"]["go_expr"]
+        .as_str()
+        .map(go_headers)
+        .unwrap_or_default();
+    if let Some(name) = request["jwt"]["go_expr"]
+        .as_str()
+        .and_then(|e| e.strip_prefix("jwt."))
+    {
+        headers.push(("authorization".into(), format!("Bearer {}", tokens[name])));
+    }
+    let method = request["method"].as_str().unwrap_or("GET");
+    ports
+        .into_iter()
+        .map(|(port, tcp)| {
+            let grpc_call = port == GRPC && path.is_none();
+            Probe {
+                to: 0,
+                port,
+                method: if grpc_call { "POST" } else { method }.into(),
+                path: match grpc_call {
+                    true => GRPC_ECHO.into(),
+                    false => path.unwrap_or("/").into(),
+                },
+                headers: headers.clone(),
+                tcp,
+            }
+        })
+        .collect()
+}
+
 pub fn integration_worlds(
     at: &dyn Addresses,
     tokens: &BTreeMap<String, String>,
@@ -330,45 +388,11 @@ pub fn integration_worlds(
                 rows: Vec::new(),
             }
         });
-        let ports = request["ports"]["go_expr"]
-            .as_str()
-            .map(echo_ports)
-            .unwrap_or_else(|| vec![(HTTP, false)]);
-        let mut headers = request["headers"]["go_expr"]
-            .as_str()
-            .map(go_headers)
-            .unwrap_or_default();
-        if let Some(name) = request["jwt"]["go_expr"]
-            .as_str()
-            .and_then(|e| e.strip_prefix("jwt."))
-        {
-            headers.push(("authorization".into(), format!("Bearer {}", tokens[name])));
-        }
-        let method = request["method"].as_str().unwrap_or("GET").to_string();
         let line_no = case["source"]["line"].as_u64().unwrap_or(0);
-        let shown_path = path.clone().unwrap_or_else(|| "/".into());
+        let method = request["method"].as_str().unwrap_or("GET");
+        let shown_path = path.as_deref().unwrap_or("/");
         let name = format!("{test}:{line_no} {method} {shown_path}");
-        let probes: Vec<Probe> = ports
-            .into_iter()
-            .map(|(port, tcp)| {
-                let grpc_call = port == GRPC && path.is_none();
-                Probe {
-                    to: 0,
-                    port,
-                    method: if grpc_call {
-                        "POST".into()
-                    } else {
-                        method.clone()
-                    },
-                    path: match (grpc_call, &path) {
-                        (true, _) => GRPC_ECHO.into(),
-                        (false, p) => p.clone().unwrap_or_else(|| "/".into()),
-                    },
-                    headers: headers.clone(),
-                    tcp,
-                }
-            })
-            .collect();
+        let probes = integration_probes(request, path.as_deref(), tokens);
         // `allow := from == allowed` (or `!= denied`: the same with these two clients).
         let literal = case["allow"].as_bool();
         let froms: Vec<Option<usize>> = match identity {
@@ -634,14 +658,7 @@ fn ingress_worlds(obs: &Value) -> Vec<World> {
             rows: vec![Row {
                 name: name.clone(),
                 from: None,
-                probes: vec![Probe {
-                    to: 0,
-                    port: 0,
-                    method: "GET".into(),
-                    path: "/headers".into(),
-                    headers: Vec::new(),
-                    tcp: false,
-                }],
+                probes: vec![Probe::get(0, "/headers", &[])],
                 expect: Expect::Status(obs["expected"].as_u64().unwrap() as u16),
             }],
         })

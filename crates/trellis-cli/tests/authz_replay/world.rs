@@ -262,20 +262,10 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
         config = config.replace(JWKS_URI, &format!("http://{}/jwks", server.address));
     }
     let gateway_port = free_port(Ipv4Addr::UNSPECIFIED.into());
-    let mut registry = Vec::new();
-    if world.gateway {
-        registry.push(gateway_yaml(gateway_port, app.address));
-    }
-    for (i, server) in world.servers.iter().enumerate().filter(|_| !world.gateway) {
-        registry.push(server_sidecar(server, lease.server_ip(i), app.address));
-        if !world.clients.is_empty() {
-            registry.push(service(server));
-        }
-    }
-    for (j, client) in world.clients.iter().enumerate() {
-        registry.push(client_sidecar(client, lease.client_ip(j)));
-    }
-    dir.write("00-workloads.yaml", &registry.join("---\n"));
+    dir.write(
+        "00-workloads.yaml",
+        &registry(world, lease, app.address, gateway_port),
+    );
     dir.write("10-policies.yaml", &config);
     let (control_plane, xds, _) =
         control_plane(Path::new(TRELLIS), dir.path(), lease.client(), START);
@@ -287,57 +277,71 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
         _jwks: jwks,
         dir,
     };
-    let mtls = !world.clients.is_empty();
-    let mut nodes = Vec::new();
-    if world.gateway {
-        let gateway = Workload::new(GATEWAY_NS, "istio-ingressgateway");
-        let labels =
-            "app=istio-ingressgateway,istio=ingressgateway,istio.io/gateway-name=httpbin-gateway";
-        let mut spec = node(
-            &running.dir,
-            xds,
-            &gateway,
-            lease.server_ip(0),
-            pairs(labels),
-        );
-        spec.router = true;
-        nodes.push(spec);
-    }
-    for (i, server) in world.servers.iter().enumerate().filter(|_| !world.gateway) {
-        nodes.push(node(
-            &running.dir,
-            xds,
-            server,
-            lease.server_ip(i),
-            app_labels(server),
-        ));
-    }
-    for (j, client) in world.clients.iter().enumerate() {
-        nodes.push(node(
-            &running.dir,
-            xds,
-            client,
-            lease.client_ip(j),
-            app_labels(client),
-        ));
-    }
-    for mut spec in nodes {
+    for spec in nodes(world, lease, &running.dir, xds) {
         let who = format!(
             "{} {}/{}",
             data_plane.name(),
             spec.namespace,
             spec.service_account
         );
-        if mtls {
-            let workload = Workload::new(&spec.namespace, &spec.service_account);
-            spec.ca_token = Some(token_file(&running.dir, &workload));
-        }
         let mut proxy = data_plane.start(&spec).map_err(|e| format!("{who}: {e}"))?;
         poll(&format!("{who} ready"), || proxy.ready())?;
         running.proxies.push((who, proxy));
     }
+    converge(world, lease, &running)?;
+    Ok(running)
+}
+
+/// The world's workloads as config: the servers' Sidecars (and Services, for clients to
+/// reach them), the clients' Sidecars, or the gateway with its routes.
+fn registry(world: &World, lease: &Lease, app: SocketAddr, gateway_port: u16) -> String {
     if world.gateway {
-        let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), gateway_port);
+        return gateway_yaml(gateway_port, app);
+    }
+    let mut documents = Vec::new();
+    for (i, server) in world.servers.iter().enumerate() {
+        documents.push(server_sidecar(server, lease.server_ip(i), app));
+        if !world.clients.is_empty() {
+            documents.push(service(server));
+        }
+    }
+    for (j, client) in world.clients.iter().enumerate() {
+        documents.push(client_sidecar(client, lease.client_ip(j)));
+    }
+    documents.join("---\n")
+}
+
+/// The proxies to start, servers first: the gateway, or the servers' and the clients'
+/// sidecars; with clients, each with a bootstrap token for its own identity.
+fn nodes(world: &World, lease: &Lease, dir: &MeshDir, xds: SocketAddr) -> Vec<NodeSpec> {
+    if world.gateway {
+        let gateway = Workload::new(GATEWAY_NS, "istio-ingressgateway");
+        let labels =
+            "app=istio-ingressgateway,istio=ingressgateway,istio.io/gateway-name=httpbin-gateway";
+        let mut spec = node(dir, xds, &gateway, lease.server_ip(0), pairs(labels));
+        spec.router = true;
+        return vec![spec];
+    }
+    let servers = (world.servers.iter().enumerate()).map(|(i, w)| (w, lease.server_ip(i)));
+    let clients = (world.clients.iter().enumerate()).map(|(j, w)| (w, lease.client_ip(j)));
+    servers
+        .chain(clients)
+        .map(|(workload, ip)| {
+            let mut spec = node(dir, xds, workload, ip, app_labels(workload));
+            if !world.clients.is_empty() {
+                spec.ca_token = Some(token_file(dir, workload));
+            }
+            spec
+        })
+        .collect()
+}
+
+/// Waits until what the rows need is in force: the gateway's routes, the fetched JWKS,
+/// and every client reaching every server — an answer from the server's sidecar (the
+/// app's, or its RBAC's 403), not the client sidecar's 503 (no endpoint yet, no mTLS).
+fn converge(world: &World, lease: &Lease, running: &Running) -> Result<(), String> {
+    if world.gateway {
+        let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), running.gateway_port);
         poll("gateway routes", || {
             // Any HTTP answer but 404 (no route yet) means the route is in force.
             match trellis_testkit::get(target, "/headers", &[], Duration::from_secs(2)) {
@@ -347,14 +351,7 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
         })?;
     }
     if let Some(token) = &world.probe_token {
-        let probe = Probe {
-            to: 0,
-            port: HTTP,
-            method: "GET".into(),
-            path: "/".into(),
-            headers: vec![("authorization".into(), format!("Bearer {token}"))],
-            tcp: false,
-        };
+        let probe = Probe::get(HTTP, "/", &[("authorization", &format!("Bearer {token}"))]);
         poll("fetched JWKS in force", || {
             match http(lease.server_ip(0), &world.servers[0], &probe) {
                 Some(401) | None => Err("a valid token is still refused".to_string()),
@@ -362,18 +359,9 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
             }
         })?;
     }
-    // Every client reaches every server: an answer from the server's sidecar (the app's,
-    // or its RBAC's 403), not the client sidecar's 503 (no endpoint yet, no mTLS).
+    let probe = Probe::get(HTTP, "/reachable", &[]);
     for j in 0..world.clients.len() {
         for server in &world.servers {
-            let probe = Probe {
-                to: 0,
-                port: HTTP,
-                method: "GET".into(),
-                path: "/reachable".into(),
-                headers: Vec::new(),
-                tcp: false,
-            };
             poll(
                 &format!("client {j} reaches {}", server.fqdn()),
                 || match http(lease.client_ip(j), server, &probe) {
@@ -383,7 +371,7 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
             )?;
         }
     }
-    Ok(running)
+    Ok(())
 }
 
 fn pairs(labels: &str) -> Vec<(String, String)> {
