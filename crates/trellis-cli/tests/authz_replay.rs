@@ -21,11 +21,15 @@
 //! migration runs the same way: httpbin and sleep in `foo` and `bar`, and `sleep.legacy`
 //! (no sidecar) as a plain request.
 //!
-//! The docs' ingress rows run through an ingress gateway (the data plane as a router),
-//! each alternative snippet of a step in its own world (a row agrees when all do).
+//! Istio's ingress gateway rows (`TestAuthz_IngressGateway`, `TestAuthz_NotHost`) and the
+//! docs' ingress rows run through an ingress gateway (the data plane as a router) in front
+//! of the server's sidecar; the docs' alternative snippets of a step are each a world of
+//! their own (a row agrees when all do). The mesh trusts one proxy in front of the gateway
+//! (`gatewayTopology.numTrustedProxies: 1`), as Istio's tests set it, so the rows' client
+//! addresses travel in `X-Forwarded-For`.
 //!
-//! Rows that need Istio's echo gateways, an external authorizer (CUSTOM) or distinct client
-//! source addresses are counted apart. Prints `<data plane> authz rows: N/M agree, ...`;
+//! Rows that need Istio's egress gateway, an external authorizer (CUSTOM) or distinct
+//! client source addresses are counted apart. Prints `<data plane> authz rows: N/M agree, ...`;
 //! the counts are held by `tests/ratchets/authz.txt` (`TRELLIS_RATCHET_UPDATE=1` rewrites
 //! the line of the data plane that ran).
 
@@ -124,7 +128,7 @@ fn replay(data_plane: &dyn DataPlane, key: &str, mtls: bool) {
                 .iter()
                 .map(|p| observe(world, &running, &lease, row, p))
                 .collect();
-            let ok = seen.iter().all(|s| *s == row.expect);
+            let ok = seen.iter().all(|(s, _)| *s == row.expect);
             *verdicts.entry(row.name.clone()).or_insert(true) &= ok;
             if peers {
                 *with_peers.entry(row.name.clone()).or_insert(true) &= ok;
@@ -137,9 +141,13 @@ fn replay(data_plane: &dyn DataPlane, key: &str, mtls: bool) {
                         format!(" from {}/{}", c.namespace, c.app)
                     })
                     .unwrap_or_default();
+                let got: Vec<&str> = seen.iter().map(|(_, shown)| shown.as_str()).collect();
                 disagreements.push(format!(
-                    "{}{from} [{}]: expected {:?}, got {seen:?}",
-                    row.name, world.name, row.expect
+                    "{}{from} [{}]: expected {:?}, got {}",
+                    row.name,
+                    world.name,
+                    row.expect,
+                    got.join(", ")
                 ));
             }
         }
@@ -152,7 +160,7 @@ fn replay(data_plane: &dyn DataPlane, key: &str, mtls: bool) {
     let peers_agree = with_peers.values().filter(|ok| **ok).count();
     println!(
         "{key} authz rows: {agree}/{total} agree ({peers_agree}/{} with peer identities); pending: \
-         {} need mTLS in this data plane, {} need Istio's echo gateways, {} need an external \
+         {} need mTLS in this data plane, {} need Istio's egress gateway, {} need an external \
          authorizer (CUSTOM, unsupported), {} need distinct client source addresses; {:.0?}",
         with_peers.len(),
         not_run.len(),

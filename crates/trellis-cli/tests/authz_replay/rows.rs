@@ -16,8 +16,13 @@ pub const GRPC: u16 = 8002;
 pub const TCP_PORTS: [u16; 3] = [9000, 9001, 9002];
 /// Stands for the loopback JWKS server's URL in a world's config.
 pub const JWKS_URI: &str = "JWKS_URI";
+/// Stands for the port the ingress gateway listens on in a world's config.
+pub const GATEWAY_PORT: &str = "GATEWAY_PORT";
 /// Istio's root namespace, where mesh-wide policies live.
 const ROOT_NAMESPACE: &str = "istio-system";
+/// Istio's security tests trust one proxy in front of the ingress gateway, so `remote.ip`
+/// and `remoteIpBlocks` come from `X-Forwarded-For`.
+const TRUSTED_PROXY_MESH: &str = "defaultConfig:\n  gatewayTopology:\n    numTrustedProxies: 1\n";
 /// What Istio's echo client calls on a gRPC port when a row names no path.
 const GRPC_ECHO: &str = "/proto.EchoTestService/Echo";
 
@@ -36,6 +41,8 @@ pub enum Expect {
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub to: usize,
+    /// The `Host` header when not the server's `app.namespace:port`.
+    pub host: Option<String>,
     pub port: u16,
     pub method: String,
     pub path: String,
@@ -48,6 +55,7 @@ impl Probe {
     pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Probe {
         Probe {
             to: 0,
+            host: None,
             port,
             method: "GET".into(),
             path: path.into(),
@@ -114,15 +122,17 @@ pub struct World {
     /// A token valid for the state's keys: once it is not refused with 401, the fetched
     /// keys are in force.
     pub probe_token: Option<String>,
-    /// Requests go through an ingress gateway instead of the sidecar.
+    /// Requests go through an ingress gateway (in front of the servers' sidecars).
     pub gateway: bool,
+    /// The MeshConfig, if not Istio's defaults.
+    pub mesh_config: Option<&'static str>,
     pub rows: Vec<Row>,
 }
 
 /// Corpus rows that cannot be replayed here, by reason.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// Need Istio's echo ingress/egress gateways.
+    /// Need Istio's egress gateway (and hosts outside the mesh).
     pub gateway: usize,
     /// CUSTOM action with an external authorizer (rejected, unsupported).
     pub custom: usize,
@@ -192,7 +202,21 @@ fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
             "{{ .To.MustWorkloads.Addresses | toJson }}",
             &format!("[\"{server}\"]"),
         )
-        .replace("{{ .JWTServer.JwksURI }}", JWKS_URI);
+        .replace("{{ .JWTServer.JwksURI }}", JWKS_URI)
+        .replace("{{ .SystemNamespace.Name }}", ROOT_NAMESPACE)
+        .replace(
+            "{{.GatewayIstioLabel | default \"istio-ingressgateway\"}}",
+            "istio-ingressgateway",
+        )
+        .replace(
+            "{{.GatewayIstioLabel | default \"ingressgateway\"}}",
+            "ingressgateway",
+        )
+        .replace(
+            "{{ (.To.PortForName \"http\").ServicePort }}",
+            &HTTP.to_string(),
+        )
+        .replace("number: 80\n", &format!("number: {GATEWAY_PORT}\n"));
     if let Some(peers) = peers {
         for (role, (workload, ip)) in [("Allowed", peers.allowed), ("Denied", peers.denied)] {
             text = text
@@ -260,6 +284,13 @@ fn go_headers(expr: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `host("deny.%s.com")` or `fmt.Sprintf("allow.%s.com", to.Config().Service)` →
+/// `deny.b.com`: the first quoted format, with the service `b`.
+fn go_host(expr: &str) -> Option<String> {
+    let format = expr.split('"').nth(1)?;
+    Some(format.replace("%s", "b"))
+}
+
 /// Whether a case needs a peer identity: the tests of sources, and the `when` keys on the
 /// source's identity or the connection's SNI.
 fn needs_identity(test: &str, path: &str) -> bool {
@@ -310,6 +341,7 @@ fn integration_probes(
             let grpc_call = port == GRPC && path.is_none();
             Probe {
                 to: 0,
+                host: None,
                 port,
                 method: if grpc_call { "POST" } else { method }.into(),
                 path: match grpc_call {
@@ -339,16 +371,11 @@ pub fn integration_worlds(
         let case: Value = serde_json::from_str(line).unwrap();
         let test = case["test"].as_str().unwrap().to_string();
         let request = &case["request"];
-        if [
-            "TestAuthz_NotHost",
-            "TestAuthz_IngressGateway",
-            "TestAuthz_EgressGateway",
-        ]
-        .contains(&test.as_str())
-        {
+        if test == "TestAuthz_EgressGateway" {
             pending.gateway += 1;
             continue;
         }
+        let gateway = ["TestAuthz_NotHost", "TestAuthz_IngressGateway"].contains(&test.as_str());
         if test == "TestAuthz_CustomServer" {
             pending.custom += 1;
             continue;
@@ -384,7 +411,8 @@ pub fn integration_worlds(
                 config: config.join("\n---\n"),
                 jwks: jwt.then(|| read(corpus_dir().join("istio/tests/common/jwt/jwks.json"))),
                 probe_token: jwt.then(|| tokens["TokenIssuer1"].clone()),
-                gateway: false,
+                gateway,
+                mesh_config: gateway.then_some(TRUSTED_PROXY_MESH),
                 rows: Vec::new(),
             }
         });
@@ -392,7 +420,17 @@ pub fn integration_worlds(
         let method = request["method"].as_str().unwrap_or("GET");
         let shown_path = path.as_deref().unwrap_or("/");
         let name = format!("{test}:{line_no} {method} {shown_path}");
-        let probes = integration_probes(request, path.as_deref(), tokens);
+        let mut probes = integration_probes(request, path.as_deref(), tokens);
+        if let Some(host) = request["host"]["go_expr"].as_str().and_then(go_host) {
+            for probe in &mut probes {
+                probe.host = Some(host.clone());
+            }
+        }
+        if let Some(ip) = request["ip"].as_str() {
+            for probe in &mut probes {
+                probe.headers.push(("x-forwarded-for".into(), ip.into()));
+            }
+        }
         // `allow := from == allowed` (or `!= denied`: the same with these two clients).
         let literal = case["allow"].as_bool();
         let froms: Vec<Option<usize>> = match identity {
@@ -494,6 +532,7 @@ fn docs_probe(request: &Value, servers: &[Workload], tokens: &BTreeMap<String, S
         let port = target.rsplit(':').next().unwrap().parse().unwrap();
         return Probe {
             to: 0,
+            host: None,
             port,
             method: String::new(),
             path: String::new(),
@@ -526,6 +565,7 @@ fn docs_probe(request: &Value, servers: &[Workload], tokens: &BTreeMap<String, S
     let target = workload_of(authority);
     Probe {
         to: servers.iter().position(|s| *s == target).unwrap_or(0),
+        host: None,
         port,
         method: request["method"].as_str().unwrap_or("GET").to_string(),
         path: path.to_string(),
@@ -583,6 +623,7 @@ pub fn docs_worlds(tokens: &BTreeMap<String, String>) -> Vec<World> {
                     }),
                     probe_token: jwt.then(|| tokens["demo.jwt"].clone()),
                     gateway: false,
+                    mesh_config: None,
                     rows: Vec::new(),
                 });
                 worlds.len() - 1
@@ -622,6 +663,31 @@ fn docs_target(request: &Value) -> &str {
         .unwrap_or("")
 }
 
+/// The docs' ingress gateway: every host routed to `httpbin.foo:8000`.
+fn docs_gateway() -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: httpbin-gateway, namespace: {NS}}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {GATEWAY_PORT}, name: http, protocol: HTTP}}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: httpbin, namespace: {NS}}}
+spec:
+  hosts: [\"*\"]
+  gateways: [httpbin-gateway]
+  http:
+  - route:
+    - destination: {{host: httpbin, port: {{number: {HTTP}}}}}
+"
+    )
+}
+
 /// The docs' ingress IP rows: the snippets of a step are alternatives (`ipBlocks` or
 /// `remoteIpBlocks`, root-namespace or gateway-namespace policy), each its own world; a
 /// row agrees only when every alternative does. The client is 127.0.0.1.
@@ -643,9 +709,11 @@ fn ingress_worlds(obs: &Value) -> Vec<World> {
     if configs.is_empty() {
         configs.push(String::new());
     }
+    let configs = configs
+        .into_iter()
+        .map(|c| format!("{}---\n{c}", docs_gateway()));
     let name = format!("authz-ingress {}", obs["snip"].as_str().unwrap());
     configs
-        .into_iter()
         .enumerate()
         .map(|(i, config)| World {
             name: format!("{name} #{i}"),
@@ -655,6 +723,7 @@ fn ingress_worlds(obs: &Value) -> Vec<World> {
             jwks: None,
             probe_token: None,
             gateway: true,
+            mesh_config: None,
             rows: vec![Row {
                 name: name.clone(),
                 from: None,

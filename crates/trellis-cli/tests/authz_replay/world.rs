@@ -1,7 +1,7 @@
 //! Running a world: its control plane with the policies, the server sidecars (Sidecar
 //! ingress listeners with `captureMode: NONE` on leased loopback addresses, in front of a
 //! tiny HTTP application), the client sidecars with identities of their own (Sidecar
-//! egress listeners toward the servers' Services), or an ingress gateway; and sending a
+//! egress listeners toward the servers' Services), and an ingress gateway; and sending a
 //! row's requests.
 
 use std::io::{Read, Write};
@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use trellis_control_plane::ca::mint_token;
-use trellis_testkit::mesh::{MeshDir, control_plane};
+use trellis_testkit::mesh::{MeshDir, control_plane_command, run_control_plane};
 use trellis_testkit::scenario::client::send;
 use trellis_testkit::scenario::{DataPlane, Lease, NodeSpec, Request, RunningDataPlane};
 use trellis_testkit::{Backend, Process, free_port};
 
 use super::rows::{
-    Addresses, Expect, GRPC, HTTP, HTTP2, JWKS_URI, Probe, Row, TCP_PORTS, Workload, World,
+    Addresses, Expect, GATEWAY_PORT, GRPC, HTTP, HTTP2, JWKS_URI, Probe, Row, TCP_PORTS, Workload,
+    World,
 };
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
@@ -110,50 +111,6 @@ spec:
 {egress}",
         app = client.app,
         ns = client.namespace,
-    )
-}
-
-/// An ingress gateway on `port` routing everything to `httpbin.foo:8000`, served by the
-/// application at `app`.
-fn gateway_yaml(port: u16, app: SocketAddr) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: httpbin, namespace: {GATEWAY_NS}}}
-spec:
-  selector: {{app: httpbin}}
-  ports:
-  - {{name: http, port: {HTTP}}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: httpbin-v1, namespace: {GATEWAY_NS}}}
-spec:
-  address: {ip}
-  ports: {{http: {app_port}}}
-  labels: {{app: httpbin, version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: httpbin-gateway, namespace: {GATEWAY_NS}}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: http, protocol: HTTP}}
-    hosts: [\"*\"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: httpbin, namespace: {GATEWAY_NS}}}
-spec:
-  hosts: [\"*\"]
-  gateways: [httpbin-gateway]
-  http:
-  - route:
-    - destination: {{host: httpbin, port: {{number: {HTTP}}}}}
-",
-        ip = app.ip(),
-        app_port = app.port(),
     )
 }
 
@@ -262,13 +219,10 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
         config = config.replace(JWKS_URI, &format!("http://{}/jwks", server.address));
     }
     let gateway_port = free_port(Ipv4Addr::UNSPECIFIED.into());
-    dir.write(
-        "00-workloads.yaml",
-        &registry(world, lease, app.address, gateway_port),
-    );
+    let config = config.replace(GATEWAY_PORT, &gateway_port.to_string());
+    dir.write("00-workloads.yaml", &registry(world, lease, app.address));
     dir.write("10-policies.yaml", &config);
-    let (control_plane, xds, _) =
-        control_plane(Path::new(TRELLIS), dir.path(), lease.client(), START);
+    let (control_plane, xds) = start_control_plane(&dir, lease, world.mesh_config)?;
     let mut running = Running {
         control_plane,
         proxies: Vec::new(),
@@ -292,16 +246,32 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
     Ok(running)
 }
 
-/// The world's workloads as config: the servers' Sidecars (and Services, for clients to
-/// reach them), the clients' Sidecars, or the gateway with its routes.
-fn registry(world: &World, lease: &Lease, app: SocketAddr, gateway_port: u16) -> String {
-    if world.gateway {
-        return gateway_yaml(gateway_port, app);
+/// `trellis control-plane` on the world's directory, with `mesh_config` if any; the
+/// process and its xDS address.
+fn start_control_plane(
+    dir: &MeshDir,
+    lease: &Lease,
+    mesh_config: Option<&str>,
+) -> Result<(Process, SocketAddr), String> {
+    let at = lease.client();
+    let xds = SocketAddr::new(at, free_port(at));
+    let debug = SocketAddr::new(at, free_port(at));
+    let mut command = control_plane_command(Path::new(TRELLIS), dir.path(), xds, debug);
+    if let Some(mesh) = mesh_config {
+        let path = dir.join("mesh.yaml");
+        std::fs::write(&path, mesh).map_err(|e| format!("mesh config: {e}"))?;
+        command.arg("--mesh-config").arg(path);
     }
+    Ok((run_control_plane(command, dir.path(), debug, START), xds))
+}
+
+/// The world's workloads as config: the servers' Sidecars (and Services, for clients or
+/// the gateway to reach them) and the clients' Sidecars.
+fn registry(world: &World, lease: &Lease, app: SocketAddr) -> String {
     let mut documents = Vec::new();
     for (i, server) in world.servers.iter().enumerate() {
         documents.push(server_sidecar(server, lease.server_ip(i), app));
-        if !world.clients.is_empty() {
+        if world.gateway || !world.clients.is_empty() {
             documents.push(service(server));
         }
     }
@@ -314,38 +284,43 @@ fn registry(world: &World, lease: &Lease, app: SocketAddr, gateway_port: u16) ->
 /// The proxies to start, servers first: the gateway, or the servers' and the clients'
 /// sidecars; with clients, each with a bootstrap token for its own identity.
 fn nodes(world: &World, lease: &Lease, dir: &MeshDir, xds: SocketAddr) -> Vec<NodeSpec> {
+    let mut nodes = Vec::new();
     if world.gateway {
         let gateway = Workload::new(GATEWAY_NS, "istio-ingressgateway");
         let labels =
             "app=istio-ingressgateway,istio=ingressgateway,istio.io/gateway-name=httpbin-gateway";
-        let mut spec = node(dir, xds, &gateway, lease.server_ip(0), pairs(labels));
+        let mut spec = node(dir, xds, &gateway, lease.ip(40), pairs(labels));
         spec.router = true;
-        return vec![spec];
+        nodes.push(spec);
     }
     let servers = (world.servers.iter().enumerate()).map(|(i, w)| (w, lease.server_ip(i)));
     let clients = (world.clients.iter().enumerate()).map(|(j, w)| (w, lease.client_ip(j)));
-    servers
-        .chain(clients)
-        .map(|(workload, ip)| {
-            let mut spec = node(dir, xds, workload, ip, app_labels(workload));
-            if !world.clients.is_empty() {
-                spec.ca_token = Some(token_file(dir, workload));
-            }
-            spec
-        })
-        .collect()
+    nodes.extend(servers.chain(clients).map(|(workload, ip)| {
+        let mut spec = node(dir, xds, workload, ip, app_labels(workload));
+        if !world.clients.is_empty() {
+            spec.ca_token = Some(token_file(dir, workload));
+        }
+        spec
+    }));
+    nodes
 }
 
 /// Waits until what the rows need is in force: the gateway's routes, the fetched JWKS,
 /// and every client reaching every server — an answer from the server's sidecar (the
 /// app's, or its RBAC's 403), not the client sidecar's 503 (no endpoint yet, no mTLS).
 fn converge(world: &World, lease: &Lease, running: &Running) -> Result<(), String> {
-    if world.gateway {
-        let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), running.gateway_port);
+    // A row that expects the app's answer (else any): its request must get past the
+    // gateway's route (not 404) to the server behind it (not 503).
+    let answered = |r: &&Row| matches!(r.expect, Expect::Allow(true) | Expect::Status(200));
+    let first = world.rows.iter().find(answered).or(world.rows.first());
+    if let (true, Some(row)) = (world.gateway, first) {
+        let probe = Probe {
+            port: running.gateway_port,
+            ..row.probes[0].clone()
+        };
         poll("gateway routes", || {
-            // Any HTTP answer but 404 (no route yet) means the route is in force.
-            match trellis_testkit::get(target, "/headers", &[], Duration::from_secs(2)) {
-                Ok(r) if r.status != 404 => Ok(()),
+            match http(Ipv4Addr::LOCALHOST.into(), &world.servers[0], &probe) {
+                Some(status) if status != 503 && status != 404 => Ok(()),
                 other => Err(format!("{other:?}")),
             }
         })?;
@@ -386,7 +361,10 @@ fn pairs(labels: &str) -> Vec<(String, String)> {
 /// `None` when no answer came.
 fn http(ip: IpAddr, server: &Workload, probe: &Probe) -> Option<u16> {
     let request = Request {
-        host: format!("{}.{}:{}", server.app, server.namespace, probe.port),
+        host: probe
+            .host
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}:{}", server.app, server.namespace, probe.port)),
         port: probe.port,
         method: String::leak(probe.method.clone()),
         path: probe.path.clone(),
@@ -421,15 +399,16 @@ fn tcp_succeeds(ip: IpAddr, port: u16) -> bool {
     answer.starts_with(b"HTTP/1")
 }
 
-/// What a row's probe got, in the row's terms: sent through the row's client sidecar, or
-/// straight to the server's sidecar (or the gateway).
+/// What a row's probe got, in the row's terms, and as seen (`403`, `no answer`,
+/// `connected`): sent through the row's client sidecar, or straight to the server's
+/// sidecar (or the gateway).
 pub fn observe(
     world: &World,
     running: &Running,
     lease: &Lease,
     row: &Row,
     probe: &Probe,
-) -> Expect {
+) -> (Expect, String) {
     let server = &world.servers[probe.to];
     let (ip, port) = match (world.gateway, row.from) {
         (true, _) => (Ipv4Addr::LOCALHOST.into(), running.gateway_port),
@@ -438,9 +417,10 @@ pub fn observe(
     };
     if probe.tcp {
         let connected = tcp_succeeds(ip, port);
+        let seen = if connected { "connected" } else { "refused" };
         return match row.expect {
-            Expect::Allow(_) => Expect::Allow(connected),
-            _ => Expect::Tcp(connected),
+            Expect::Allow(_) => (Expect::Allow(connected), seen.into()),
+            _ => (Expect::Tcp(connected), seen.into()),
         };
     }
     let probe = Probe {
@@ -448,8 +428,9 @@ pub fn observe(
         ..probe.clone()
     };
     let status = http(ip, server, &probe);
+    let seen = status.map_or("no answer".into(), |s| s.to_string());
     match row.expect {
-        Expect::Allow(_) => Expect::Allow(status == Some(200)),
-        _ => Expect::Status(status.unwrap_or(0)),
+        Expect::Allow(_) => (Expect::Allow(status == Some(200)), seen),
+        _ => (Expect::Status(status.unwrap_or(0)), seen),
     }
 }
