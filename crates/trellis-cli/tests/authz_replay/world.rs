@@ -22,7 +22,8 @@ use super::rows::{
 
 const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 const START: Duration = Duration::from_secs(30);
-/// The gateway's namespace in the docs' ingress task.
+/// The ingress gateway's namespace: beside httpbin, as in the docs' ingress task (Istio's
+/// root-namespace policies select it from there too).
 const GATEWAY_NS: &str = "foo";
 
 impl Addresses for Lease {
