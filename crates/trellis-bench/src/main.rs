@@ -12,6 +12,7 @@ mod ads_client;
 mod control_plane;
 mod data_plane;
 mod machine;
+mod pinning;
 mod stats;
 mod synthetic;
 

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use trellis_testkit::corpus::envoy_stat_sum;
 use trellis_testkit::mesh::{self, MeshDir};
-use trellis_testkit::mesh_yaml::{service, sidecar_egress, stream};
+use trellis_testkit::mesh_yaml::{
+    peer_authentication, service, sidecar_egress, sidecar_ingress, stream,
+};
 use trellis_testkit::sds::{Agent, TestCa};
 use trellis_testkit::{Backend, Process, free_port, get, wait_until};
 
@@ -26,35 +28,6 @@ const TRUST_DOMAIN: &str = "spiffe://cluster.local/ns/default/sa";
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
-}
-
-/// The Sidecar of reviews: port 9080 served on `bind:9080`, delivered to `app_port`.
-fn sidecar_ingress(bind: IpAddr, app_port: u16) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {{name: reviews, namespace: default}}
-spec:
-  workloadSelector:
-    labels: {{app: reviews}}
-  ingress:
-  - port: {{number: 9080, protocol: HTTP, name: http}}
-    bind: {bind}
-    captureMode: NONE
-    defaultEndpoint: 127.0.0.1:{app_port}
-"
-    )
-}
-
-fn peer_authentication(mode: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: default, namespace: default}}
-spec:
-  mtls: {{mode: {mode}}}
-"
-    )
 }
 
 /// An Envoy sidecar with its own stand-in agent, in `dir/name`.

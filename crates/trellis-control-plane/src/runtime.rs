@@ -93,6 +93,8 @@ pub enum RuntimeError {
     Ca(#[from] ca::store::StoreError),
     #[error("xDS server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("TLS for JWKS fetches: {0}")]
+    JwksTls(#[from] rustls::Error),
 }
 
 /// The configuration in force and its problems, as the store last published them, with
@@ -143,7 +145,7 @@ pub async fn run(
     let registrations = Registrations::new(options.registration_grace);
     let mut workloads_rx = registrations.subscribe();
     let poke = poke_tx.clone();
-    let jwks = JwksFetcher::new(move || {
+    let jwks = JwksFetcher::new(jwks::system_roots()?, move || {
         let _ = poke.try_send(());
     });
     let poke = poke_tx;

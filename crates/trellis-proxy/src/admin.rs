@@ -1,5 +1,5 @@
 //! The admin interface on localhost: `/ready`, `/config_dump` (a summary of what the proxy
-//! holds, as JSON), `/stats`, `/stats/prometheus`, `/logging` (see
+//! holds, as JSON), `/certs` (the workload certificate and roots, as Envoy's), `/stats`, `/stats/prometheus`, `/logging` (see
 //! [`crate::telemetry::logging`]), `/drain_listeners` (stop accepting, see [`crate::drain`])
 //! and `/quitquitquit` (drain, then exit).
 
@@ -42,6 +42,10 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             );
             r
         }
+        "/certs" => {
+            let body = serde_json::to_string_pretty(&certs(proxy)).unwrap_or_default();
+            text(StatusCode::OK, body + "\n")
+        }
         "/drain_listeners" => {
             proxy.drain.drain_listeners(req.uri().query());
             text(StatusCode::OK, "OK\n".into())
@@ -52,6 +56,24 @@ fn handle(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// Envoy's `/certs`: the workload certificate (`cert_chain`) and the roots (`ca_cert`) the
+/// TLS contexts use; no entry before the proxy has an identity.
+fn certs(proxy: &Proxy) -> serde_json::Value {
+    use crate::tls::verify::describe;
+    let certificates: Vec<_> = proxy
+        .secrets
+        .current()
+        .map(|(_, identity)| {
+            json!({
+                "cert_chain": identity.chain.iter().filter_map(describe).collect::<Vec<_>>(),
+                "ca_cert": identity.roots.iter().filter_map(describe).collect::<Vec<_>>(),
+            })
+        })
+        .into_iter()
+        .collect();
+    json!({ "certificates": certificates })
 }
 
 pub fn config_dump(proxy: &Proxy) -> serde_json::Value {

@@ -6,8 +6,9 @@
 //! applies what the JWT filter passes on (headers, dynamic metadata for RBAC) and turns a
 //! refusal into Envoy's local reply.
 //!
-//! The peer's identity comes from mTLS, which the proxy does not terminate yet: every
-//! connection is unauthenticated ([`PeerIdentity::default`]) until it does.
+//! The peer's identity comes from mTLS: the verified client certificate's URI SAN of a
+//! connection whose chain terminates TLS ([`Downstream::principal`]); plain-text
+//! connections are unauthenticated.
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,14 +32,14 @@ use crate::rbac::matcher::{self, Attributes, Metadata, PeerIdentity};
 pub fn decode_headers<B>(
     proxy: &Proxy,
     hcm: &HttpManager,
-    downstream: Downstream,
+    downstream: &Downstream,
     req: &mut Request<B>,
 ) -> Option<LocalReply> {
     if hcm.filters.is_empty() {
         return None;
     }
     let prefix = format!("http.{}.", hcm.stat_prefix);
-    let peer = PeerIdentity::default();
+    let peer = peer_identity(downstream);
     let mut metadata = Metadata::new();
     let method = req.method().as_str().to_string();
     let path = req
@@ -73,7 +74,7 @@ pub fn decode_headers<B>(
                     destination: downstream.local,
                     direct_remote: downstream.remote,
                     remote: remote_ip(hcm.use_remote_address, headers, downstream.remote.ip()),
-                    server_name: "",
+                    server_name: downstream.server_name().unwrap_or(""),
                     peer: &peer,
                     request: Some(matcher::Request {
                         method: &method,
@@ -93,14 +94,20 @@ pub fn decode_headers<B>(
     None
 }
 
+fn peer_identity(downstream: &Downstream) -> PeerIdentity {
+    PeerIdentity {
+        principal: downstream.principal().map(|p| p.to_string()),
+    }
+}
+
 /// Runs a chain's network RBAC filters on a new connection; false: close it.
 pub fn admit_connection(
     proxy: &Proxy,
     chain: &FilterChain,
     conn: &Connection,
-    downstream: Downstream,
+    downstream: &Downstream,
 ) -> bool {
-    let peer = PeerIdentity::default();
+    let peer = peer_identity(downstream);
     let metadata = Metadata::new();
     let attributes = Attributes {
         destination: conn.destination,

@@ -179,6 +179,7 @@ mod tests {
         FilterChain {
             name: name.into(),
             matcher: m,
+            tls: None,
             rbac: Vec::new(),
             network: Network::Tcp(TcpProxy {
                 stat_prefix: name.into(),

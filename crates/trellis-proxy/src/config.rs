@@ -82,6 +82,8 @@ impl Listener {
 pub struct FilterChain {
     pub name: String,
     pub matcher: ChainMatch,
+    /// A `DownstreamTlsContext` transport socket: TLS is terminated before the filters.
+    pub tls: Option<Arc<crate::tls::server::ServerContext>>,
     pub rbac: Vec<Arc<crate::rbac::config::Rbac>>,
     pub network: Network,
 }
@@ -136,6 +138,8 @@ pub struct HttpManager {
     pub limits: crate::limits::HttpLimits,
     /// The HTTP filters that act on every request, in chain order (before the router).
     pub filters: Vec<HttpFilter>,
+    /// `forward_client_cert_details` and `set_current_client_cert_details`.
+    pub xfcc: crate::xfcc::Xfcc,
 }
 
 /// An HTTP filter with listener-level configuration.
@@ -422,8 +426,28 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     pub http2: bool,
     pub limits: Limits,
+    /// `transport_socket_matches` and `transport_socket`: which endpoints get TLS.
+    pub transport: crate::tls::config::Transport,
     /// Counters, pools and balancer state: kept across updates of the same cluster.
     pub runtime: Arc<ClusterRuntime>,
+}
+
+impl Cluster {
+    /// The URI a request to `host` is sent to: `https` when the cluster's transport gives
+    /// the host TLS (the pool keys connections by scheme and address, so plain and TLS
+    /// connections to one address never mix).
+    pub fn upstream_uri(
+        &self,
+        host: &Host,
+        path: &str,
+    ) -> Result<hyper::Uri, hyper::http::uri::InvalidUri> {
+        let scheme = if self.transport.tls_for(&host.socket_match) {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{path}", host.address).parse()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

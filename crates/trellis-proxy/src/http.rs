@@ -29,6 +29,7 @@ use crate::telemetry::access_log::Entry;
 use crate::telemetry::body::Counted;
 use crate::telemetry::labels::{Protocol, Reporter};
 use crate::telemetry::peer::Peer;
+use crate::tls::client::UpstreamPeer;
 use crate::upstream::{Body, ClusterStats, HostGuard};
 use crate::{lb, routing};
 
@@ -36,15 +37,27 @@ use crate::{lb, routing};
 const RETRY_BUFFER: u64 = 64 * 1024;
 
 /// The downstream connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Downstream {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// Came on an inbound listener: telemetry reports it as the destination.
     pub inbound: bool,
+    /// What terminating TLS proved about the client; `None` in plain text.
+    pub tls: Option<Arc<crate::tls::server::Peer>>,
 }
 
 impl Downstream {
+    /// The verified client certificate's principal: the connection is mutual TLS.
+    pub fn principal(&self) -> Option<&Arc<str>> {
+        self.tls.as_ref()?.principal.as_ref()
+    }
+
+    /// The SNI of a TLS connection.
+    pub fn server_name(&self) -> Option<&str> {
+        self.tls.as_ref()?.server_name.as_deref()
+    }
+
     pub fn reporter(&self) -> Reporter {
         if self.inbound {
             Reporter::Destination
@@ -64,6 +77,8 @@ struct Outcome {
     upstream: Option<SocketAddr>,
     /// Outbound: the endpoint's workload (its metadata, or its metadata-exchange answer).
     destination: Option<Arc<Peer>>,
+    /// Outbound over TLS: the upstream certificate's principal.
+    upstream_principal: Option<Arc<str>>,
     route: String,
     request_body: RequestBody,
 }
@@ -125,7 +140,8 @@ pub async fn handle(
     let snapshot = proxy.config.load_full();
     let hcm = &*hcm;
     prepare(hcm, &mut req);
-    let received = receive(&proxy, downstream, &mut req, start);
+    crate::xfcc::apply(&hcm.xfcc, downstream.tls.as_deref(), req.headers_mut());
+    let received = receive(&proxy, &downstream, &mut req, start);
     if crate::limits::refuse_underscores(hcm.limits.underscores, req.headers_mut()) {
         let mut outcome = Outcome::default();
         let reply = LocalReply::bad_request("unexpected_underscore");
@@ -134,7 +150,7 @@ pub async fn handle(
     }
     let (authority, path) = (received.authority.as_str(), received.path.as_str());
     let mut outcome = Outcome::default();
-    let refused = crate::authz::decode_headers(&proxy, hcm, downstream, &mut req);
+    let refused = crate::authz::decode_headers(&proxy, hcm, &downstream, &mut req);
     let response = match (
         refused,
         select_route(&snapshot, hcm, authority, path, req.headers()),
@@ -180,9 +196,16 @@ pub async fn handle(
                             redirect(r, authority, path)
                         }
                         Action::Forward(f) => {
-                            let response =
-                                forward(&proxy, &snapshot, route, f, downstream, req, &mut outcome)
-                                    .await;
+                            let response = forward(
+                                &proxy,
+                                &snapshot,
+                                route,
+                                f,
+                                &downstream,
+                                req,
+                                &mut outcome,
+                            )
+                            .await;
                             count_cluster_outcome(&snapshot, &outcome);
                             response
                         }
@@ -205,7 +228,7 @@ pub async fn handle(
 /// are read and removed here.
 fn receive(
     proxy: &Proxy,
-    downstream: Downstream,
+    downstream: &Downstream,
     req: &mut Request<Incoming>,
     start: Instant,
 ) -> Received {
@@ -414,7 +437,7 @@ async fn forward(
     snapshot: &Snapshot,
     route: &Route,
     f: &Forward,
-    downstream: Downstream,
+    downstream: &Downstream,
     mut req: Request<Incoming>,
     outcome: &mut Outcome,
 ) -> Response<Body> {
@@ -539,7 +562,7 @@ async fn forward(
         outcome.destination = target.workload.clone();
         tried.push(target.address);
         let guard = HostGuard::new(target.clone());
-        let uri: Uri = match format!("http://{}{}", target.address, new_path).parse() {
+        let uri: Uri = match cluster.upstream_uri(&target, &new_path) {
             Ok(u) => u,
             Err(_) => return local(LocalReply::no_route(), outcome),
         };
@@ -614,6 +637,9 @@ async fn forward(
                     drop(guard);
                     outcome.details = "via_upstream".into();
                     let (mut parts, body) = response.into_parts();
+                    if let Some(UpstreamPeer(p)) = parts.extensions.get::<UpstreamPeer>() {
+                        outcome.upstream_principal = p.clone();
+                    }
                     strip_hop_by_hop(&mut parts.headers);
                     if downstream.reporter() == Reporter::Source
                         && let Some(peer) = proxy.telemetry.peers.take(&mut parts.headers)
@@ -690,7 +716,7 @@ fn shadow(
         let Some(target) = lb::choose(cluster.lb, &hosts, &cluster.runtime.next, &[], rng) else {
             continue;
         };
-        let Ok(uri) = format!("http://{}{path}", target.address).parse::<Uri>() else {
+        let Ok(uri) = cluster.upstream_uri(&target, path) else {
             continue;
         };
         let shadow_host = if m.shadow_suffix {
@@ -969,7 +995,7 @@ fn finish(
     let (parts, body) = response.into_parts();
     let proxy = proxy.clone();
     let body = Counted::on_end(body, move |sent| {
-        record(&proxy, &received, &outcome, &answered, sent, downstream);
+        record(&proxy, &received, &outcome, &answered, sent, &downstream);
     });
     Response::from_parts(parts, body.boxed())
 }
@@ -990,7 +1016,7 @@ fn record(
     o: &Outcome,
     a: &Answered,
     sent: u64,
-    downstream: Downstream,
+    downstream: &Downstream,
 ) {
     let t = &proxy.telemetry;
     let duration = r.start.elapsed().as_millis() as u64;
@@ -1000,8 +1026,11 @@ fn record(
             Reporter::Destination => r.source.clone(),
             Reporter::Source => o.destination.clone(),
         },
-        peer_principal: None,
-        mutual_tls: false,
+        peer_principal: match r.reporter {
+            Reporter::Destination => downstream.principal().cloned(),
+            Reporter::Source => o.upstream_principal.clone(),
+        },
+        mutual_tls: downstream.principal().is_some(),
         cluster: &o.cluster,
         authority: &r.authority,
         protocol: r.protocol,
@@ -1040,7 +1069,7 @@ fn record(
         upstream_local: None,
         downstream_local: downstream.local,
         downstream_remote: downstream.remote,
-        server_name: None,
+        server_name: downstream.server_name(),
         route_name: opt(&o.route),
     });
 }

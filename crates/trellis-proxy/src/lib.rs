@@ -40,9 +40,11 @@ pub mod stats;
 pub mod status;
 pub mod tcp;
 pub mod telemetry;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 pub mod xds;
+pub mod xfcc;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -78,6 +80,10 @@ pub struct Options {
     pub status: Option<SocketAddr>,
     /// How long draining may last before the process exits anyway.
     pub drain_duration: Duration,
+    /// The workload identity, kept fresh by the binary; `None`: no mTLS. With one, the
+    /// proxy joins the control plane only once the first identity is there (readiness
+    /// stays 503 until then) and every renewal reaches the TLS contexts.
+    pub identity: Option<watch::Receiver<Option<Arc<tls::secrets::Identity>>>>,
 }
 
 /// What the xDS client last did per type, for `/config_dump`.
@@ -95,6 +101,8 @@ pub struct Proxy {
     pub stats: stats::Stats,
     pub listeners: listeners::Listeners,
     pub telemetry: telemetry::Telemetry,
+    /// The workload identity TLS contexts use (SDS `default` and `ROOTCA`).
+    pub secrets: tls::secrets::Secrets,
     /// Set by `/quitquitquit`: drain, then exit.
     pub shutdown: watch::Sender<bool>,
     pub drain: drain::Drain,
@@ -109,6 +117,7 @@ impl Proxy {
             stats: stats::Stats::default(),
             listeners: listeners::Listeners::default(),
             telemetry,
+            secrets: tls::secrets::Secrets::default(),
             shutdown: watch::channel(false).0,
             drain: drain::Drain::default(),
             ready: AtomicBool::new(false),
@@ -163,6 +172,7 @@ impl Proxy {
 /// and returns.
 pub async fn run(options: Options) -> std::io::Result<()> {
     let stop = drain::stop_signals()?;
+    tokio::pin!(stop);
     let mut telemetry =
         telemetry::Telemetry::new(&options.node.id, &options.node.metadata, options.access_log);
     telemetry.logging = options.logging;
@@ -185,16 +195,52 @@ pub async fn run(options: Options) -> std::io::Result<()> {
             listener,
         ));
     }
-    tokio::spawn(xds::run(proxy.clone(), options.xds_address, options.node));
     let mut shutdown = proxy.shutdown.subscribe();
+    if let Some(identity) = options.identity {
+        tokio::select! {
+            followed = follow_identity(proxy.clone(), identity) => followed?,
+            why = &mut stop => {
+                tracing::info!(why, "stopped before the workload identity arrived");
+                return Ok(());
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        }
+    }
+    tokio::spawn(xds::run(proxy.clone(), options.xds_address, options.node));
     let why = tokio::select! {
-        why = stop => why,
+        why = &mut stop => why,
         _ = shutdown.wait_for(|stop| *stop) => "/quitquitquit",
     };
     proxy.drain.start();
     tracing::info!(why, open = proxy.drain.open(), drain_duration = ?options.drain_duration, "draining");
     let finished = proxy.drain.finish(options.drain_duration).await;
     tracing::info!(?finished, "drained, exiting");
+    Ok(())
+}
+
+/// Waits for the first identity, then keeps copying renewals into the proxy's secrets in
+/// the background.
+async fn follow_identity(
+    proxy: Arc<Proxy>,
+    mut identity: watch::Receiver<Option<Arc<tls::secrets::Identity>>>,
+) -> std::io::Result<()> {
+    let first = identity
+        .wait_for(Option::is_some)
+        .await
+        .map(|i| i.clone())
+        .map_err(|_| std::io::Error::other("no workload identity: its source ended"))?;
+    if let Some(first) = first {
+        proxy.secrets.set(first);
+    }
+    tokio::spawn(async move {
+        while identity.changed().await.is_ok() {
+            let next = identity.borrow_and_update().clone();
+            if let Some(next) = next {
+                tracing::info!("workload certificate renewed: new connections use it");
+                proxy.secrets.set(next);
+            }
+        }
+    });
     Ok(())
 }
 

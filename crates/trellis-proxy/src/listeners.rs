@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::chains::{self, Connection};
-use crate::config::{HttpManager, Listener, Network, Snapshot};
+use crate::config::{FilterChain, HttpManager, Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
 use crate::sniff::{self, Prefixed, Sniffed};
 use crate::{Proxy, drain, limits, original_dst, tcp};
@@ -127,6 +127,7 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
             local,
             remote,
             inbound: target.inbound,
+            tls: None,
         };
         tokio::spawn(connection(proxy.clone(), target, stream, downstream));
     }
@@ -137,7 +138,7 @@ pub async fn connection(
     proxy: Arc<Proxy>,
     listener: Arc<Listener>,
     mut stream: TcpStream,
-    downstream: Downstream,
+    mut downstream: Downstream,
 ) {
     let counted = proxy.clone();
     let _open = counted.drain.track();
@@ -180,10 +181,44 @@ pub async fn connection(
         proxy.stats.inc(&stat("no_filter_chain_match"));
         return;
     };
-    if !crate::authz::admit_connection(&proxy, chain, &conn, downstream) {
+    let io = Prefixed::new(prefix, stream);
+    let Some(tls) = &chain.tls else {
+        return filters(proxy, &listener, chain, &conn, downstream, io).await;
+    };
+    match crate::tls::server::accept(tls, &proxy.secrets, io).await {
+        Ok((io, peer)) => {
+            proxy.stats.inc(&stat("ssl.handshake"));
+            downstream.tls = Some(Arc::new(peer));
+            filters(proxy, &listener, chain, &conn, downstream, io).await
+        }
+        Err(e) => {
+            proxy.stats.inc(&stat("ssl.connection_error"));
+            tracing::warn!(
+                listener = %listener.name,
+                chain = %chain.name,
+                peer = %downstream.remote,
+                error = %e,
+                "downstream TLS handshake failed, connection closed"
+            );
+        }
+    }
+}
+
+/// The chain's network filters on the (decrypted) connection: network RBAC, then the HTTP
+/// connection manager or the TCP proxy.
+async fn filters<I>(
+    proxy: Arc<Proxy>,
+    listener: &Listener,
+    chain: &FilterChain,
+    conn: &Connection,
+    downstream: Downstream,
+    io: I,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if !crate::authz::admit_connection(&proxy, chain, conn, &downstream) {
         return;
     }
-    let io = Prefixed::new(prefix, stream);
     match &chain.network {
         Network::Tcp(t) => tcp::proxy(proxy, t, downstream, io).await,
         Network::Http(hcm) => {
@@ -209,8 +244,9 @@ async fn serve_http<I>(
     let resets = Arc::new(limits::PrematureResets::default());
     let service = {
         let (proxy, h2, resets) = (proxy.clone(), h2.clone(), resets.clone());
+        let downstream = downstream.clone();
         service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let (proxy, hcm) = (proxy.clone(), hcm.clone());
+            let (proxy, hcm, downstream) = (proxy.clone(), hcm.clone(), downstream.clone());
             let version = req.version();
             if version == hyper::Version::HTTP_2 {
                 h2.store(true, Ordering::Relaxed);
@@ -218,7 +254,7 @@ async fn serve_http<I>(
             // Dropped unanswered when the client resets the stream first.
             let mut stream = resets.stream();
             async move {
-                let mut response = http::handle(proxy.clone(), hcm, downstream, req).await;
+                let mut response = http::handle(proxy.clone(), hcm, downstream.clone(), req).await;
                 stream.done();
                 drain::close_if_draining(
                     proxy.drain.covers(inbound),
@@ -309,6 +345,7 @@ mod tests {
             upgrades: Default::default(),
             limits: Default::default(),
             filters: Vec::new(),
+            xfcc: Default::default(),
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
@@ -327,6 +364,7 @@ mod tests {
             chains: vec![FilterChain {
                 name: "http".into(),
                 matcher: ChainMatch::default(),
+                tls: None,
                 rbac: Vec::new(),
                 network: Network::Http(Arc::new(hcm)),
             }],

@@ -42,6 +42,8 @@ struct Session {
     cluster: String,
     upstream: Option<SocketAddr>,
     workload: Option<Arc<Peer>>,
+    /// The upstream certificate's principal, when the cluster originates TLS to it.
+    upstream_principal: Option<Arc<str>>,
     flags: Flags,
     transport_failure: String,
     /// Bytes from the downstream to the upstream, and back.
@@ -93,7 +95,7 @@ where
         };
         ClusterStats::inc(&runtime.stats.upstream_cx_total);
         let guard = HostGuard::new(host.clone());
-        let upstream = connect(
+        let tcp = connect(
             host.address,
             runtime.settings.source,
             cluster.connect_timeout,
@@ -103,10 +105,31 @@ where
             ClusterStats::inc(&runtime.stats.upstream_cx_connect_fail);
             Refused::ConnectFailure(connect_failure_reason(&e))
         })?;
-        let opened = report(&proxy, downstream, &session);
+        let tls = runtime
+            .tls
+            .as_ref()
+            .filter(|_| cluster.transport.tls_for(&host.socket_match));
+        let upstream = match tls {
+            None => Upstream::Plain(tcp),
+            Some(ctx) => {
+                let (stream, principal) =
+                    crate::tls::client::connect(ctx, &runtime.secrets, tcp, host.address)
+                        .await
+                        .map_err(|e| {
+                            ClusterStats::inc(&runtime.stats.upstream_cx_connect_fail);
+                            Refused::ConnectFailure(format!("TLS error: {e}"))
+                        })?;
+                session.upstream_principal = principal;
+                Upstream::Tls(Box::new(stream))
+            }
+        };
+        let opened = report(&proxy, &downstream, &session);
         opened.opened.fetch_add(1, Ordering::Relaxed);
         series = Some(opened);
-        let (tx, rx) = relay(&mut client, upstream, t.idle_timeout).await;
+        let (tx, rx) = match upstream {
+            Upstream::Plain(s) => relay(&mut client, s, t.idle_timeout).await,
+            Upstream::Tls(s) => relay(&mut client, *s, t.idle_timeout).await,
+        };
         (session.to_upstream, session.to_downstream) = (tx, rx);
         runtime
             .stats
@@ -135,7 +158,7 @@ where
         }
     }
     let series = series.unwrap_or_else(|| {
-        let s = report(&proxy, downstream, &session);
+        let s = report(&proxy, &downstream, &session);
         s.opened.fetch_add(1, Ordering::Relaxed);
         s
     });
@@ -146,11 +169,11 @@ where
         .sent
         .fetch_add(session.to_downstream, Ordering::Relaxed);
     series.closed.fetch_add(1, Ordering::Relaxed);
-    log(&proxy, downstream, &session, start, start_wall);
+    log(&proxy, &downstream, &session, start, start_wall);
 }
 
 /// The connection's TCP series (the flags are known once the upstream connect is decided).
-fn report(proxy: &Proxy, downstream: Downstream, s: &Session) -> Arc<TcpSeries> {
+fn report(proxy: &Proxy, downstream: &Downstream, s: &Session) -> Arc<TcpSeries> {
     let reporter = downstream.reporter();
     proxy.telemetry.tcp(&Report {
         reporter,
@@ -159,8 +182,11 @@ fn report(proxy: &Proxy, downstream: Downstream, s: &Session) -> Arc<TcpSeries> 
             Reporter::Source => s.workload.clone(),
             Reporter::Destination => None,
         },
-        peer_principal: None,
-        mutual_tls: false,
+        peer_principal: match reporter {
+            Reporter::Source => s.upstream_principal.clone(),
+            Reporter::Destination => downstream.principal().cloned(),
+        },
+        mutual_tls: downstream.principal().is_some(),
         cluster: &s.cluster,
         authority: "",
         protocol: Protocol::Tcp,
@@ -170,7 +196,7 @@ fn report(proxy: &Proxy, downstream: Downstream, s: &Session) -> Arc<TcpSeries> 
     })
 }
 
-fn log(proxy: &Proxy, downstream: Downstream, s: &Session, start: Instant, wall: SystemTime) {
+fn log(proxy: &Proxy, downstream: &Downstream, s: &Session, start: Instant, wall: SystemTime) {
     if proxy.telemetry.access_log.is_none() {
         return;
     }
@@ -197,7 +223,7 @@ fn log(proxy: &Proxy, downstream: Downstream, s: &Session, start: Instant, wall:
         upstream_local: None,
         downstream_local: downstream.local,
         downstream_remote: downstream.remote,
-        server_name: None,
+        server_name: downstream.server_name(),
         route_name: None,
     });
 }
@@ -230,18 +256,25 @@ async fn connect(
     Ok(stream)
 }
 
+/// An upstream connection of the TCP proxy.
+enum Upstream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 /// Relays until both directions end (or one fails, or the idle timeout); returns the bytes
 /// sent upstream and received from it.
-pub async fn relay<C>(client: &mut C, upstream: TcpStream, idle: Option<Duration>) -> (u64, u64)
+pub async fn relay<C, U>(client: &mut C, upstream: U, idle: Option<Duration>) -> (u64, u64)
 where
     C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let sent = AtomicU64::new(0);
     let received = AtomicU64::new(0);
     let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut ur, mut uw) = upstream.into_split();
+    let (mut ur, mut uw) = tokio::io::split(upstream);
     let both = async {
         tokio::try_join!(
             pump(&mut cr, &mut uw, &last, &sent, start),

@@ -14,6 +14,8 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::config::Limits;
 use crate::convert::cluster::PoolSettings;
+use crate::tls::client::{ClientContext, Connector};
+use crate::tls::secrets::Secrets;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -27,6 +29,9 @@ pub struct Host {
     /// The workload behind it, from Istio's `istio.workload` endpoint metadata: a mesh
     /// endpoint (metadata exchange headers go to it) and telemetry's destination.
     pub workload: Option<std::sync::Arc<crate::telemetry::peer::Peer>>,
+    /// Its `envoy.transport_socket_match` metadata (`tlsMode: istio`...), which decides
+    /// whether connections to it use the cluster's TLS context.
+    pub socket_match: std::collections::BTreeMap<String, String>,
 }
 
 impl Host {
@@ -36,6 +41,7 @@ impl Host {
             weight,
             active: AtomicU64::new(0),
             workload: None,
+            socket_match: Default::default(),
         }
     }
 }
@@ -45,6 +51,7 @@ impl PartialEq for Host {
         self.address == other.address
             && self.weight == other.weight
             && self.workload == other.workload
+            && self.socket_match == other.socket_match
     }
 }
 
@@ -52,7 +59,11 @@ impl PartialEq for Host {
 #[derive(Debug)]
 pub struct ClusterRuntime {
     pub settings: PoolSettings,
-    pub client: Client<HttpConnector, Body>,
+    pub client: Client<Connector, Body>,
+    /// The TLS context of the cluster, for TCP proxy connections (HTTP goes through
+    /// `client`, whose connector holds it too).
+    pub tls: Option<std::sync::Arc<ClientContext>>,
+    pub secrets: Secrets,
     pub next: AtomicUsize,
     pub active_requests: AtomicU64,
     pub active_retries: AtomicU64,
@@ -150,7 +161,11 @@ impl ClusterStats {
 }
 
 impl ClusterRuntime {
-    pub fn new(settings: PoolSettings) -> ClusterRuntime {
+    pub fn new(settings: PoolSettings, secrets: &Secrets) -> ClusterRuntime {
+        let tls = settings
+            .tls
+            .clone()
+            .map(|spec| std::sync::Arc::new(ClientContext::new(spec)));
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
@@ -170,7 +185,9 @@ impl ClusterRuntime {
         }
         ClusterRuntime {
             settings,
-            client: builder.build(connector),
+            client: builder.build(Connector::new(connector, tls.clone(), secrets.clone())),
+            tls,
+            secrets: secrets.clone(),
             next: AtomicUsize::new(0),
             active_requests: AtomicU64::new(0),
             active_retries: AtomicU64::new(0),

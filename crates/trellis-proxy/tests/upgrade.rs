@@ -211,7 +211,8 @@ async fn trellis(backend: SocketAddr, on: u16, off: u16) -> Arc<Proxy> {
         let l = trellis_proxy::convert::listener::listener(&l).unwrap();
         snapshot.listeners.insert(l.name.clone(), Arc::new(l));
     }
-    let c = trellis_proxy::convert::cluster::cluster(&cluster(backend)).unwrap();
+    let c =
+        trellis_proxy::convert::cluster::cluster(&cluster(backend), &Default::default()).unwrap();
     snapshot.clusters.insert(c.name.clone(), Arc::new(c));
     let proxy = Proxy::new(Default::default());
     let errors = proxy.listeners.reconcile(&proxy, &snapshot);

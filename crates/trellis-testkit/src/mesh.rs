@@ -172,6 +172,20 @@ pub fn start_envoy_sidecar(
     admin: SocketAddr,
     node_flags: &[&str],
 ) -> Process {
+    let bootstrap = write_envoy_bootstrap(trellis, dir, xds, admin, node_flags);
+    let command = envoy_command(envoy, &bootstrap);
+    Process::start("envoy", command, &dir.join("envoy.log"))
+}
+
+/// Writes `dir/envoy.json` from `trellis bootstrap envoy` (the binary at `trellis`) with ADS
+/// at `xds`, the admin listener at `admin`'s port and `node_flags`; returns its path.
+pub fn write_envoy_bootstrap(
+    trellis: &Path,
+    dir: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    node_flags: &[&str],
+) -> std::path::PathBuf {
     let bootstrap = dir.join("envoy.json");
     let out = Command::new(trellis)
         .args(["bootstrap", "envoy", "--xds-address", &xds.to_string()])
@@ -185,21 +199,23 @@ pub fn start_envoy_sidecar(
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(&bootstrap, &out.stdout).expect("write bootstrap");
-    let command = envoy_command(envoy, &bootstrap);
-    Process::start("envoy", command, &dir.join("envoy.log"))
+    bootstrap
 }
 
 /// Envoy (the binary at `envoy`) on `bootstrap`, as the tests run it: one worker, no hot
 /// restart, warnings only.
 pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
+    envoy_command_with_workers(envoy, bootstrap, 1)
+}
+
+/// [`envoy_command`] with `workers` worker threads (`--concurrency`).
+pub fn envoy_command_with_workers(envoy: &Path, bootstrap: &Path, workers: usize) -> Command {
     let mut command = Command::new(envoy);
-    command.arg("-c").arg(bootstrap).args([
-        "--concurrency",
-        "1",
-        "--disable-hot-restart",
-        "-l",
-        "warning",
-    ]);
+    command
+        .arg("-c")
+        .arg(bootstrap)
+        .args(["--concurrency", &workers.to_string()])
+        .args(["--disable-hot-restart", "-l", "warning"]);
     command
 }
 

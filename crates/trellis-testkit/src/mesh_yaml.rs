@@ -74,6 +74,37 @@ pub fn bookinfo(file: &str) -> String {
     bookinfo_sample(&format!("networking/{file}"))
 }
 
+/// The Sidecar of reviews: port 9080 served on `bind:9080` without capture, delivered to
+/// `127.0.0.1:app_port`.
+pub fn sidecar_ingress(bind: impl Display, app_port: u16) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: reviews, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: reviews}}
+  ingress:
+  - port: {{number: 9080, protocol: HTTP, name: http}}
+    bind: {bind}
+    captureMode: NONE
+    defaultEndpoint: 127.0.0.1:{app_port}
+"
+    )
+}
+
+/// The namespace-wide PeerAuthentication of `default` in `mode` (STRICT, PERMISSIVE...).
+pub fn peer_authentication(mode: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: default}}
+spec:
+  mtls: {{mode: {mode}}}
+"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,22 @@ pub fn command(
     who: &ProxyIdentity<'_>,
     status_port: u16,
 ) -> Command {
+    let mut command = node_command(trellis, xds, admin, who, status_port);
+    command
+        .args(["--access-log-format", "text"])
+        .env("TRELLIS_LOG", "info");
+    command
+}
+
+/// Only what makes the proxy `who` (no access log, default log level): the sidecar as a
+/// production mesh runs it, for measurements.
+pub fn node_command(
+    trellis: &Path,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    who: &ProxyIdentity<'_>,
+    status_port: u16,
+) -> Command {
     let mut command = Command::new(trellis);
     command
         .args(["proxy", "--xds-address", &xds.to_string()])
@@ -80,9 +96,7 @@ pub fn command(
         .args(["--labels", who.labels])
         .args(["--ip", &who.ip.to_string()])
         .args(["--admin-port", &admin.port().to_string()])
-        .args(["--status-port", &status_port.to_string()])
-        .args(["--access-log-format", "text"])
-        .env("TRELLIS_LOG", "info");
+        .args(["--status-port", &status_port.to_string()]);
     command
 }
 

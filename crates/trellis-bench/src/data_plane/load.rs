@@ -7,13 +7,17 @@
 //! omission). Each of the `connections` keeps one request in flight over HTTP/1.1
 //! keep-alive, or all of them multiplex over HTTP/2 connections.
 //!
+//! The schedule is kept by a pacing thread with 1 ns timer slack, not by Tokio's timer:
+//! Tokio's sleeps round up to whole milliseconds, which would add up to a millisecond of
+//! waiting to every measured latency and drown what a proxy adds (a few hundred µs).
+//! The pacer hands each due request to whichever worker is free.
+//!
 //! We keep our own generator rather than running `oha`: it is a few hundred lines over the
 //! hyper client the proxy already uses, needs no second toolchain install in the benchmark
 //! command, and lets gRPC framing and HTTP/2 share one schedule.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +25,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
+use tokio::sync::{Mutex, mpsc};
 
 /// What to send and how fast.
 #[derive(Debug, Clone)]
@@ -66,8 +71,6 @@ impl LoadResult {
 /// answered or failed, within `duration` plus a grace of 10 s for stragglers.
 pub async fn run(spec: &LoadSpec) -> LoadResult {
     let total = (spec.rate * spec.duration.as_secs_f64()).round() as u64;
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now() + Duration::from_millis(50);
     let body = Bytes::from(vec![b'x'; spec.payload]);
     let workers = match spec.protocol {
         Protocol::Http1 => spec.connections.max(1),
@@ -76,12 +79,14 @@ pub async fn run(spec: &LoadSpec) -> LoadResult {
         Protocol::Http2 | Protocol::Grpc => spec.connections.max(1) * 16,
     };
     let senders = connect_all(spec).await;
+    let start = Instant::now() + Duration::from_millis(50);
+    let due = pace(start, spec.rate, total);
     let mut tasks = Vec::new();
     for w in 0..workers {
         let sender = senders.get(w % senders.len().max(1)).cloned();
-        let (next, body, spec) = (next.clone(), body.clone(), spec.clone());
+        let (due, body, spec) = (due.clone(), body.clone(), spec.clone());
         tasks.push(tokio::spawn(async move {
-            worker(sender, &spec, &next, total, start, body).await
+            worker(sender, &spec, &due, body).await
         }));
     }
     let deadline = tokio::time::sleep(spec.duration + Duration::from_secs(10));
@@ -100,6 +105,31 @@ pub async fn run(spec: &LoadSpec) -> LoadResult {
     result.errors += total.saturating_sub(sent);
     result.elapsed = start.elapsed();
     result
+}
+
+/// The intended send times, each released when it comes: request `i` is due at
+/// `start + i / rate`. Workers share the receiving end; it closes after the last one.
+type Schedule = Arc<Mutex<mpsc::UnboundedReceiver<Instant>>>;
+
+/// Starts the pacing thread (on the load generator's CPUs) for `total` requests.
+fn pace(start: Instant, rate: f64, total: u64) -> Schedule {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+    std::thread::spawn(move || {
+        crate::pinning::pin_load_thread();
+        // Wake within microseconds of the due time, not the default 50 µs slack.
+        let _ = nix::sys::prctl::set_timerslack(1);
+        for i in 0..total {
+            let due = start + interval.mul_f64(i as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if tx.send(due).is_err() {
+                return;
+            }
+        }
+    });
+    Arc::new(Mutex::new(rx))
 }
 
 /// A handle that sends one request and waits for its answer.
@@ -152,22 +182,16 @@ async fn connect_h2(target: SocketAddr) -> Result<http2::SendRequest<Full<Bytes>
 async fn worker(
     sender: Option<Sender>,
     spec: &LoadSpec,
-    next: &AtomicU64,
-    total: u64,
-    start: Instant,
+    schedule: &Schedule,
     body: Bytes,
 ) -> (Vec<Duration>, u64) {
-    let interval = Duration::from_secs_f64(1.0 / spec.rate.max(1e-6));
     let mut latencies = Vec::new();
     let mut errors = 0;
     let mut h1: Option<http1::SendRequest<Full<Bytes>>> = None;
     loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= total {
+        let Some(due) = schedule.lock().await.recv().await else {
             break;
-        }
-        let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due.into()).await;
+        };
         let ok = match &sender {
             Some(Sender::Http2(s)) => send_h2(s.clone(), spec, body.clone()).await,
             Some(Sender::Http1) => send_h1(&mut h1, spec, body.clone()).await,

@@ -50,6 +50,13 @@ pub struct Args {
     /// Services in the idle sidecar's mesh.
     #[arg(long, default_value_t = 1000)]
     pub idle_services: usize,
+    /// Worker threads of each sidecar, Envoy and Trellis alike (Istio's sidecars run 2; with
+    /// pinning on a 2-core machine both sidecars share one core, where 1 fits).
+    #[arg(long, default_value_t = 1)]
+    pub proxy_workers: usize,
+    /// Do not pin the load generator and the processes under test to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 /// The parameters a report states.
@@ -62,6 +69,9 @@ pub struct Params {
     pub headline_rps: f64,
     pub sweep_rps: Vec<f64>,
     pub idle_services: usize,
+    pub proxy_workers: usize,
+    /// How CPUs were split, `None` when not pinned.
+    pub pinning: Option<String>,
 }
 
 /// Every run of one scenario for one data plane.
@@ -135,6 +145,8 @@ fn scenarios(params: &Params) -> Vec<(String, Protocol, Port, usize, f64)> {
 
 /// Runs every data-plane scenario and returns the figures (the caller writes the report).
 pub fn run(args: &Args) -> anyhow::Result<Figures> {
+    // Before pinning narrows what this process sees.
+    let machine = crate::machine::describe();
     let params = Params {
         repeats: args.repeats.unwrap_or(if args.short { 1 } else { 3 }),
         seconds: args.seconds.unwrap_or(if args.short { 5 } else { 30 }),
@@ -149,8 +161,11 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
             ]
         },
         idle_services: args.idle_services,
+        proxy_workers: args.proxy_workers.max(1),
+        pinning: crate::pinning::apply(!args.no_pin),
     };
-    let bins = topology::locate(args.trellis.as_deref())?;
+    let mut bins = topology::locate(args.trellis.as_deref())?;
+    bins.workers = params.proxy_workers;
     let planes: Vec<DataPlane> = [DataPlane::None, DataPlane::Envoy, DataPlane::Trellis]
         .into_iter()
         .filter(|p| *p != DataPlane::Envoy || bins.envoy.is_some())
@@ -163,6 +178,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(crate::pinning::pin_load_thread)
         .enable_all()
         .build()?;
     let mut cases: Vec<Case> = Vec::new();
@@ -212,7 +228,7 @@ pub fn run(args: &Args) -> anyhow::Result<Figures> {
     }
     let idle = idle::measure_all(&bins, &planes, params.idle_services)?;
     Ok(Figures {
-        machine: crate::machine::describe(),
+        machine,
         params,
         cases,
         tcp,

@@ -105,10 +105,18 @@ peak).\n"
     let _ = writeln!(
         s,
         "- runs: {} repeat(s) of {} s each after a {} s warm-up; payload {} B each way (POST echoed); \
-load generator: this crate's open-loop generator (see `data_plane/load.rs`), one worker thread\n\
+load generator: this crate's open-loop generator (see `data_plane/load.rs`), one worker thread \
+and a pacing thread\n\
 - path: load → client sidecar (explicit egress listener) → server sidecar (explicit ingress \
-listener) → echo server, all on loopback; both sidecars configured by `trellis control-plane`\n",
-        p.repeats, p.seconds, p.warmup_seconds, p.payload_bytes
+listener) → echo server, all on loopback; both sidecars configured by `trellis control-plane`, \
+{} worker thread(s) each (Envoy `--concurrency`, Trellis `--concurrency`), access logs off\n\
+- CPU pinning: {}\n",
+        p.repeats,
+        p.seconds,
+        p.warmup_seconds,
+        p.payload_bytes,
+        p.proxy_workers,
+        p.pinning.as_deref().unwrap_or("none")
     );
     for (title, scenario) in [
         ("HTTP/1.1, 1000 req/s, 4 connections", "http1-4conn"),

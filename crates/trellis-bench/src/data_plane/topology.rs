@@ -46,6 +46,8 @@ impl DataPlane {
 pub struct Binaries {
     pub trellis: PathBuf,
     pub envoy: Option<PathBuf>,
+    /// Worker threads of every sidecar.
+    pub workers: usize,
 }
 
 /// The ports of the `bench` Service, each with a sidecar listener on both sides.
@@ -196,14 +198,13 @@ pub fn start_sidecar(
     };
     let log = dir.join(&format!("{name}.log"));
     match plane {
-        DataPlane::Trellis => Ok(trellis_proxy::start(
-            &bins.trellis,
-            xds,
-            admin,
-            &who,
-            &log,
-            CONVERGE,
-        )),
+        DataPlane::Trellis => {
+            let mut command = trellis_proxy::node_command(&bins.trellis, xds, admin, &who, 0);
+            command.args(["--concurrency", &bins.workers.to_string()]);
+            let mut process = Process::start("trellis proxy", command, &log);
+            trellis_proxy::wait_ready(&mut process, admin, CONVERGE);
+            Ok(process)
+        }
         DataPlane::Envoy => {
             let envoy = bins
                 .envoy
@@ -224,14 +225,9 @@ pub fn start_sidecar(
                 "--ip",
                 &ip,
             ];
-            Ok(mesh::start_envoy_sidecar(
-                &bins.trellis,
-                envoy,
-                &sub,
-                xds,
-                admin,
-                &flags,
-            ))
+            let bootstrap = mesh::write_envoy_bootstrap(&bins.trellis, &sub, xds, admin, &flags);
+            let command = mesh::envoy_command_with_workers(envoy, &bootstrap, bins.workers);
+            Ok(Process::start("envoy", command, &sub.join("envoy.log")))
         }
         DataPlane::None => anyhow::bail!("no sidecar without a data plane"),
     }
@@ -320,5 +316,6 @@ pub fn locate(trellis: Option<&Path>) -> anyhow::Result<Binaries> {
     Ok(Binaries {
         trellis,
         envoy: trellis_testkit::envoy(),
+        workers: 1,
     })
 }

@@ -10,6 +10,8 @@
 //! executable pages. Sidecar images should run this one; `trellis proxy` stays for trying
 //! things out. `tests/proxy_footprint.rs` prints both figures.
 
+#[path = "../commands/ca_args.rs"]
+mod ca_args;
 #[path = "../commands/log_level.rs"]
 mod log_level;
 #[path = "../commands/node.rs"]

@@ -8,33 +8,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use trellis_control_plane::bootstrap::envoy_bootstrap;
 use trellis_identity::agent::{self, AgentOptions};
-use trellis_identity::client::{CaClientConfig, TokenSource};
-use trellis_identity::spiffe::{DEFAULT_TRUST_DOMAIN, SpiffeId};
 
+use super::ca_args::CaArgs;
 use super::node::NodeArgs;
-
-/// The environment variable that may carry the bootstrap token.
-const TOKEN_ENV: &str = "TRELLIS_CA_TOKEN";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     node: NodeArgs,
-    /// The CA: `http://HOST:15010` or `https://HOST:15012`; the xDS address over plaintext
-    /// when absent.
-    #[arg(long)]
-    ca_address: Option<String>,
-    /// A file holding the bootstrap token (else $TRELLIS_CA_TOKEN).
-    #[arg(long, value_name = "FILE")]
-    ca_token_file: Option<PathBuf>,
-    /// PEM roots to trust the CA's TLS certificate with (https CA addresses).
-    #[arg(long, value_name = "FILE")]
-    ca_root: Option<PathBuf>,
-    #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
-    trust_domain: String,
-    /// The certificate lifetime to ask for (Istio's SECRET_TTL); renewed at half-life.
-    #[arg(long, default_value = "24h")]
-    cert_ttl: trellis_api::Duration,
+    #[command(flatten)]
+    ca: CaArgs,
     /// Where to serve SDS (Istio's path, relative to the working directory).
     #[arg(long, default_value = "./var/run/secrets/workload-spiffe-uds/socket")]
     sds_socket: PathBuf,
@@ -55,29 +38,9 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut node = args.node.options("envoy", args.delta)?;
     node.sds_socket = Some(args.sds_socket.clone());
-    let id = SpiffeId::new(&args.trust_domain, &node.namespace, &node.service_account)?;
+    let id = args.ca.spiffe_id(&node.namespace, &node.service_account)?;
     let bootstrap = envoy_bootstrap(&node);
-    let token = match (&args.ca_token_file, std::env::var(TOKEN_ENV)) {
-        (Some(file), _) => Some(TokenSource::File(file.clone())),
-        (None, Ok(token)) => Some(TokenSource::Value(token)),
-        (None, Err(_)) => None,
-    };
-    let address = args
-        .ca_address
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", args.node.xds_address()));
-    let mut ca = CaClientConfig::new(address, token);
-    anyhow::ensure!(
-        !args.cert_ttl.is_negative(),
-        "--cert-ttl must not be negative"
-    );
-    ca.ttl = args.cert_ttl.to_std();
-    if let Some(path) = &args.ca_root {
-        ca.ca_roots_pem = Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        );
-    }
+    let ca = args.ca.client(args.node.xds_address())?;
     let options = AgentOptions {
         ca,
         id,

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod apply;
 pub mod bootstrap;
 pub mod ca;
+pub mod ca_args;
 pub mod control_plane;
 pub mod demo;
 pub mod down;

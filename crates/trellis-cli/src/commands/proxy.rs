@@ -6,6 +6,11 @@
 //! run it as uid 1337: the rules let that user's traffic out uncaptured
 //! (`-m owner --uid-owner 1337 -j RETURN`), which is how the proxy's own upstream
 //! connections avoid being captured again. It needs no other privilege.
+//!
+//! Mutual TLS: with a bootstrap token (`--ca-token-file` or $TRELLIS_CA_TOKEN) the proxy
+//! gets its workload certificate from the CA before it joins the control plane, says so in
+//! its node metadata (`SDS: "true"`, so the control plane sends it TLS contexts), and keeps
+//! the certificate renewed. Without a token it stays in plain text.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,9 +19,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use tokio::sync::watch;
 use trellis_control_plane::bootstrap::envoy_bootstrap;
+use trellis_control_plane::proxy::SDS_METADATA;
+use trellis_identity::client::CaClientConfig;
+use trellis_identity::spiffe::SpiffeId;
 use trellis_proxy::telemetry::access_log::Format;
+use trellis_proxy::tls::secrets::Identity;
 
+use super::ca_args::CaArgs;
 use super::log_level::LogLevel;
 use super::node::NodeArgs;
 
@@ -57,6 +68,9 @@ pub struct Args {
     /// the proxy exits (Istio's `terminationDrainDuration`), e.g. `5s`, `500ms`.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain_duration: Duration,
+    /// Mutual TLS: where the workload certificate comes from.
+    #[command(flatten)]
+    ca: CaArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -72,19 +86,41 @@ pub fn run(args: &Args, log_level: Arc<LogLevel>) -> anyhow::Result<ExitCode> {
     // The node exactly as Envoy's bootstrap would carry it.
     let bootstrap = envoy_bootstrap(&options);
     let node = &bootstrap["node"];
-    let identity = trellis_proxy::NodeIdentity {
+    let mut identity = trellis_proxy::NodeIdentity {
         id: node["id"].as_str().unwrap_or_default().to_string(),
         cluster: node["cluster"].as_str().unwrap_or_default().to_string(),
         metadata: node["metadata"].as_object().cloned().unwrap_or_default(),
+    };
+    let mtls = match args.ca.token() {
+        None => None,
+        Some(_) => {
+            let id = args
+                .ca
+                .spiffe_id(&options.namespace, &options.service_account)?;
+            identity
+                .metadata
+                .insert(SDS_METADATA.to_string(), "true".into());
+            Some((args.ca.client(args.node.xds_address())?, id))
+        }
     };
     // Two workers by default, like Istio's sidecar (`--concurrency 2`). Thread stacks keep
     // tokio's 2 MiB: that is reserved address space, not resident memory (only the pages a
     // thread touches count, and an idle proxy's anonymous memory is about 1 MiB in all, see
     // tests/proxy_footprint.rs), while a smaller stack risks overflow in deep futures.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.concurrency.max(1))
-        .enable_all()
-        .build()?;
+    // One worker runs everything on the main thread: no task ever hops threads, which is
+    // where a multi-threaded runtime spends most of a lightly loaded proxy's CPU (wake-ups
+    // and context switches, see BENCHMARKS.md's profile).
+    let runtime = match args.concurrency {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    let _guard = runtime.enter();
+    let workload_identity = mtls.map(|(ca, id)| workload_identity(ca, id));
     runtime.block_on(trellis_proxy::run(trellis_proxy::Options {
         node: identity,
         xds_address: args.node.xds_address().to_string(),
@@ -104,8 +140,39 @@ pub fn run(args: &Args, log_level: Arc<LogLevel>) -> anyhow::Result<ExitCode> {
         logging: Some(log_level),
         status: (args.status_port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], args.status_port))),
         drain_duration: args.drain_duration,
+        identity: workload_identity,
     }))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches the workload identity from the CA and keeps it renewed, in the background; the
+/// channel says `None` until the first arrives and closes if the CA never answers.
+fn workload_identity(ca: CaClientConfig, id: SpiffeId) -> watch::Receiver<Option<Arc<Identity>>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let mut issued = match trellis_identity::manager::start(ca, id.clone()).await {
+            Ok(issued) => issued,
+            Err(e) => {
+                tracing::error!(id = %id, error = %e, "cannot get the workload certificate");
+                return;
+            }
+        };
+        loop {
+            let current = issued.borrow_and_update().clone();
+            match Identity::from_pem(&current.chain_pem, &current.key_pem, &current.roots_pem) {
+                Ok(identity) => {
+                    if tx.send(Some(Arc::new(identity))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::error!(id = %id, error = %e, "unusable workload certificate"),
+            }
+            if issued.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 fn port(ip: std::net::IpAddr, port: u16) -> Option<SocketAddr> {

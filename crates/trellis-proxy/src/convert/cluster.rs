@@ -22,19 +22,30 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
     ExplicitHttpConfig, UpstreamProtocolOptions,
 };
 
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
+use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+use envoy_types::pb::google::protobuf::Struct;
+
 use super::listener::{socket_address, unpack};
+use super::tls::upstream as upstream_tls;
 use super::{Result, duration, is_set, reject};
 use crate::config::{self, Discovery, LbPolicy as OwnLb, Limits};
 use crate::outlier::OutlierConfig;
 use crate::telemetry::peer::Peer;
+use crate::tls::config::{SocketMatch, Transport, UpstreamTls};
+use crate::tls::secrets::Secrets;
 use crate::upstream::{ClusterRuntime, Host};
 use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::google::protobuf::value::Kind;
 
 const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+/// The endpoint metadata that `transport_socket_matches` look at.
+pub const TRANSPORT_SOCKET_MATCH: &str = "envoy.transport_socket_match";
 
 /// What a cluster needs from its connection pool; a change makes a new pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolSettings {
     pub connect_timeout: Duration,
     pub http2: bool,
@@ -44,9 +55,12 @@ pub struct PoolSettings {
     pub source: Option<IpAddr>,
     /// `max_requests_per_connection: 1`: every connection carries one request (no reuse).
     pub one_request_per_connection: bool,
+    /// The cluster's TLS context, for the endpoints its transport gives TLS.
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
-pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
+/// A cluster; its pool connects with the identity in `secrets`.
+pub fn cluster(c: &Cluster, secrets: &Secrets) -> Result<config::Cluster> {
     let Cluster {
         transport_socket_matches,
         transport_socket_matcher,
@@ -102,10 +116,10 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         lb_config,
     } = c;
     let p = format!("cluster {name}");
-    reject!(p; transport_socket_matches, transport_socket_matcher, health_checks,
+    reject!(p; transport_socket_matcher, health_checks,
         max_requests_per_connection, upstream_http_protocol_options,
         common_http_protocol_options, http_protocol_options, http2_protocol_options,
-        lb_subset_config, transport_socket, protocol_selection, close_connections_on_host_health_failure,
+        lb_subset_config, protocol_selection, close_connections_on_host_health_failure,
         ignore_health_on_host_removal, filters, load_balancing_policy, lrs_server,
         lrs_report_endpoint_metrics, upstream_config, preconnect_policy,
         connection_pool_per_downstream_connection, queuing_policies);
@@ -204,7 +218,10 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         keepalive: None,
         source: None,
         one_request_per_connection: false,
+        tls: None,
     };
+    let transport = transport(transport_socket_matches, transport_socket.as_ref(), &p)?;
+    settings.tls = transport.tls.clone();
     if let Some(o) = upstream_connection_options {
         let p = format!("{p}.upstream_connection_options");
         let envoy_types::pb::envoy::config::cluster::v3::UpstreamConnectionOptions {
@@ -252,7 +269,8 @@ pub fn cluster(c: &Cluster) -> Result<config::Cluster> {
         connect_timeout: settings.connect_timeout,
         http2: settings.http2,
         limits,
-        runtime: Arc::new(ClusterRuntime::new(settings)),
+        transport,
+        runtime: Arc::new(ClusterRuntime::new(settings, secrets)),
     })
 }
 
@@ -319,6 +337,63 @@ fn http_options(o: &HttpProtocolOptions, p: &str, settings: &mut PoolSettings) -
         }
     }
     Ok(())
+}
+
+/// `transport_socket_matches`, then `transport_socket`; one TLS context at most.
+fn transport(
+    matches: &[TransportSocketMatch],
+    default: Option<&TransportSocket>,
+    p: &str,
+) -> Result<Transport> {
+    let mut out = Transport::default();
+    let mut tls = |ts: Option<&TransportSocket>, p: &str| -> Result<bool> {
+        let Some(context) = ts.map(|ts| upstream_tls(ts, p)).transpose()?.flatten() else {
+            return Ok(false);
+        };
+        match &out.tls {
+            Some(known) if **known != context => Err(format!(
+                "{p}: a second, different TLS context in one cluster is not implemented"
+            )),
+            Some(_) => Ok(true),
+            None => {
+                out.tls = Some(Arc::new(context));
+                Ok(true)
+            }
+        }
+    };
+    let mut socket_matches = Vec::new();
+    for (i, m) in matches.iter().enumerate() {
+        let p = format!("{p}.transport_socket_matches[{i}]");
+        let TransportSocketMatch {
+            name: _,
+            r#match,
+            transport_socket,
+        } = m;
+        socket_matches.push(SocketMatch {
+            criteria: r#match.as_ref().map(string_fields).unwrap_or_default(),
+            tls: tls(transport_socket.as_ref(), &format!("{p}.transport_socket"))?,
+        });
+    }
+    let default_tls = tls(default, &format!("{p}.transport_socket"))?;
+    out.matches = socket_matches;
+    out.default_tls = default_tls;
+    Ok(out)
+}
+
+/// A metadata struct as string pairs (other values by their JSON text), for matching.
+fn string_fields(s: &Struct) -> BTreeMap<String, String> {
+    s.fields
+        .iter()
+        .map(|(k, v)| {
+            let text = match &v.kind {
+                Some(Kind::StringValue(s)) => s.clone(),
+                Some(Kind::BoolValue(b)) => b.to_string(),
+                Some(Kind::NumberValue(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
 }
 
 fn is_prime(n: u64) -> bool {
@@ -532,6 +607,11 @@ pub fn hosts(la: &ClusterLoadAssignment, p: &str) -> Result<Vec<Arc<Host>>> {
             let weight = load_balancing_weight.as_ref().map_or(1, |w| w.value.max(1));
             let mut host = Host::new(address, weight);
             host.workload = metadata.as_ref().and_then(istio_workload).map(Arc::new);
+            host.socket_match = metadata
+                .as_ref()
+                .and_then(|m| m.filter_metadata.get(TRANSPORT_SOCKET_MATCH))
+                .map(string_fields)
+                .unwrap_or_default();
             out.push(Arc::new(host));
         }
     }
@@ -581,6 +661,78 @@ mod tests {
             })),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn auto_mtls_gives_tls_to_endpoints_marked_istio() {
+        use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+        use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+        let tls_mode = |v: &str| Struct {
+            fields: [(
+                "tlsMode".to_string(),
+                Value {
+                    kind: Some(Kind::StringValue(v.into())),
+                },
+            )]
+            .into(),
+        };
+        // An UpstreamTlsContext without certificates is refused: the match must be judged.
+        let tls = TransportSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+                UpstreamTlsContext::default(),
+            ))),
+        };
+        let raw = TransportSocket {
+            name: "envoy.transport_sockets.raw_buffer".into(),
+            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+                RawBuffer::default(),
+            ))),
+        };
+        let matches = |tls_socket: &TransportSocket| {
+            vec![
+                TransportSocketMatch {
+                    name: "tlsMode-istio".into(),
+                    r#match: Some(tls_mode("istio")),
+                    transport_socket: Some(tls_socket.clone()),
+                },
+                TransportSocketMatch {
+                    name: "tlsMode-disabled".into(),
+                    r#match: Some(Struct::default()),
+                    transport_socket: Some(raw.clone()),
+                },
+            ]
+        };
+        let e = transport(&matches(&tls), None, "cluster c").unwrap_err();
+        assert!(
+            e.starts_with("cluster c.transport_socket_matches[0].transport_socket.typed_config"),
+            "{e}"
+        );
+        // Plain sockets only: no TLS context, nobody gets TLS.
+        let plain = transport(&matches(&raw), Some(&raw), "c").unwrap();
+        assert!(plain.tls.is_none());
+        assert_eq!(plain.matches.len(), 2);
+        assert_eq!(
+            plain.matches[0].criteria,
+            [("tlsMode".to_string(), "istio".to_string())].into()
+        );
+        // Endpoints carry the metadata the matches look at.
+        let mut e = endpoint(None);
+        e.metadata = Some(Metadata {
+            filter_metadata: [(TRANSPORT_SOCKET_MATCH.to_string(), tls_mode("istio"))].into(),
+            ..Default::default()
+        });
+        let la = ClusterLoadAssignment {
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![e, endpoint(None)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let hosts = hosts(&la, "eds").unwrap();
+        assert_eq!(hosts[0].socket_match["tlsMode"], "istio");
+        assert!(hosts[1].socket_match.is_empty());
     }
 
     #[test]

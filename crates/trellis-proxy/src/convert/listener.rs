@@ -20,7 +20,8 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProx
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier as TcpClusterSpecifier;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::weighted_cluster::ClusterWeight;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
-    PathWithEscapedSlashesAction, RouteSpecifier, ServerHeaderTransformation, UpgradeConfig,
+    ForwardClientCertDetails, PathWithEscapedSlashesAction, RouteSpecifier,
+    ServerHeaderTransformation, SetCurrentClientCertDetails, UpgradeConfig,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType as HttpFilterConfig;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -207,11 +208,11 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
         name,
     } = c;
     reject!(p; use_proxy_proto);
-    if transport_socket.is_some() {
-        return Err(format!(
-            "{p}.transport_socket: TLS termination (mTLS) is not implemented"
-        ));
-    }
+    let tls = match transport_socket {
+        None => None,
+        Some(ts) => super::tls::downstream(ts, &format!("{p}.transport_socket"))?
+            .map(|spec| Arc::new(crate::tls::server::ServerContext::new(spec))),
+    };
     let matcher = match filter_chain_match {
         None => ChainMatch::default(),
         Some(m) => chain_match(m, &format!("{p}.filter_chain_match"))?,
@@ -247,6 +248,7 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
     Ok(config::FilterChain {
         name: name.clone(),
         matcher,
+        tls,
         rbac,
         network,
     })
@@ -400,8 +402,8 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         generate_request_id,
         preserve_external_request_id,
         always_set_request_id_in_response,
-        forward_client_cert_details: _,
-        set_current_client_cert_details: _,
+        forward_client_cert_details,
+        set_current_client_cert_details,
         forward_client_cert_matcher,
         proxy_100_continue,
         represent_ipv4_remote_address_as_ipv4_mapped_ipv6,
@@ -514,7 +516,51 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
             .iter()
             .any(|f| f.name == super::cors::CORS_FILTER && !f.disabled),
         filters,
+        xfcc: xfcc(
+            *forward_client_cert_details,
+            set_current_client_cert_details.as_ref(),
+            &p,
+        )?,
     })
+}
+
+/// `forward_client_cert_details` and the details of the current certificate (the PEM of the
+/// certificate or chain is not implemented).
+fn xfcc(
+    mode: i32,
+    details: Option<&SetCurrentClientCertDetails>,
+    p: &str,
+) -> Result<crate::xfcc::Xfcc> {
+    use crate::xfcc::Mode;
+    let mode = match ForwardClientCertDetails::try_from(mode) {
+        Ok(ForwardClientCertDetails::Sanitize) => Mode::Sanitize,
+        Ok(ForwardClientCertDetails::ForwardOnly) => Mode::ForwardOnly,
+        Ok(ForwardClientCertDetails::AppendForward) => Mode::AppendForward,
+        Ok(ForwardClientCertDetails::SanitizeSet) => Mode::SanitizeSet,
+        Ok(ForwardClientCertDetails::AlwaysForwardOnly) => Mode::AlwaysForwardOnly,
+        Err(_) => return Err(format!("{p}.forward_client_cert_details {mode} is unknown")),
+    };
+    let mut out = crate::xfcc::Xfcc {
+        mode,
+        ..Default::default()
+    };
+    if let Some(d) = details {
+        let SetCurrentClientCertDetails {
+            subject,
+            cert,
+            chain,
+            dns,
+            uri,
+            issuer,
+            format,
+        } = d;
+        let p = format!("{p}.set_current_client_cert_details");
+        reject!(p; cert, chain, issuer, format);
+        out.subject = subject.as_ref().is_some_and(|b| b.value);
+        out.dns = *dns;
+        out.uri = *uri;
+    }
+    Ok(out)
 }
 
 /// An HTTP filter: the authentication and authorization filters carry their config; the

@@ -16,6 +16,7 @@ pub mod cors;
 pub mod limits;
 pub mod listener;
 pub mod route;
+pub mod tls;
 
 use std::time::Duration;
 

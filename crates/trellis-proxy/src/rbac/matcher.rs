@@ -16,8 +16,7 @@ use super::config::{
 use crate::routing::string_matches;
 
 /// Who the peer is, as mTLS proved it. `principal` is the URI SAN of the verified peer
-/// certificate (`spiffe://...`); `None` when the connection is not mutual TLS (today always:
-/// the proxy does not terminate TLS yet).
+/// certificate (`spiffe://...`); `None` when the connection is not mutual TLS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerIdentity {
     pub principal: Option<String>,

@@ -6,8 +6,9 @@
 //! with its own filters (`istio.stats`, `peer_metadata`); this module is their counterpart,
 //! the one place of the proxy that reads Istio conventions.
 //!
-//! Peer principals and `connection_security_policy` are hooks: `peer_principal` and
-//! `mutual_tls` on the reports, `unknown` / `false` until the proxy terminates mTLS.
+//! Peer principals and `connection_security_policy` come from mTLS: `peer_principal` and
+//! `mutual_tls` on the reports, the verified peer certificate's identity ([`crate::tls`]);
+//! `unknown` / `none` in plain text.
 
 pub mod access_log;
 pub mod body;

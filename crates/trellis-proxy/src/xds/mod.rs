@@ -43,7 +43,10 @@ struct Subscription {
 }
 
 pub async fn run(proxy: Arc<Proxy>, address: String, node: NodeIdentity) {
-    let mut state = XdsState::default();
+    let mut state = XdsState {
+        secrets: proxy.secrets.clone(),
+        ..XdsState::default()
+    };
     let mut attempt: u32 = 0;
     loop {
         let started = std::time::Instant::now();

@@ -66,6 +66,8 @@ pub struct XdsState {
     pub endpoints: BTreeMap<String, Arc<Vec<Arc<Host>>>>,
     pub listeners: BTreeMap<String, Arc<Listener>>,
     pub routes: BTreeMap<String, Arc<RouteConfig>>,
+    /// The identity the clusters' pools originate TLS with.
+    pub secrets: crate::tls::secrets::Secrets,
 }
 
 fn decode<T: Message + Default + Name>(any: &Any) -> Result<T, Rejection> {
@@ -131,7 +133,10 @@ impl XdsState {
                 let converted = resources
                     .iter()
                     .map(|any| match decode::<PbCluster>(any) {
-                        Ok(c) => (Some(c.name.clone()), convert::cluster::cluster(&c)),
+                        Ok(c) => (
+                            Some(c.name.clone()),
+                            convert::cluster::cluster(&c, &self.secrets),
+                        ),
                         Err(e) => (None, Err(e)),
                     })
                     .collect();
