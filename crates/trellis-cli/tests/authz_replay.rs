@@ -38,26 +38,14 @@ mod authz_replay {
     pub mod world;
 }
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use authz_replay::rows::{Pending, docs_worlds, integration_worlds, tokens};
 use authz_replay::world::{observe, start};
 use trellis_testkit::scenario::{DataPlane, Envoy, Lease};
 use trellis_testkit::trellis_proxy::TrellisProxy;
-
-const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
-
-/// Whether `trellis proxy` can get a workload certificate (`--ca-address`): until it can,
-/// worlds with peer identities are pending for it.
-fn trellis_proxy_has_identity() -> bool {
-    Command::new(TRELLIS)
-        .args(["proxy", "--help"])
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--ca-address"))
-}
 
 fn ratchet_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ratchets/authz.txt")
@@ -89,7 +77,7 @@ fn write_ratchet(counts: &BTreeMap<String, usize>) {
 
 /// Replays every world through `data_plane`; prints the figures and every disagreement,
 /// and holds the agreement count at the ratchet's `key` line.
-fn replay(data_plane: &dyn DataPlane, key: &str, mtls: bool) {
+fn replay(data_plane: &dyn DataPlane, key: &str) {
     let began = Instant::now();
     let lease = Lease::take();
     let tokens = tokens();
@@ -100,14 +88,9 @@ fn replay(data_plane: &dyn DataPlane, key: &str, mtls: bool) {
     // Row name → every judgement of it agreed; and the rows judged through client sidecars.
     let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
     let mut with_peers: BTreeMap<String, bool> = BTreeMap::new();
-    let mut not_run: BTreeSet<String> = BTreeSet::new();
     let mut disagreements = Vec::new();
     for world in &worlds {
         let peers = !world.clients.is_empty();
-        if peers && !mtls {
-            not_run.extend(world.rows.iter().map(|r| r.name.clone()));
-            continue;
-        }
         let running = match start(world, &lease, data_plane) {
             Ok(running) => running,
             Err(e) => {
@@ -160,10 +143,9 @@ fn replay(data_plane: &dyn DataPlane, key: &str, mtls: bool) {
     let peers_agree = with_peers.values().filter(|ok| **ok).count();
     println!(
         "{key} authz rows: {agree}/{total} agree ({peers_agree}/{} with peer identities); pending: \
-         {} need mTLS in this data plane, {} need Istio's egress gateway, {} need an external \
+         {} need Istio's egress gateway, {} need an external \
          authorizer (CUSTOM, unsupported), {} need distinct client source addresses; {:.0?}",
         with_peers.len(),
-        not_run.len(),
         pending.gateway,
         pending.custom,
         pending.source_ip,
@@ -192,10 +174,10 @@ fn istio_authz_rows_through_envoy() {
         eprintln!("SKIPPED: envoy is not on PATH");
         return;
     };
-    replay(&Envoy { binary }, "envoy", true);
+    replay(&Envoy { binary }, "envoy");
 }
 
 #[test]
 fn istio_authz_rows_through_trellis() {
-    replay(&TrellisProxy, "trellis", trellis_proxy_has_identity());
+    replay(&TrellisProxy, "trellis");
 }
