@@ -243,7 +243,7 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
         poll(&format!("{who} ready"), || proxy.ready())?;
         running.proxies.push((who, proxy));
     }
-    converge(world, lease, &running)?;
+    converge(world, lease, &running).map_err(|e| format!("{e}\n{}", running.logs()))?;
     Ok(running)
 }
 
