@@ -14,6 +14,7 @@ pub mod mtls;
 pub mod names;
 pub mod routes;
 pub mod scope;
+pub mod view;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;

@@ -16,14 +16,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::push::{self, Plan, PushScope};
+use super::push::PushScope;
 use super::resources::{ProxyResources, XdsType};
 use super::state::{Delta, Event, Outcome, Sotw, TypeStatus};
 use super::status::SyncStatus;
 use super::{MeshUpdate, node, registration::Registrations};
 use crate::metrics::Metrics;
 use crate::proxy::ProxyNode;
-use crate::translate::translate;
 
 /// Responses queued per stream before the stream's task waits for the proxy to read.
 const OUTBOUND_QUEUE: usize = 16;
@@ -200,7 +199,7 @@ async fn serve<V: Variant>(
     let mut mesh_rx = ctx.mesh.clone();
     let mut shutdown = ctx.shutdown.clone();
     let mut current = mesh_rx.borrow_and_update().clone();
-    let resources = resources_for(&current, &proxy);
+    let resources = resources_for(&current, &proxy).await;
     let mut state = V::new(resources.clone());
     let mut conn = Conn {
         ctx: &ctx,
@@ -247,8 +246,12 @@ pub(crate) async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResources> {
-    Arc::new(translate(&update.mesh, proxy).into())
+async fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResources> {
+    update
+        .views
+        .resources(&update.mesh, proxy, None)
+        .await
+        .resources
 }
 
 struct Conn<'a, R> {
@@ -293,14 +296,16 @@ impl<R: Send + 'static> Conn<'_, R> {
         scope: &PushScope,
     ) -> Result<(), Status> {
         let started = std::time::Instant::now();
-        let plan = push::plan(&update.mesh, self.proxy, &self.resources, scope);
-        self.ctx.metrics.proxy_push(plan.label());
-        let responses = match plan {
-            Plan::Skip => Vec::new(),
-            Plan::Full(resources) | Plan::Endpoints(resources) => {
-                self.resources = resources.clone();
-                state.on_push(resources)
-            }
+        let view = update
+            .views
+            .resources(&update.mesh, self.proxy, Some((&self.resources, scope)))
+            .await;
+        self.ctx.metrics.proxy_push(view.plan);
+        let responses = if Arc::ptr_eq(&view.resources, &self.resources) {
+            Vec::new()
+        } else {
+            self.resources = view.resources.clone();
+            state.on_push(view.resources)
         };
         let pushed = !responses.is_empty();
         self.send::<V>(responses).await?;

@@ -2,21 +2,24 @@
 //! needs them (CDS before EDS, LDS before RDS), and one proxy's translated resources indexed
 //! by type and name.
 //!
-//! Resources are kept typed, not as encoded bytes: protobuf maps encode in arbitrary order,
-//! so two encodings of the same resource may differ, while typed equality does not.
+//! Resources are compared typed, not as encoded bytes: protobuf maps encode in arbitrary
+//! order, so two encodings of the same resource may differ, while typed equality does not.
+//! Each is encoded once, on first use, and the encoding is shared by every connection that
+//! sends it ([`Cached`]); a [`Pool`] makes equal resources of different views and of
+//! consecutive updates one shared value, so unchanged resources compare by pointer.
 
-use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
-use envoy_types::util::pack_any;
-use prost::Message;
+use prost::{Message, Name};
 
 use crate::translate::Resources;
 
@@ -90,32 +93,121 @@ impl XdsResource {
         }
     }
 
-    pub fn to_any(&self) -> Any {
+    fn encode(&self) -> Any {
+        fn any<M: Message + Name>(m: &M) -> Any {
+            Any {
+                type_url: M::type_url(),
+                value: m.encode_to_vec(),
+            }
+        }
         match self {
-            XdsResource::Cluster(c) => pack_any(c.clone()),
-            XdsResource::Endpoint(e) => pack_any(e.clone()),
-            XdsResource::Listener(l) => pack_any(l.clone()),
-            XdsResource::Route(r) => pack_any(r.clone()),
+            XdsResource::Cluster(c) => any(c),
+            XdsResource::Endpoint(e) => any(e),
+            XdsResource::Listener(l) => any(l),
+            XdsResource::Route(r) => any(r),
+        }
+    }
+}
+
+/// A resource with its encoding, made on first use and then shared.
+#[derive(Debug)]
+pub struct Cached {
+    resource: XdsResource,
+    any: OnceLock<Any>,
+    version: OnceLock<String>,
+}
+
+impl Cached {
+    pub fn new(resource: XdsResource) -> Cached {
+        Cached {
+            resource,
+            any: OnceLock::new(),
+            version: OnceLock::new(),
         }
     }
 
-    /// A version string for delta xDS. It is a digest of the encoding, which is stable for
-    /// resources without protobuf maps; a spurious difference costs only a resend.
-    pub fn version(&self) -> String {
-        let bytes = match self {
-            XdsResource::Cluster(c) => c.encode_to_vec(),
-            XdsResource::Endpoint(e) => e.encode_to_vec(),
-            XdsResource::Listener(l) => l.encode_to_vec(),
-            XdsResource::Route(r) => r.encode_to_vec(),
-        };
-        let mut hasher = DefaultHasher::new();
-        bytes.hash(&mut hasher);
-        format!("{:016x}", hasher.finish())
+    /// The encoded resource, as it goes on the wire.
+    pub fn any(&self) -> &Any {
+        self.any.get_or_init(|| self.resource.encode())
+    }
+
+    /// A version string for delta xDS: a digest of the encoding. Equal resources built
+    /// apart may encode differently (protobuf maps); a spurious difference costs a resend.
+    pub fn version(&self) -> &str {
+        self.version.get_or_init(|| {
+            let mut hasher = DefaultHasher::new();
+            self.any().value.hash(&mut hasher);
+            format!("{:016x}", hasher.finish())
+        })
+    }
+}
+
+impl Deref for Cached {
+    type Target = XdsResource;
+    fn deref(&self) -> &XdsResource {
+        &self.resource
+    }
+}
+
+impl PartialEq for Cached {
+    fn eq(&self, other: &Cached) -> bool {
+        std::ptr::eq(self, other) || self.resource == other.resource
+    }
+}
+
+/// Makes equal resources one shared value: among the resources of one update (several
+/// views), and with those of the update before (unchanged ones keep their identity and
+/// their encoding).
+#[derive(Debug, Default)]
+pub struct Pool {
+    resources: Mutex<HashMap<(XdsType, String), Vec<Arc<Cached>>>>,
+    previous: Option<Arc<Pool>>,
+}
+
+impl Pool {
+    /// A pool that also finds the resources of `previous` (but not of the pools before
+    /// it: the chain is one step long).
+    pub fn after(previous: Option<&Arc<Pool>>) -> Pool {
+        Pool {
+            resources: Mutex::default(),
+            previous: previous.map(|p| {
+                Arc::new(Pool {
+                    resources: Mutex::new(p.lock().clone()),
+                    previous: None,
+                })
+            }),
+        }
+    }
+
+    /// The shared value equal to `resource`.
+    pub fn intern(&self, t: XdsType, resource: XdsResource) -> Arc<Cached> {
+        let key = (t, resource.name().to_string());
+        if let Some(found) = self.find(&key, &resource) {
+            return found;
+        }
+        let found = self.previous.as_ref().and_then(|p| p.find(&key, &resource));
+        let shared = found.unwrap_or_else(|| Arc::new(Cached::new(resource)));
+        self.lock().entry(key).or_default().push(shared.clone());
+        shared
+    }
+
+    fn find(&self, key: &(XdsType, String), resource: &XdsResource) -> Option<Arc<Cached>> {
+        let all = self.lock();
+        all.get(key)?
+            .iter()
+            .find(|c| c.resource == *resource)
+            .cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(XdsType, String), Vec<Arc<Cached>>>> {
+        self.resources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// One type's resources by name.
-pub type TypeSet = BTreeMap<String, Arc<XdsResource>>;
+pub type TypeSet = BTreeMap<String, Arc<Cached>>;
 
 /// A proxy's resources, by type and name. Each type is shared, so an update that
 /// changes only endpoints shares the proxy's clusters, listeners and routes with the
@@ -130,6 +222,11 @@ pub struct ProxyResources {
 
 impl ProxyResources {
     pub fn of_type(&self, t: XdsType) -> &TypeSet {
+        self.type_set(t)
+    }
+
+    /// The shared set of the resources of type `t`.
+    pub fn type_set(&self, t: XdsType) -> &Arc<TypeSet> {
         match t {
             XdsType::Cluster => &self.clusters,
             XdsType::Endpoint => &self.endpoints,
@@ -158,17 +255,41 @@ impl ProxyResources {
     }
 }
 
+impl ProxyResources {
+    /// Indexes translated resources, sharing equal ones through `pool`.
+    pub fn interned(r: Resources, pool: &Pool) -> ProxyResources {
+        let index = |t: XdsType, items: Vec<XdsResource>| {
+            Arc::new(
+                items
+                    .into_iter()
+                    .map(|r| (r.name().to_string(), pool.intern(t, r)))
+                    .collect(),
+            )
+        };
+        ProxyResources {
+            clusters: index(
+                XdsType::Cluster,
+                r.clusters.into_iter().map(XdsResource::Cluster).collect(),
+            ),
+            endpoints: index(
+                XdsType::Endpoint,
+                r.endpoints.into_iter().map(XdsResource::Endpoint).collect(),
+            ),
+            listeners: index(
+                XdsType::Listener,
+                r.listeners.into_iter().map(XdsResource::Listener).collect(),
+            ),
+            routes: index(
+                XdsType::Route,
+                r.routes.into_iter().map(XdsResource::Route).collect(),
+            ),
+        }
+    }
+}
+
 impl From<Resources> for ProxyResources {
     fn from(r: Resources) -> Self {
-        fn index(items: impl Iterator<Item = XdsResource>) -> Arc<TypeSet> {
-            Arc::new(items.map(|r| (r.name().to_string(), Arc::new(r))).collect())
-        }
-        ProxyResources {
-            clusters: index(r.clusters.into_iter().map(XdsResource::Cluster)),
-            endpoints: index(r.endpoints.into_iter().map(XdsResource::Endpoint)),
-            listeners: index(r.listeners.into_iter().map(XdsResource::Listener)),
-            routes: index(r.routes.into_iter().map(XdsResource::Route)),
-        }
+        ProxyResources::interned(r, &Pool::default())
     }
 }
 
