@@ -12,7 +12,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -155,54 +155,45 @@ impl PartialEq for Cached {
     }
 }
 
-/// Makes equal resources one shared value: among the resources of one update (several
-/// views), and with those of the update before (unchanged ones keep their identity and
-/// their encoding).
+/// Makes equal resources one shared value, among the views of one update and across
+/// updates: a resource equal to one some connection still holds is that one (unchanged
+/// resources keep their identity and their encoding, and compare by pointer). It holds
+/// resources weakly: what no connection holds any more is forgotten.
 #[derive(Debug, Default)]
-pub struct Pool {
-    resources: Mutex<HashMap<(XdsType, String), Vec<Arc<Cached>>>>,
-    previous: Option<Arc<Pool>>,
+pub struct Pool(Mutex<Interned>);
+
+#[derive(Debug, Default)]
+struct Interned {
+    by_name: HashMap<(XdsType, String), Vec<Weak<Cached>>>,
+    /// Insertions since forgotten names were last swept out.
+    inserted: usize,
 }
 
 impl Pool {
-    /// A pool that also finds the resources of `previous` (but not of the pools before
-    /// it: the chain is one step long).
-    pub fn after(previous: Option<&Arc<Pool>>) -> Pool {
-        Pool {
-            resources: Mutex::default(),
-            previous: previous.map(|p| {
-                Arc::new(Pool {
-                    resources: Mutex::new(p.lock().clone()),
-                    previous: None,
-                })
-            }),
-        }
-    }
-
     /// The shared value equal to `resource`.
     pub fn intern(&self, t: XdsType, resource: XdsResource) -> Arc<Cached> {
         let key = (t, resource.name().to_string());
-        if let Some(found) = self.find(&key, &resource) {
+        let mut interned = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = interned.by_name.entry(key).or_default();
+        known.retain(|w| w.strong_count() > 0);
+        if let Some(found) = known
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|c| c.resource == resource)
+        {
             return found;
         }
-        let found = self.previous.as_ref().and_then(|p| p.find(&key, &resource));
-        let shared = found.unwrap_or_else(|| Arc::new(Cached::new(resource)));
-        self.lock().entry(key).or_default().push(shared.clone());
+        let shared = Arc::new(Cached::new(resource));
+        known.push(Arc::downgrade(&shared));
+        interned.inserted += 1;
+        if interned.inserted > interned.by_name.len() {
+            interned.inserted = 0;
+            interned.by_name.retain(|_, known| {
+                known.retain(|w| w.strong_count() > 0);
+                !known.is_empty()
+            });
+        }
         shared
-    }
-
-    fn find(&self, key: &(XdsType, String), resource: &XdsResource) -> Option<Arc<Cached>> {
-        let all = self.lock();
-        all.get(key)?
-            .iter()
-            .find(|c| c.resource == *resource)
-            .cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(XdsType, String), Vec<Arc<Cached>>>> {
-        self.resources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

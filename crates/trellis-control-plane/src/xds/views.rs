@@ -32,10 +32,10 @@ pub struct Views {
 
 impl Views {
     /// The views of the update after the one `previous` belongs to; resources equal to
-    /// previous ones are shared with them.
+    /// ones still held are shared with them.
     pub fn after(previous: Option<&Views>) -> Views {
         Views {
-            pool: Arc::new(Pool::after(previous.map(|v| &v.pool))),
+            pool: previous.map(|v| v.pool.clone()).unwrap_or_default(),
             ..Views::default()
         }
     }
