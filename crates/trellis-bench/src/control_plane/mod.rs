@@ -51,8 +51,8 @@ pub struct Args {
     /// Endpoints (WorkloadEntries) per service.
     #[arg(long, default_value_t = 10)]
     pub endpoints: usize,
-    /// Proxies: sidecars spread evenly over the services.
-    #[arg(long, default_value_t = 100)]
+    /// Proxies: sidecars spread evenly over the services (2000: the design's target).
+    #[arg(long, default_value_t = 2000)]
     pub proxies: usize,
     /// Endpoint changes to time on the push path.
     #[arg(long, default_value_t = 5)]
