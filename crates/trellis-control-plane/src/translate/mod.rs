@@ -15,6 +15,7 @@ pub mod name_table;
 pub mod names;
 pub mod routes;
 pub mod scope;
+pub mod view;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
