@@ -295,7 +295,10 @@ impl ProxyResources {
             ),
             name_tables: index(
                 XdsType::NameTable,
-                r.name_table.into_iter().map(XdsResource::NameTable).collect(),
+                r.name_table
+                    .into_iter()
+                    .map(XdsResource::NameTable)
+                    .collect(),
             ),
         }
     }
