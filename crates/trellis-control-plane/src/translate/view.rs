@@ -106,6 +106,8 @@ pub struct ViewKey {
     kind: ProxyKind,
     namespace: String,
     sds: bool,
+    /// It asks for Istio's DNS name table (only such proxies get one).
+    dns_capture: bool,
     ports: Vec<u32>,
     /// All labels for routers (few, and Gateways select them); for sidecars, those some
     /// selector names with their value, and the Gateway API gateway name (compared by
@@ -142,6 +144,7 @@ impl ViewKey {
             kind: proxy.kind,
             namespace: proxy.namespace.clone(),
             sds: proxy.sds,
+            dns_capture: proxy.dns_capture,
             ports: proxy.ports.clone(),
             labels,
             instances,

@@ -273,6 +273,7 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     ),
     mesh(
         "defaultConfig",
-        "proxy settings come from the proxy's own command line",
+        "proxy settings come from the proxy's own command line (only \
+         gatewayTopology.numTrustedProxies is honoured, on gateways)",
     ),
 ];

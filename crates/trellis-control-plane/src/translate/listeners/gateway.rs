@@ -181,13 +181,14 @@ fn port_listener(
 ) -> Listener {
     let mut chains: Vec<FilterChain> = Vec::new();
     let mut tls = false;
+    let side = Side::gateway(&mesh.mesh);
     for s in servers {
         match s.kind {
             ServerKind::Http => {
                 if let Some(route) = &s.route_name {
                     chains.push(tcp::chain(
                         http::rds(
-                            Side::Gateway,
+                            side,
                             format!("outbound_0.0.0.0_{port}"),
                             route,
                             &security.http,
@@ -198,7 +199,7 @@ fn port_listener(
             }
             ServerKind::Https => {
                 tls = true;
-                chains.extend(https_chain(s, port, &security.http));
+                chains.extend(https_chain(s, port, side, &security.http));
             }
             ServerKind::Passthrough => {
                 tls = true;
@@ -274,7 +275,12 @@ fn sni_names(server: &Server) -> Vec<String> {
     }
 }
 
-fn https_chain(s: &GatewayServer<'_>, port: u32, security: &[HttpFilter]) -> Option<FilterChain> {
+fn https_chain(
+    s: &GatewayServer<'_>,
+    port: u32,
+    side: Side,
+    security: &[HttpFilter],
+) -> Option<FilterChain> {
     let tls = s.server.tls.as_ref()?;
     let route = s.route_name.as_ref()?;
     let mut common = CommonTlsContext {
@@ -334,12 +340,7 @@ fn https_chain(s: &GatewayServer<'_>, port: u32, security: &[HttpFilter]) -> Opt
         ..Default::default()
     };
     let mut chain = tcp::chain(
-        http::rds(
-            Side::Gateway,
-            format!("outbound_0.0.0.0_{port}"),
-            route,
-            security,
-        ),
+        http::rds(side, format!("outbound_0.0.0.0_{port}"), route, security),
         Some(FilterChainMatch {
             server_names: sni_names(s.server),
             ..Default::default()

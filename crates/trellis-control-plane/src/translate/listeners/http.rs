@@ -3,7 +3,8 @@
 //! that need it), websocket upgrades, no stream idle timeout, path normalization, and the
 //! x-forwarded / request-id settings of a sidecar (trust nothing from the client's
 //! address: `use_remote_address: false`) or of a gateway (the edge: it is the remote
-//! address, and it sanitizes client-certificate headers).
+//! address, trusts as many `x-forwarded-for` hops as `gatewayTopology.numTrustedProxies`
+//! says, and it sanitizes client-certificate headers).
 
 use envoy_types::pb::envoy::config::listener::v3::Filter;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
@@ -45,7 +46,24 @@ const SERVER_NAME: &str = "istio-envoy";
 pub enum Side {
     SidecarOutbound,
     SidecarInbound,
-    Gateway,
+    /// `trusted_hops`: the proxies in front of the gateway whose `x-forwarded-for`
+    /// entries are believed (meshConfig `defaultConfig.gatewayTopology.numTrustedProxies`).
+    Gateway {
+        trusted_hops: u32,
+    },
+}
+
+impl Side {
+    /// The gateway side under `mesh`'s topology.
+    pub fn gateway(mesh: &trellis_api::istio::mesh::MeshConfig) -> Side {
+        Side::Gateway {
+            trusted_hops: mesh
+                .default_config
+                .as_ref()
+                .and_then(|c| c.gateway_topology.as_ref())
+                .map_or(0, |t| t.num_trusted_proxies),
+        }
+    }
 }
 
 fn zero() -> Option<Duration> {
@@ -79,7 +97,7 @@ fn base(side: Side, stat_prefix: String) -> HttpConnectionManager {
         normalize_path: Some(BoolValue { value: true }),
         path_with_escaped_slashes_action: PathWithEscapedSlashesAction::KeepUnchanged as i32,
         use_remote_address: Some(BoolValue {
-            value: side == Side::Gateway,
+            value: matches!(side, Side::Gateway { .. }),
         }),
         generate_request_id: Some(BoolValue { value: true }),
         server_name: SERVER_NAME.to_string(),
@@ -97,8 +115,9 @@ fn base(side: Side, stat_prefix: String) -> HttpConnectionManager {
                 ..Default::default()
             });
         }
-        Side::Gateway => {
+        Side::Gateway { trusted_hops } => {
             hcm.forward_client_cert_details = ForwardClientCertDetails::SanitizeSet as i32;
+            hcm.xff_num_trusted_hops = trusted_hops;
         }
     }
     hcm
@@ -160,5 +179,49 @@ fn network_filter(hcm: HttpConnectionManager) -> Filter {
     Filter {
         name: HCM.to_string(),
         config_type: Some(ConfigType::TypedConfig(pack_any(hcm))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use trellis_api::istio::mesh::{MeshConfig, ProxyConfig, Topology};
+
+    use super::*;
+
+    fn hcm(filter: &Filter) -> HttpConnectionManager {
+        use prost::Message;
+        match &filter.config_type {
+            Some(ConfigType::TypedConfig(any)) => {
+                HttpConnectionManager::decode(any.value.as_slice()).unwrap()
+            }
+            other => panic!("no typed config: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_gateway_trusts_the_meshs_number_of_forwarding_proxies_and_a_sidecar_none() {
+        let mesh = MeshConfig {
+            default_config: Some(ProxyConfig {
+                gateway_topology: Some(Topology {
+                    num_trusted_proxies: 2,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let gateway = hcm(&rds(Side::gateway(&mesh), "p".into(), "r", &[]));
+        assert_eq!(gateway.xff_num_trusted_hops, 2);
+        assert_eq!(gateway.use_remote_address, Some(BoolValue { value: true }));
+        let default = hcm(&rds(
+            Side::gateway(&MeshConfig::default()),
+            "p".into(),
+            "r",
+            &[],
+        ));
+        assert_eq!(default.xff_num_trusted_hops, 0);
+        let sidecar = hcm(&rds(Side::SidecarOutbound, "p".into(), "r", &[]));
+        assert_eq!(sidecar.xff_num_trusted_hops, 0);
+        assert_eq!(sidecar.use_remote_address, Some(BoolValue { value: false }));
     }
 }

@@ -131,6 +131,9 @@ fn every_input_translation_reads_makes_another_view() {
     let mut other = base.clone();
     other.ports = vec![8080];
     variants.push(other);
+    let mut dns = base.clone();
+    dns.dns_capture = true;
+    variants.push(dns.clone());
     let mut other = base.clone();
     other.kind = ProxyKind::Router;
     variants.push(other);
@@ -140,7 +143,7 @@ fn every_input_translation_reads_makes_another_view() {
     }
     // The canary client really is routed differently, the reviews replica really has
     // inbound resources: sharing would be wrong.
-    for v in &variants[..3] {
+    for v in variants[..3].iter().chain([&dns]) {
         assert_ne!(translate(&mesh, v), translate(&mesh, &base), "{v:?}");
     }
 }
