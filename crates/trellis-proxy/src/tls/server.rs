@@ -255,7 +255,7 @@ mod tests {
         client.write_all(sent).await.unwrap();
         let outcome = accept(ctx, secrets, server).await;
         drop(client);
-        outcome.err().expect("the handshake cannot complete")
+        outcome.expect_err("the handshake cannot complete")
     }
 
     #[tokio::test(start_paused = true)]
