@@ -52,7 +52,9 @@ fn main() -> anyhow::Result<()> {
             let live = control_plane::Args {
                 services: 1000,
                 endpoints: 10,
-                proxies: if args.short { 200 } else { 2000 },
+                proxies: args
+                    .cp_proxies
+                    .unwrap_or(if args.short { 200 } else { 2000 }),
                 changes: if args.short { 2 } else { 5 },
                 connections: 256,
                 no_push: false,

@@ -131,5 +131,6 @@ pub fn proxy(shape: Shape, k: usize, proxies: usize) -> ProxyNode {
         workload_name: workload,
         ports: vec![],
         sds: false,
+        dns_capture: false,
     }
 }

@@ -251,6 +251,7 @@ mod tests {
             changed_at: tokio::time::Instant::now(),
             problems: Arc::new(Vec::new()),
             scope: PushScope::Full,
+            views: Arc::default(),
         };
         let json = super::configz(&update);
         let unsupported: Vec<&str> = json["unsupported"]

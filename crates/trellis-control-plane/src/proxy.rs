@@ -28,10 +28,16 @@ pub struct ProxyNode {
     /// agent (`sds-grpc` in its bootstrap), so it can take part in Istio mTLS. Node
     /// metadata `SDS: "true"`, Istio's old name for the same fact.
     pub sds: bool,
+    /// The proxy (or its agent) answers the workload's DNS from a name table, so it is
+    /// sent one (NDS). Node metadata `DNS_CAPTURE: "true"`, as Istio's agent sets it.
+    pub dns_capture: bool,
 }
 
 /// The node metadata key saying the proxy has SDS ([`ProxyNode::sds`]).
 pub const SDS_METADATA: &str = "SDS";
+
+/// The node metadata key saying the proxy proxies DNS ([`ProxyNode::dns_capture`]).
+pub const DNS_CAPTURE_METADATA: &str = "DNS_CAPTURE";
 
 /// Why a node cannot be accepted as a mesh proxy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +103,9 @@ impl ProxyNode {
             labels,
             ports,
             sds: metadata.get(SDS_METADATA).is_some_and(|v| v == "true"),
+            dns_capture: metadata
+                .get(DNS_CAPTURE_METADATA)
+                .is_some_and(|v| v == "true"),
         })
     }
 

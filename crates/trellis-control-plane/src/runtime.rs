@@ -34,6 +34,7 @@ use crate::xds::debounce::Debounce;
 use crate::xds::push::{self, PushScope};
 use crate::xds::registration::{self, Registrations};
 use crate::xds::status::SyncStatus;
+use crate::xds::views::Views;
 use crate::xds::{Ads, AdsContext, MeshUpdate};
 
 /// How long streams get to end on shutdown before the server stops waiting.
@@ -187,6 +188,7 @@ pub async fn run(
                 changed_at,
                 problems,
                 scope,
+                views: Arc::new(Views::after(previous.map(|p| p.views.as_ref()))),
             })
         }
     };

@@ -36,6 +36,7 @@ async fn server() -> Server {
         changed_at: tokio::time::Instant::now(),
         problems: Arc::new(vec![]),
         scope: trellis_control_plane::xds::push::PushScope::Full,
+        views: Arc::default(),
     }));
     let (stop, stop_rx) = watch::channel(false);
     let status = SyncStatus::default();

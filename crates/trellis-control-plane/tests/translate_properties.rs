@@ -604,6 +604,7 @@ fn proxy(choice: usize, svcs: &[Svc]) -> ProxyNode {
         workload_name: name,
         ports: vec![],
         sds: choice % 2 == 1,
+        dns_capture: false,
     }
 }
 

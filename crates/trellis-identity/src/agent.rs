@@ -2,9 +2,12 @@
 //! workload's key, gets its certificate from the CA, serves both to Envoy over SDS on a
 //! local Unix socket (renewing at half-life and pushing the new secret), writes Envoy's
 //! bootstrap and runs Envoy as its child. Envoy dies with the agent, and the agent exits
-//! with Envoy's status.
+//! with Envoy's status. With [`AgentDns`] it also proxies the workload's DNS, as
+//! pilot-agent does, from a name table it gets on an ADS stream of its own
+//! ([`trellis_dns::client`]).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
@@ -28,6 +31,21 @@ pub struct AgentOptions {
     pub envoy: PathBuf,
     /// Extra Envoy arguments after `-c BOOTSTRAP`.
     pub envoy_args: Vec<String>,
+    /// The DNS proxy, if the agent runs one.
+    pub dns: Option<AgentDns>,
+}
+
+/// The agent's DNS proxy: where it listens, and where and as whom it asks for the name
+/// table.
+#[derive(Debug, Clone)]
+pub struct AgentDns {
+    /// Istio's `127.0.0.1:15053`.
+    pub address: SocketAddr,
+    /// The control plane, `host:port` (plaintext xDS).
+    pub xds_address: String,
+    /// Envoy's node id and cluster: the table is the one Envoy's proxy would see.
+    pub node_id: String,
+    pub cluster: String,
 }
 
 /// Why the agent could not run Envoy.
@@ -53,6 +71,10 @@ pub async fn run(
     options: AgentOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<ExitStatus, AgentError> {
+    let dns = match &options.dns {
+        Some(dns) => Some(start_dns(dns).await?),
+        None => None,
+    };
     let identity = manager::start(options.ca.clone(), options.id.clone()).await?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let socket = options.sds_socket.clone();
@@ -89,9 +111,38 @@ pub async fn run(
     }
     .map_err(io("wait for Envoy".into()))?;
     stop_tx.send_replace(true);
+    for task in dns.into_iter().flatten() {
+        task.abort();
+    }
     let _ = sds_task.await;
     let _ = std::fs::remove_file(&socket);
     Ok(status)
+}
+
+/// Binds the DNS proxy and starts its name-table stream; returns both tasks.
+async fn start_dns(dns: &AgentDns) -> Result<[tokio::task::JoinHandle<()>; 2], AgentError> {
+    let scope =
+        trellis_dns::ProxyScope::from_node_id(&dns.node_id).ok_or_else(|| AgentError::Io {
+            what: format!("node id {:?}", dns.node_id),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no namespace for the DNS proxy",
+            ),
+        })?;
+    let names = trellis_dns::Names::new(scope);
+    let server = trellis_dns::DnsServer::bind(dns.address)
+        .await
+        .map_err(io(format!("listen for DNS on {}", dns.address)))?;
+    tracing::info!(address = %dns.address, "DNS proxy started");
+    let node = trellis_dns::client::node(&dns.node_id, &dns.cluster);
+    Ok([
+        tokio::spawn(server.run(names.clone())),
+        tokio::spawn(trellis_dns::client::watch(
+            dns.xds_address.clone(),
+            node,
+            names,
+        )),
+    ])
 }
 
 /// Envoy gets SIGKILL when the agent dies, even by SIGKILL (as pilot-agent sets

@@ -5,7 +5,8 @@
 //! - [`capture`]: the `istio-iptables` rule set as a pure function of its options;
 //! - [`network`]: the bridge, the pod subnet and the host's guard rules (nothing leaves the
 //!   bridge: `FORWARD` from it to anywhere else is dropped, nothing is NATed);
-//! - [`pod`]: one network namespace per workload with a veth into the bridge;
+//! - [`pod`]: one network namespace per workload with a veth into the bridge, and its
+//!   resolv.conf ([`resolv`]: names go to the sidecar's DNS proxy through capture);
 //! - [`sidecar`], [`workload`]: `trellis run` — pod, sidecar as uid 1337, readiness, then
 //!   capture, then the app; teardown in the reverse order;
 //! - [`identity`]: each sidecar's bootstrap token for its certificate from the CA;
@@ -33,6 +34,7 @@ pub mod network;
 pub mod pod;
 pub mod process;
 pub mod proxy_binary;
+pub mod resolv;
 pub mod sidecar;
 pub mod state;
 pub mod workload;

@@ -1,7 +1,8 @@
 //! Pods: one network namespace per workload, `trellis-<namespace>-<name>`, joined to the
 //! bridge by a veth pair (`eth0` inside, `trl<hash>` on the host), with an address from the
 //! pod subnet and a default route to the bridge address only (which also carries the
-//! service VIPs of 240.240.0.0/16: capture redirects those before they leave the pod).
+//! service VIPs of 240.240.0.0/16: capture redirects those before they leave the pod), and
+//! its `/etc/netns/<netns>/resolv.conf` ([`crate::resolv`]).
 
 use std::net::Ipv4Addr;
 
@@ -174,7 +175,8 @@ fn make(names: &PodNames, record: &PodRecord, network: &NetworkConfig) -> Result
         "ip",
         &["-n", ns, "route", "add", "default", "via", &gateway],
     )?;
-    Ok(())
+    let namespace = names.key.split('/').next().unwrap_or("default");
+    crate::resolv::write(ns, namespace, network.gateway())
 }
 
 /// Stops the pod's processes and removes its namespace, link and files; what is already
@@ -185,6 +187,7 @@ pub fn remove_objects(record: &PodRecord) {
     }
     exec::run_quietly("ip", &["netns", "del", &record.netns]);
     exec::run_quietly("ip", &["link", "del", &record.veth]);
+    crate::resolv::remove(&record.netns);
     let _ = std::fs::remove_dir_all(&record.dir);
 }
 

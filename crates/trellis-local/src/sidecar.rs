@@ -79,6 +79,7 @@ pub fn command(
             let mut args = vec![programs.trellis.display().to_string(), "agent".into()];
             args.extend(node_flags(node));
             args.extend(ca_flags(identity));
+            args.extend(dns_args());
             args.extend([
                 "--sds-socket".into(),
                 socket.display().to_string(),
@@ -108,6 +109,7 @@ pub fn command(
             let mut args = vec![programs.trellis.display().to_string(), "proxy".into()];
             args.extend(node_flags(node));
             args.extend(identity.map(ca_flags).unwrap_or_default());
+            args.extend(dns_args());
             Ok(args)
         }
     }
@@ -150,6 +152,21 @@ fn node_flags(node: &BootstrapOptions) -> Vec<String> {
         args.push(labels.join(","));
     }
     args
+}
+
+/// Whether the sidecar answers the pod's DNS (so capture sends port 53 to it): the
+/// Trellis proxy does, and so does `trellis agent` beside Envoy; a bare Envoy (no
+/// identity, so no agent) cannot.
+pub fn serves_dns(kind: ProxyKind, with_identity: bool) -> bool {
+    kind == ProxyKind::Trellis || with_identity
+}
+
+/// The DNS proxy's flags, on Istio's address.
+pub fn dns_args() -> [String; 2] {
+    [
+        "--dns-address".into(),
+        format!("127.0.0.1:{}", crate::capture::DNS_CAPTURE_PORT),
+    ]
 }
 
 /// Where readiness is asked: Envoy's admin `/ready` (200 `LIVE` once its first xDS
@@ -267,7 +284,7 @@ mod tests {
             line,
             "/bin/trellis proxy --xds-address 10.241.0.1:15010 --name reviews-v1 --namespace \
              default --service-account bookinfo-reviews --ip 10.241.0.2 --admin-port 15000 \
-             --labels app=reviews,version=v1"
+             --labels app=reviews,version=v1 --dns-address 127.0.0.1:15053"
         );
         // With an identity: the CA flags, and no SDS socket (it holds its certificate).
         let identity = identity();
@@ -301,7 +318,8 @@ mod tests {
             "/bin/trellis agent --xds-address 10.241.0.1:15010 --name reviews-v1 --namespace \
              default --service-account bookinfo-reviews --ip 10.241.0.2 --admin-port 15000 \
              --labels app=reviews,version=v1 --ca-address http://10.241.0.1:15010 \
-             --ca-token-file /pod/ca-token --sds-socket /pod/sds.sock --bootstrap-out \
+             --ca-token-file /pod/ca-token --dns-address 127.0.0.1:15053 --sds-socket \
+             /pod/sds.sock --bootstrap-out \
              /pod/envoy.json --envoy /bin/envoy -- --concurrency 2 --disable-hot-restart \
              --drain-time-s 5 -l warning"
         );

@@ -140,7 +140,11 @@ impl Workload {
             drain: spec.drain,
         };
         if let Some(kind) = spec.proxy {
-            workload.apply_capture(&spec.capture)?;
+            let mut capture = spec.capture.clone();
+            if sidecar::serves_dns(kind, spec.ca_dir.is_some()) {
+                capture.dns_capture_port = Some(capture::DNS_CAPTURE_PORT);
+            }
+            workload.apply_capture(&capture)?;
             workload.start_sidecar(spec, kind)?;
             workload.wait_ready(spec, kind)?;
         }

@@ -300,17 +300,20 @@ fn prepare(hcm: &HttpManager, req: &mut Request<Incoming>) {
     }
 }
 
-/// RFC 3986 dot-segment removal, as Envoy's `normalize_path`.
+/// RFC 3986 dot-segment removal, as Envoy's `normalize_path`. Like Envoy's canonicalizer,
+/// a percent-encoded dot (`%2e`, `%2E`) counts as a dot, so `/public/%2e%2e/private` is
+/// `/private` before routing and authorization see it.
 pub fn normalize(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
-    let trailing = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
-    for seg in path.split('/').skip(1) {
-        match seg {
-            "." => {}
-            ".." => {
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let trailing = path.ends_with('/') || segments.last().is_some_and(|s| dots(s).is_some());
+    for seg in segments {
+        match dots(seg) {
+            Some(1) => {}
+            Some(_) => {
                 out.pop();
             }
-            s => out.push(s),
+            None => out.push(seg),
         }
     }
     let mut s = String::from("/");
@@ -319,6 +322,18 @@ pub fn normalize(path: &str) -> String {
         s.push('/');
     }
     s
+}
+
+/// `Some(1)` for a `.` segment, `Some(2)` for `..`, either spelled with `%2e`.
+fn dots(segment: &str) -> Option<u8> {
+    if segment.len() > "%2e%2e".len() {
+        return None;
+    }
+    match segment.to_ascii_lowercase().replace("%2e", ".").as_str() {
+        "." => Some(1),
+        ".." => Some(2),
+        _ => None,
+    }
 }
 
 fn uuid_v4(rng: &mut fastrand::Rng) -> String {
@@ -1085,6 +1100,11 @@ mod tests {
         assert_eq!(normalize("/a/b/"), "/a/b/");
         assert_eq!(normalize("/"), "/");
         assert_eq!(normalize("/a/.."), "/");
+        assert_eq!(normalize("/public/%2E%2E/private"), "/private");
+        assert_eq!(normalize("/public/%2e/%2e%2e/private"), "/private");
+        assert_eq!(normalize("/public/.%2E/%2e/private"), "/private");
+        assert_eq!(normalize("/a/%2e%2e"), "/");
+        assert_eq!(normalize("/a%2eb/%2e"), "/a%2eb/");
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Options {
     /// proxy joins the control plane only once the first identity is there (readiness
     /// stays 503 until then) and every renewal reaches the TLS contexts.
     pub identity: Option<watch::Receiver<Option<Arc<tls::secrets::Identity>>>>,
+    /// Answer the workload's DNS here (Istio's `127.0.0.1:15053`) from the control plane's
+    /// name table; `None`: no DNS proxy.
+    pub dns: Option<SocketAddr>,
 }
 
 /// What the xDS client last did per type, for `/config_dump`.
@@ -106,12 +109,23 @@ pub struct Proxy {
     /// Set by `/quitquitquit`: drain, then exit.
     pub shutdown: watch::Sender<bool>,
     pub drain: drain::Drain,
+    /// The names the DNS proxy answers, when it runs; the xDS client subscribes to NDS
+    /// for them.
+    pub dns: Option<Arc<trellis_dns::Names>>,
     ready: AtomicBool,
     records: Mutex<BTreeMap<XdsType, TypeRecord>>,
 }
 
 impl Proxy {
     pub fn new(telemetry: telemetry::Telemetry) -> Arc<Proxy> {
+        Self::with_dns(telemetry, None)
+    }
+
+    /// A proxy whose xDS client also keeps `dns` up to date.
+    pub fn with_dns(
+        telemetry: telemetry::Telemetry,
+        dns: Option<Arc<trellis_dns::Names>>,
+    ) -> Arc<Proxy> {
         Arc::new(Proxy {
             config: ArcSwap::from_pointee(config::Snapshot::default()),
             stats: stats::Stats::default(),
@@ -120,6 +134,7 @@ impl Proxy {
             secrets: tls::secrets::Secrets::default(),
             shutdown: watch::channel(false).0,
             drain: drain::Drain::default(),
+            dns,
             ready: AtomicBool::new(false),
             records: Mutex::default(),
         })
@@ -170,13 +185,17 @@ impl Proxy {
 
 /// Runs the proxy until SIGTERM, SIGINT or `/quitquitquit`, then drains (see [`drain`])
 /// and returns.
-pub async fn run(options: Options) -> std::io::Result<()> {
+pub async fn run(mut options: Options) -> std::io::Result<()> {
     let stop = drain::stop_signals()?;
     tokio::pin!(stop);
     let mut telemetry =
         telemetry::Telemetry::new(&options.node.id, &options.node.metadata, options.access_log);
     telemetry.logging = options.logging;
-    let proxy = Proxy::new(telemetry);
+    let dns = match options.dns {
+        Some(address) => Some(start_dns(address, &mut options.node).await?),
+        None => None,
+    };
+    let proxy = Proxy::with_dns(telemetry, dns);
     let admin = tokio::net::TcpListener::bind(options.admin).await?;
     if let Some(address) = options.status {
         let status = tokio::net::TcpListener::bind(address).await?;
@@ -242,6 +261,27 @@ async fn follow_identity(
         }
     });
     Ok(())
+}
+
+/// Binds the DNS proxy and marks the node as one that proxies DNS, so that the control
+/// plane sends it a name table.
+async fn start_dns(
+    address: SocketAddr,
+    node: &mut NodeIdentity,
+) -> std::io::Result<Arc<trellis_dns::Names>> {
+    let scope = trellis_dns::ProxyScope::from_node_id(&node.id).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("node id {:?}: no namespace for the DNS proxy", node.id),
+        )
+    })?;
+    let names = trellis_dns::Names::new(scope);
+    trellis_dns::spawn(address, names.clone()).await?;
+    node.metadata.insert(
+        trellis_dns::client::DNS_CAPTURE.to_string(),
+        serde_json::Value::String("true".into()),
+    );
+    Ok(names)
 }
 
 async fn bind_metrics(address: Option<SocketAddr>) -> Option<tokio::net::TcpListener> {

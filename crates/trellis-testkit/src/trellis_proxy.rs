@@ -111,7 +111,8 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 
 /// `trellis proxy` as a [`DataPlane`] for the behaviour scenarios: the same identity
 /// flags as `trellis bootstrap envoy` gives Envoy, its admin `/ready` and its Envoy-named
-/// `/stats` counters.
+/// `/stats` counters; with a [`NodeSpec::ca_token`], its certificate from the control
+/// plane's CA (`--ca-address`, `--ca-token-file`).
 #[derive(Debug, Clone, Default)]
 pub struct TrellisProxy;
 
@@ -127,7 +128,7 @@ impl DataPlane for TrellisProxy {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        let command = proxy_command(
+        let mut command = proxy_command(
             &node.trellis,
             node.xds,
             node.admin,
@@ -139,6 +140,15 @@ impl DataPlane for TrellisProxy {
                 ip: node.ip,
             },
         );
+        if node.router {
+            command.args(["--type", "router"]);
+        }
+        if let Some(token) = &node.ca_token {
+            command
+                .args(["--ca-address", &format!("http://{}", node.xds)])
+                .arg("--ca-token-file")
+                .arg(token);
+        }
         let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
         Ok(Box::new(AdminProcess {
             name: "trellis proxy",

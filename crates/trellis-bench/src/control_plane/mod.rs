@@ -12,7 +12,7 @@
 //! Clients, server and translation share this process and its cores, as they share the
 //! machine; the figures include the clients' own work (decoding, ACKing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,11 +25,13 @@ use tokio_stream::wrappers::TcpListenerStream;
 use trellis_config::store::StoreState;
 use trellis_control_plane::mesh::MeshSnapshot;
 use trellis_control_plane::metrics::Metrics;
-use trellis_control_plane::translate::translate;
+use trellis_control_plane::translate::view::{ViewInputs, ViewKey};
+use trellis_control_plane::translate::{Resources, translate};
 use trellis_control_plane::xds::push::{PushScope, classify};
 use trellis_control_plane::xds::registration::Registrations;
 use trellis_control_plane::xds::resources::XdsType;
 use trellis_control_plane::xds::status::SyncStatus;
+use trellis_control_plane::xds::views::Views;
 use trellis_control_plane::xds::{Ads, AdsContext, MeshUpdate};
 
 mod collect;
@@ -49,8 +51,8 @@ pub struct Args {
     /// Endpoints (WorkloadEntries) per service.
     #[arg(long, default_value_t = 10)]
     pub endpoints: usize,
-    /// Proxies: sidecars spread evenly over the services.
-    #[arg(long, default_value_t = 100)]
+    /// Proxies: sidecars spread evenly over the services (2000: the design's target).
+    #[arg(long, default_value_t = 2000)]
     pub proxies: usize,
     /// Endpoint changes to time on the push path.
     #[arg(long, default_value_t = 5)]
@@ -110,15 +112,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("- store (validate + merge): {}", ms(stored));
     println!("- MeshSnapshot::new (registry + indexes): {}\n", ms(built));
 
-    // 2. Translate.
+    // 2. Translate: once per distinct view, as the server does.
     let proxies: Vec<_> = (0..args.proxies)
         .map(|k| synthetic::proxy(shape, k, args.proxies))
         .collect();
-    let mut times = Vec::with_capacity(proxies.len());
+    let inputs = ViewInputs::of(&mesh);
+    let mut views: HashMap<ViewKey, usize> = HashMap::new();
+    let mut representatives = Vec::new();
+    for (k, proxy) in proxies.iter().enumerate() {
+        views.entry(ViewKey::of(&inputs, proxy)).or_insert_with(|| {
+            representatives.push(k);
+            representatives.len() - 1
+        });
+    }
+    let mut times = Vec::with_capacity(representatives.len());
     let mut counts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut sizes: Vec<usize> = Vec::new();
     let total = Instant::now();
-    for proxy in &proxies {
+    for proxy in representatives.iter().filter_map(|k| proxies.get(*k)) {
         let t = Instant::now();
         let resources = translate(&mesh, proxy);
         times.push(t.elapsed());
@@ -138,48 +149,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .entry("routes")
             .or_default()
             .push(resources.routes.len());
-        let size = resources
-            .clusters
-            .iter()
-            .map(Message::encoded_len)
-            .sum::<usize>()
-            + resources
-                .endpoints
-                .iter()
-                .map(Message::encoded_len)
-                .sum::<usize>()
-            + resources
-                .listeners
-                .iter()
-                .map(Message::encoded_len)
-                .sum::<usize>()
-            + resources
-                .routes
-                .iter()
-                .map(Message::encoded_len)
-                .sum::<usize>();
-        sizes.push(size);
+        sizes.push(encoded_size(&resources));
     }
     let total = total.elapsed();
     let sample = Sample::new(times);
     println!("## Translation (one thread)\n");
-    println!("- per proxy: {}", sample.summary());
     println!(
-        "- all {} proxies: {} (sum of per-proxy {})",
+        "- {} proxies, {} distinct views (translated once each)",
         proxies.len(),
+        representatives.len()
+    );
+    println!("- per view: {}", sample.summary());
+    println!(
+        "- all views: {} (sum of per-view {})",
         ms(total),
         ms(sample.sum())
     );
     for (kind, n) in &counts {
         let (min, max) = (n.iter().min().unwrap_or(&0), n.iter().max().unwrap_or(&0));
-        println!("- {kind} per proxy: {min}–{max}");
+        println!("- {kind} per view: {min}–{max}");
     }
     sizes.sort_unstable();
     println!(
-        "- encoded bytes per proxy: median {}, max {}; all proxies {}\n",
+        "- encoded bytes per view: median {}, max {}\n",
         bytes(sizes.get(sizes.len() / 2).copied().unwrap_or(0)),
         bytes(sizes.last().copied().unwrap_or(0)),
-        bytes(sizes.iter().sum())
     );
 
     if args.no_push {
@@ -191,6 +185,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(push(args, shape, &mut sources, mesh, proxies))
+}
+
+/// Bytes of a proxy's resources, encoded.
+fn encoded_size(r: &Resources) -> usize {
+    r.clusters.iter().map(Message::encoded_len).sum::<usize>()
+        + r.endpoints.iter().map(Message::encoded_len).sum::<usize>()
+        + r.listeners.iter().map(Message::encoded_len).sum::<usize>()
+        + r.routes.iter().map(Message::encoded_len).sum::<usize>()
 }
 
 async fn push(
@@ -208,6 +210,7 @@ async fn push(
         changed_at: tokio::time::Instant::now(),
         problems: Arc::new(vec![]),
         scope: PushScope::Full,
+        views: Arc::new(Views::after(None)),
     }));
     let (_stop, stop_rx) = watch::channel(false);
     let ads = Ads::new(AdsContext {
@@ -265,12 +268,14 @@ async fn push(
         previous = mesh.clone();
         rebuilds.push(t.elapsed());
         let published = Instant::now();
+        let views = Views::after(Some(&mesh_tx.borrow().views));
         mesh_tx.send_replace(Arc::new(MeshUpdate {
             mesh,
             generation: 1 + round as u64,
             changed_at: tokio::time::Instant::now(),
             problems: Arc::new(vec![]),
             scope,
+            views: Arc::new(views),
         }));
         let mut waited = collect::each_received(
             &mut events,

@@ -60,6 +60,9 @@ pub struct Args {
     /// Plain text between the sidecars instead of Istio's mutual TLS.
     #[arg(long)]
     pub no_mtls: bool,
+    /// Proxies connected to the control plane in `all` (default: 2000, 200 with `--short`).
+    #[arg(long)]
+    pub cp_proxies: Option<usize>,
 }
 
 /// The parameters a report states.

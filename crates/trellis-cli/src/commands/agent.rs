@@ -1,13 +1,14 @@
 //! `trellis agent`: Istio's pilot-agent for a stock Envoy — get the workload certificate
 //! from the CA, serve it to Envoy over SDS (`default`, `ROOTCA`) on a Unix socket, write
 //! the bootstrap (with the `sds-grpc` cluster) and run Envoy; exit with Envoy's status.
+//! With `--dns-address`, also proxy the workload's DNS (Istio's DNS proxying).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use trellis_control_plane::bootstrap::envoy_bootstrap;
-use trellis_identity::agent::{self, AgentOptions};
+use trellis_identity::agent::{self, AgentDns, AgentOptions};
 
 use super::ca_args::CaArgs;
 use super::node::NodeArgs;
@@ -30,6 +31,11 @@ pub struct Args {
     /// Use incremental xDS (DELTA_GRPC) instead of state of the world.
     #[arg(long)]
     delta: bool,
+    /// Proxy the workload's DNS here, as pilot-agent does on 127.0.0.1:15053 (capture
+    /// sends the pod's port 53 there): mesh host names answered from the control plane's
+    /// name table, anything else NXDOMAIN. Off when absent.
+    #[arg(long, value_name = "ADDRESS")]
+    dns_address: Option<std::net::SocketAddr>,
     /// Further Envoy arguments (after `--`).
     #[arg(last = true)]
     envoy_args: Vec<String>,
@@ -49,6 +55,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bootstrap_path: args.bootstrap_out.clone(),
         envoy: args.envoy.clone(),
         envoy_args: args.envoy_args.clone(),
+        dns: args.dns_address.map(|address| AgentDns {
+            address,
+            xds_address: args.node.xds_address().to_string(),
+            node_id: bootstrap["node"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            cluster: bootstrap["node"]["cluster"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let status = runtime.block_on(agent::run(options, super::control_plane::shutdown_signal()))?;

@@ -71,6 +71,11 @@ pub struct Args {
     /// Mutual TLS: where the workload certificate comes from.
     #[command(flatten)]
     ca: CaArgs,
+    /// Proxy the workload's DNS here, as Istio's agent does on 127.0.0.1:15053 (capture
+    /// sends the pod's port 53 there): mesh host names answered from the control plane's
+    /// name table, anything else NXDOMAIN. Off when absent.
+    #[arg(long, value_name = "ADDRESS")]
+    dns_address: Option<SocketAddr>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -141,6 +146,7 @@ pub fn run(args: &Args, log_level: Arc<LogLevel>) -> anyhow::Result<ExitCode> {
         status: (args.status_port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], args.status_port))),
         drain_duration: args.drain_duration,
         identity: workload_identity,
+        dns: args.dns_address,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

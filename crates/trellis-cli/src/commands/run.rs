@@ -53,8 +53,9 @@ pub struct Args {
     /// (include/exclude InboundPorts, OutboundPorts, OutboundIPRanges); repeatable.
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
-    /// Capture the app's DNS to the sidecar's DNS proxy (15053). Off: no sidecar serves DNS
-    /// yet, and capturing it would break lookups.
+    /// Capture the app's DNS to the sidecar's DNS proxy (15053). Always on with
+    /// `--proxy trellis`, which serves DNS; a bare Envoy serves none, so with it this would
+    /// break lookups.
     #[arg(long)]
     capture_dns: bool,
     /// Seconds the sidecar may take to become ready.

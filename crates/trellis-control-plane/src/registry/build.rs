@@ -87,6 +87,7 @@ fn kube_service(resource: &Resource, spec: &kube::ServiceSpec, domain: &str) -> 
         resolution: Resolution::Static,
         mesh_external: false,
         subject_alt_names: Vec::new(),
+        kubernetes: true,
         export_to: meta
             .annotations
             .get(EXPORT_TO_ANNOTATION)
@@ -129,6 +130,7 @@ fn service_entry(resource: &Resource, entry: &networking::ServiceEntry) -> Vec<S
             resolution,
             mesh_external: entry.location == ServiceEntryLocation::MeshExternal,
             subject_alt_names: entry.subject_alt_names.clone(),
+            kubernetes: false,
             export_to: entry.export_to.clone(),
             selector: entry.workload_selector.as_ref().map(|s| s.labels.clone()),
         })

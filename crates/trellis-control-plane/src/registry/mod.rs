@@ -63,6 +63,9 @@ pub struct Service {
     /// Identities a ServiceEntry declares for its workloads (`subjectAltNames`), which
     /// mutual TLS accepts besides those of the workloads themselves.
     pub subject_alt_names: Vec<String>,
+    /// True for a Kubernetes Service (Istio's `Kubernetes` registry), whose short names
+    /// (`name`, `name.namespace`) the sidecars' DNS proxy also answers.
+    pub kubernetes: bool,
 }
 
 impl Service {

@@ -3,7 +3,7 @@
 //! No I/O, deterministic output (every list sorted by name), Istio's resource names. Each
 //! concept has its own module: [`clusters`] (CDS), [`endpoints`] (EDS), [`listeners`]
 //! (LDS), [`routes`] (RDS), [`scope`] (which services a proxy sees), [`mtls`] (Istio mutual
-//! TLS on both sides).
+//! TLS on both sides), [`name_table`] (NDS, for the DNS proxy).
 
 pub mod authn;
 pub mod authz;
@@ -11,14 +11,18 @@ pub mod clusters;
 pub mod endpoints;
 pub mod listeners;
 pub mod mtls;
+pub mod name_table;
 pub mod names;
 pub mod routes;
 pub mod scope;
+pub mod view;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+
+use trellis_dns::nds::NameTable;
 
 use crate::mesh::MeshSnapshot;
 use crate::proxy::ProxyNode;
@@ -30,6 +34,8 @@ pub struct Resources {
     pub routes: Vec<RouteConfiguration>,
     pub clusters: Vec<Cluster>,
     pub endpoints: Vec<ClusterLoadAssignment>,
+    /// Istio's NDS name table, for proxies that proxy DNS ([`ProxyNode::dns_capture`]).
+    pub name_table: Option<NameTable>,
 }
 
 /// Translates the mesh for one proxy.
@@ -44,6 +50,7 @@ pub fn translate(mesh: &MeshSnapshot, proxy: &ProxyNode) -> Resources {
         routes,
         clusters,
         endpoints,
+        name_table: proxy.dns_capture.then(|| name_table::name_table(&scope)),
     }
 }
 

@@ -1,6 +1,11 @@
 //! The tonic `AggregatedDiscoveryService`. Each stream runs in its own task with a bounded
 //! outgoing channel: a proxy that reads slowly, sends garbage or never ACKs blocks only its
 //! own task. A stream ends with an error status, never a panic, on bad input.
+//!
+//! Memory stays bounded when thousands of proxies are pushed at once: a connection sends
+//! only while it holds one of [`SENDERS`] permits, until the proxy's stream has taken its
+//! last response (the transport takes a response only when the proxy has read the one
+//! before), or for [`HOLD`] at most, so a stuck proxy delays the others only briefly.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -12,21 +17,27 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::{Duration, Instant, timeout_at};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::push::{self, Plan, PushScope};
+use super::push::PushScope;
 use super::resources::{ProxyResources, XdsType};
 use super::state::{Delta, Event, Outcome, Sotw, TypeStatus};
 use super::status::SyncStatus;
 use super::{MeshUpdate, node, registration::Registrations};
 use crate::metrics::Metrics;
 use crate::proxy::ProxyNode;
-use crate::translate::translate;
 
 /// Responses queued per stream before the stream's task waits for the proxy to read.
-const OUTBOUND_QUEUE: usize = 16;
+const OUTBOUND_QUEUE: usize = 1;
+
+/// Connections sending at once.
+pub const SENDERS: usize = 32;
+
+/// The longest a connection holds its permit to send.
+pub const HOLD: Duration = Duration::from_secs(2);
 
 /// What every stream shares.
 #[derive(Debug, Clone)]
@@ -44,6 +55,7 @@ pub struct AdsContext {
 pub struct Ads {
     ctx: AdsContext,
     connections: AtomicU64,
+    senders: Arc<Semaphore>,
 }
 
 impl Ads {
@@ -51,6 +63,7 @@ impl Ads {
         Ads {
             ctx,
             connections: AtomicU64::new(0),
+            senders: Arc::new(Semaphore::new(SENDERS)),
         }
     }
 
@@ -61,8 +74,9 @@ impl Ads {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let ctx = self.ctx.clone();
         let id = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let senders = self.senders.clone();
         tokio::spawn(async move {
-            if let Err(status) = serve::<V>(ctx, id, stream, &tx).await {
+            if let Err(status) = serve::<V>(ctx, id, stream, &tx, senders).await {
                 let _ = tx.send(Err(status)).await;
             }
         });
@@ -180,6 +194,7 @@ async fn serve<V: Variant>(
     id: u64,
     mut stream: Streaming<V::Request>,
     tx: &mpsc::Sender<Result<V::Response, Status>>,
+    senders: Arc<Semaphore>,
 ) -> Result<(), Status> {
     let first = stream
         .message()
@@ -200,13 +215,14 @@ async fn serve<V: Variant>(
     let mut mesh_rx = ctx.mesh.clone();
     let mut shutdown = ctx.shutdown.clone();
     let mut current = mesh_rx.borrow_and_update().clone();
-    let resources = resources_for(&current, &proxy);
+    let resources = resources_for(&current, &proxy).await;
     let mut state = V::new(resources.clone());
     let mut conn = Conn {
         ctx: &ctx,
         id,
         proxy: &proxy,
         tx,
+        senders,
         resources,
     };
     conn.answer(&mut state, &first, current.generation).await?;
@@ -247,8 +263,12 @@ pub(crate) async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResources> {
-    Arc::new(translate(&update.mesh, proxy).into())
+async fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResources> {
+    update
+        .views
+        .resources(&update.mesh, proxy, None)
+        .await
+        .resources
 }
 
 struct Conn<'a, R> {
@@ -256,6 +276,7 @@ struct Conn<'a, R> {
     id: u64,
     proxy: &'a Arc<ProxyNode>,
     tx: &'a mpsc::Sender<Result<R, Status>>,
+    senders: Arc<Semaphore>,
     /// The proxy's resources for the update last handled.
     resources: Arc<ProxyResources>,
 }
@@ -293,14 +314,16 @@ impl<R: Send + 'static> Conn<'_, R> {
         scope: &PushScope,
     ) -> Result<(), Status> {
         let started = std::time::Instant::now();
-        let plan = push::plan(&update.mesh, self.proxy, &self.resources, scope);
-        self.ctx.metrics.proxy_push(plan.label());
-        let responses = match plan {
-            Plan::Skip => Vec::new(),
-            Plan::Full(resources) | Plan::Endpoints(resources) => {
-                self.resources = resources.clone();
-                state.on_push(resources)
-            }
+        let view = update
+            .views
+            .resources(&update.mesh, self.proxy, Some((&self.resources, scope)))
+            .await;
+        self.ctx.metrics.proxy_push(view.plan);
+        let responses = if Arc::ptr_eq(&view.resources, &self.resources) {
+            Vec::new()
+        } else {
+            self.resources = view.resources.clone();
+            state.on_push(view.resources)
         };
         let pushed = !responses.is_empty();
         self.send::<V>(responses).await?;
@@ -322,14 +345,29 @@ impl<R: Send + 'static> Conn<'_, R> {
         &mut self,
         responses: Vec<(XdsType, R)>,
     ) -> Result<(), Status> {
+        if responses.is_empty() {
+            return Ok(());
+        }
+        let gone = |_| Status::cancelled("proxy went away");
+        let deadline = Instant::now() + HOLD;
+        let mut permit = self.senders.clone().acquire_owned().await.ok();
         for (t, response) in responses {
             self.ctx.metrics.push(t.short());
             self.ctx
                 .metrics
                 .resources_sent(t.short(), V::count(&response));
-            if self.tx.send(Ok(response)).await.is_err() {
-                return Err(Status::cancelled("proxy went away"));
-            }
+            let slot = match timeout_at(deadline, self.tx.reserve()).await {
+                Ok(slot) => slot.map_err(gone)?,
+                Err(_) => {
+                    permit = None;
+                    self.tx.reserve().await.map_err(gone)?
+                }
+            };
+            slot.send(Ok(response));
+        }
+        if permit.is_some() {
+            // The queue holds one response: a free slot means the last one was taken.
+            let _ = timeout_at(deadline, self.tx.reserve()).await;
         }
         Ok(())
     }

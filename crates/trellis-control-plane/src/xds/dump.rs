@@ -111,11 +111,13 @@ impl ConfigDump {
         };
         for t in XdsType::ORDER {
             for resource in resources.of_type(t).values() {
-                match resource.as_ref() {
+                match &**resource.as_ref() {
                     XdsResource::Cluster(c) => dump.clusters.push(cluster(c, &destination_rule)),
                     XdsResource::Endpoint(e) => dump.endpoints.extend(endpoints(e)),
                     XdsResource::Listener(l) => dump.listeners.push(listener(l)),
                     XdsResource::Route(r) => dump.routes.extend(routes(r)),
+                    // The name table is not part of Envoy's config dump.
+                    XdsResource::NameTable(_) => {}
                 }
             }
         }

@@ -8,6 +8,8 @@
 //! - [`node`]: a proxy's identity and registered workload from its xDS node.
 //! - [`registration`]: connected sidecars as registry workloads, with a grace period.
 //! - [`push`]: what an update changed, and how little a proxy needs recomputed for it.
+//! - [`views`]: one translation per distinct proxy view and update, shared by the
+//!   connections of that view.
 //! - [`dump`]: a proxy's resources summarised for `/debug/config_dump` and
 //!   `trellis proxy-config`, from translation or from Envoy's own config dump.
 //! - [`debounce`]: bursts of changes become one push.
@@ -22,6 +24,7 @@ pub mod registration;
 pub mod resources;
 pub mod state;
 pub mod status;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -42,6 +45,8 @@ pub struct MeshUpdate {
     pub problems: Arc<Vec<Problem>>,
     /// What changed since the update of the previous generation.
     pub scope: push::PushScope,
+    /// The translations of this update, by view, made as connections need them.
+    pub views: Arc<views::Views>,
 }
 
 pub use ads::{Ads, AdsContext};

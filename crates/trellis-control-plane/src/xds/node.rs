@@ -125,6 +125,19 @@ mod tests {
     }
 
     #[test]
+    fn the_agents_name_table_node_proxies_dns_and_registers_nothing() {
+        // What `trellis agent --dns-address` sends beside Envoy's own stream.
+        let n = trellis_dns::client::node(
+            "sidecar~10.0.0.7~reviews-v1.shop~shop.svc.cluster.local",
+            "reviews.shop",
+        );
+        let (proxy, workload) = parse(&n).unwrap();
+        assert!(proxy.dns_capture);
+        assert_eq!(proxy.namespace, "shop");
+        assert!(workload.is_none(), "a second registration of the workload");
+    }
+
+    #[test]
     fn a_bare_node_is_a_client_only_and_a_bad_id_an_error() {
         let (_, workload) = parse(&node("sidecar~1.2.3.4~a.b~b.svc.cluster.local", &[])).unwrap();
         assert!(workload.is_none());

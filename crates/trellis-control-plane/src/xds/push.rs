@@ -22,7 +22,7 @@ use std::sync::Arc;
 use trellis_api::Kind;
 use trellis_config::store::Change;
 
-use super::resources::{ProxyResources, TypeSet, XdsResource};
+use super::resources::{Pool, ProxyResources, TypeSet, XdsResource, XdsType};
 use crate::mesh::MeshSnapshot;
 use crate::proxy::ProxyNode;
 use crate::registry::{Endpoint, Resolution};
@@ -133,18 +133,23 @@ impl Plan {
 }
 
 /// Brings `current` (the proxy's resources for the previous update) to `mesh` under
-/// `scope`.
+/// `scope`; new resources equal to known ones are shared through `pool`.
 pub fn plan(
     mesh: &MeshSnapshot,
     proxy: &ProxyNode,
     current: &Arc<ProxyResources>,
     scope: &PushScope,
+    pool: &Pool,
 ) -> Plan {
+    let full = || {
+        Plan::Full(Arc::new(ProxyResources::interned(
+            translate(mesh, proxy),
+            pool,
+        )))
+    };
     match scope {
-        PushScope::Full => Plan::Full(Arc::new(translate(mesh, proxy).into())),
-        PushScope::Namespaces(namespaces) if namespaces.contains(&proxy.namespace) => {
-            Plan::Full(Arc::new(translate(mesh, proxy).into()))
-        }
+        PushScope::Full => full(),
+        PushScope::Namespaces(namespaces) if namespaces.contains(&proxy.namespace) => full(),
         PushScope::Namespaces(_) => Plan::Skip,
         PushScope::Endpoints { addresses, .. }
             if proxy
@@ -152,10 +157,10 @@ pub fn plan(
                 .iter()
                 .any(|ip| addresses.contains(&ip.to_string())) =>
         {
-            Plan::Full(Arc::new(translate(mesh, proxy).into()))
+            full()
         }
         PushScope::Endpoints { ports, .. } => {
-            let old = current.of_type(super::resources::XdsType::Endpoint);
+            let old = current.of_type(XdsType::Endpoint);
             let affected: Vec<&String> = old
                 .keys()
                 .filter(|name| {
@@ -169,7 +174,8 @@ pub fn plan(
             let mut endpoints: TypeSet = old.clone();
             for name in affected {
                 let assignment = endpoints::load_assignment(mesh, name);
-                endpoints.insert(name.clone(), Arc::new(XdsResource::Endpoint(assignment)));
+                let shared = pool.intern(XdsType::Endpoint, XdsResource::Endpoint(assignment));
+                endpoints.insert(name.clone(), shared);
             }
             Plan::Endpoints(Arc::new(current.with_endpoints(endpoints)))
         }

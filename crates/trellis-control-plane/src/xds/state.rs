@@ -19,7 +19,9 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use serde::Serialize;
 
-use super::resources::{ProxyResources, TypeSet, XdsResource, XdsType};
+use envoy_types::pb::google::protobuf::Any;
+
+use super::resources::{Cached, ProxyResources, TypeSet, XdsType};
 
 /// A rejection by the proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,16 +112,60 @@ fn error_detail(status: Option<&envoy_types::pb::google::rpc::Status>) -> Option
 // ---------------------------------------------------------------------------------------
 // State of the world
 
+/// The names a proxy asked for. Usually exactly the resources of the type it was sent
+/// (all its EDS clusters, all its listeners' route configurations): then the set is that
+/// map's keys, shared, not a copy per connection.
+#[derive(Debug)]
+enum Names {
+    Keys(Arc<TypeSet>),
+    Listed(BTreeSet<String>),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::Listed(BTreeSet::new())
+    }
+}
+
+impl Names {
+    fn of(requested: &[String], resources: &Arc<TypeSet>) -> Names {
+        let wanted: BTreeSet<&str> = requested.iter().map(String::as_str).collect();
+        if wanted
+            .iter()
+            .copied()
+            .eq(resources.keys().map(String::as_str))
+        {
+            Names::Keys(resources.clone())
+        } else {
+            Names::Listed(wanted.into_iter().map(str::to_string).collect())
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &String> + '_> {
+        match self {
+            Names::Keys(set) => Box::new(set.keys()),
+            Names::Listed(names) => Box::new(names.iter()),
+        }
+    }
+
+    fn is(&self, requested: &[String]) -> bool {
+        let wanted: BTreeSet<&str> = requested.iter().map(String::as_str).collect();
+        wanted.into_iter().eq(self.iter().map(String::as_str))
+    }
+}
+
 #[derive(Debug, Default)]
 struct SotwType {
     /// Requested names; ignored for wildcard types.
-    names: BTreeSet<String>,
-    /// The content of the last response (accepted or not).
-    sent: TypeSet,
+    names: Names,
+    /// The type's resources when the last response was made: the proxy holds those it
+    /// asked for (accepted or not), all of them for wildcard types.
+    sent: Arc<TypeSet>,
     status: TypeStatus,
 }
 
-/// A state-of-the-world ADS stream.
+/// A state-of-the-world ADS stream. It keeps no copy of any resource: only the shared
+/// sets it sent from.
 #[derive(Debug, Default)]
 pub struct Sotw {
     counter: Counter,
@@ -143,11 +189,11 @@ impl Sotw {
                 responses: vec![],
             };
         };
-        let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
         let first = !self.types.contains_key(&t);
+        let all = self.resources.type_set(t);
         let state = self.types.entry(t).or_default();
         if first {
-            state.names = names;
+            state.names = Names::of(&req.resource_names, all);
             let response = self.respond(t);
             return Outcome {
                 event: Event::Subscribed(t),
@@ -168,8 +214,8 @@ impl Sotw {
             error_detail(req.error_detail.as_ref()),
         );
         let mut responses = vec![];
-        if !t.is_wildcard() && names != state.names {
-            state.names = names;
+        if !t.is_wildcard() && !state.names.is(&req.resource_names) {
+            state.names = Names::of(&req.resource_names, all);
             responses.push((t, self.respond(t)));
         }
         Outcome { event, responses }
@@ -180,30 +226,30 @@ impl Sotw {
     pub fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, DiscoveryResponse)> {
         let previous = std::mem::replace(&mut self.resources, resources);
         let mut out = Vec::new();
-        let mut forced = BTreeSet::new();
+        let mut forced = false;
         for t in XdsType::ORDER {
             let Some(state) = self.types.get(&t) else {
                 continue;
             };
-            if previous.shares(&self.resources, t) && !forced.contains(&t) {
+            let force = forced && t == XdsType::Endpoint;
+            if previous.shares(&self.resources, t) && !force {
                 continue;
             }
-            let wanted = select(&self.resources, t, state.names_for(t));
-            if forced.contains(&t) || (t.is_wildcard() && wanted != state.sent) {
-                if t == XdsType::Cluster {
-                    forced.insert(XdsType::Endpoint);
-                }
+            let all = self.resources.type_set(t).clone();
+            if force || (t.is_wildcard() && !same(&state.sent, &all)) {
+                forced |= t == XdsType::Cluster;
                 out.push((t, self.respond(t)));
             } else if !t.is_wildcard() {
                 // Routes and endpoints are not wildcard types: a response with only the
                 // changed resources updates those and leaves the others as they are.
-                let changed: TypeSet = wanted
+                let changed: Vec<Any> = state
+                    .names
                     .iter()
-                    .filter(|(name, r)| state.sent.get(*name) != Some(*r))
-                    .map(|(name, r)| (name.clone(), r.clone()))
+                    .filter_map(|name| all.get(name).filter(|r| state.sent.get(name) != Some(*r)))
+                    .map(|r| r.any().clone())
                     .collect();
                 if !changed.is_empty() {
-                    out.push((t, self.respond_with(t, &changed, wanted)));
+                    out.push((t, self.response(t, changed)));
                 }
             }
         }
@@ -218,54 +264,44 @@ impl Sotw {
             .collect()
     }
 
+    /// Sends what the proxy asked for of type `t`, all of it.
     fn respond(&mut self, t: XdsType) -> DiscoveryResponse {
+        let all = self.resources.type_set(t).clone();
         let state = self.types.entry(t).or_default();
-        let sent = select(&self.resources, t, state.names_for(t));
-        self.respond_with(t, &sent.clone(), sent)
+        let chosen: Vec<&Arc<Cached>> = if t.is_wildcard() {
+            all.values().collect()
+        } else {
+            state.names.iter().filter_map(|n| all.get(n)).collect()
+        };
+        let resources: Vec<Any> = chosen.into_iter().map(|r| r.any().clone()).collect();
+        self.response(t, resources)
     }
 
-    /// Sends `resources`; afterwards the proxy holds `held` (more than was sent when only
-    /// the changed routes or endpoints go out).
-    fn respond_with(
-        &mut self,
-        t: XdsType,
-        resources: &TypeSet,
-        held: TypeSet,
-    ) -> DiscoveryResponse {
+    /// Sends `resources`; afterwards the proxy holds what it asked for of the current
+    /// resources of type `t` (more than was sent when only the changed routes or
+    /// endpoints go out).
+    fn response(&mut self, t: XdsType, resources: Vec<Any>) -> DiscoveryResponse {
         let version = self.counter.next();
         let nonce = self.counter.next();
+        let sent = self.resources.type_set(t).clone();
         let state = self.types.entry(t).or_default();
-        let response = DiscoveryResponse {
-            version_info: version.clone(),
-            resources: resources.values().map(|r| r.to_any()).collect(),
-            type_url: t.url().to_string(),
-            nonce: nonce.clone(),
-            ..Default::default()
-        };
-        state.status.version_sent = version;
-        state.status.nonce_sent = nonce;
+        state.status.version_sent = version.clone();
+        state.status.nonce_sent = nonce.clone();
         state.status.resources_sent = resources.len();
-        state.sent = held;
-        response
+        state.sent = sent;
+        DiscoveryResponse {
+            version_info: version,
+            resources,
+            type_url: t.url().to_string(),
+            nonce,
+            ..Default::default()
+        }
     }
 }
 
-impl SotwType {
-    fn names_for(&self, t: XdsType) -> Option<&BTreeSet<String>> {
-        (!t.is_wildcard()).then_some(&self.names)
-    }
-}
-
-/// The resources of a type, all of them or those named.
-fn select(resources: &ProxyResources, t: XdsType, names: Option<&BTreeSet<String>>) -> TypeSet {
-    let all = resources.of_type(t);
-    match names {
-        None => all.clone(),
-        Some(names) => names
-            .iter()
-            .filter_map(|n| all.get(n).map(|r| (n.clone(), r.clone())))
-            .collect(),
-    }
+/// True when two sets hold the same resources (by pointer first).
+fn same(a: &Arc<TypeSet>, b: &Arc<TypeSet>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,11 +467,11 @@ impl Delta {
                 .filter_map(|n| all.get(n).map(|r| (n.clone(), r.clone())))
                 .collect()
         };
-        let mut updates: Vec<(&String, &Arc<XdsResource>)> = Vec::new();
+        let mut updates: Vec<(&String, &Arc<Cached>)> = Vec::new();
         for (name, resource) in &wanted {
             let known = state.sent.get(name) == Some(resource);
             let initial = state.initial_versions.remove(name);
-            if forced.contains(name) || !known && initial.as_deref() != Some(&resource.version()) {
+            if forced.contains(name) || !known && initial.as_deref() != Some(resource.version()) {
                 updates.push((name, resource));
             } else if !known {
                 state.sent.insert(name.clone(), resource.clone());
@@ -462,12 +498,12 @@ impl Delta {
             .iter()
             .map(|(name, r)| DeltaResource {
                 name: (*name).clone(),
-                version: r.version(),
-                resource: Some(r.to_any()),
+                version: r.version().to_string(),
+                resource: Some(r.any().clone()),
                 ..Default::default()
             })
             .collect();
-        let updated: Vec<(String, Arc<XdsResource>)> = updates
+        let updated: Vec<(String, Arc<Cached>)> = updates
             .into_iter()
             .map(|(n, r)| (n.clone(), r.clone()))
             .collect();

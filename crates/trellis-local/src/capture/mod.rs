@@ -8,8 +8,14 @@
 //! `ISTIO_OUTPUT`, which lets the proxy's own traffic (uid/gid 1337) and the inbound
 //! passthrough source 127.0.0.6 through, hands the proxy's calls to its own pod IP back to
 //! inbound, leaves loopback alone, and sends what is left to `ISTIO_REDIRECT` (→ 15001).
-//! Not generated: IPv6 rules (pods are IPv4-only), TPROXY mode, and the `raw`-table
-//! conntrack zones Istio adds for UDP DNS.
+//!
+//! DNS capture (`--redirect-dns` with `--capture-all-dns`, the pod's resolver being the
+//! sidecar whatever its address): after the proxy's own traffic has returned, `ISTIO_OUTPUT`
+//! jumps to `ISTIO_OUTPUT_DNS`, which redirects TCP and UDP port 53 to the DNS proxy
+//! (15053); the loopback rules of the uid skip TCP port 53 so that a resolver on
+//! localhost is captured too. Not generated: IPv6 rules (pods are IPv4-only), TPROXY
+//! mode, and the `raw`-table conntrack zones Istio adds for UDP DNS — they keep the
+//! agent's upstream queries apart from the app's, and nothing is forwarded upstream here.
 
 mod annotations;
 #[cfg(test)]
@@ -144,7 +150,7 @@ pub struct CaptureOptions {
     /// Destination ports left alone (`excludeOutboundPorts`).
     pub exclude_outbound_ports: Vec<u16>,
     /// Send the app's DNS (UDP and TCP 53) to the sidecar's DNS proxy on this port. Off by
-    /// default: the sidecars do not serve DNS yet, and capturing it would break lookups.
+    /// default, as in istio-iptables; on when the sidecar serves DNS.
     pub dns_capture_port: Option<u16>,
 }
 
@@ -170,6 +176,7 @@ const INBOUND: &str = "ISTIO_INBOUND";
 const REDIRECT: &str = "ISTIO_REDIRECT";
 const IN_REDIRECT: &str = "ISTIO_IN_REDIRECT";
 const OUTPUT: &str = "ISTIO_OUTPUT";
+const OUTPUT_DNS: &str = "ISTIO_OUTPUT_DNS";
 
 /// The `iptables-restore` input (one line per element) that installs `o` in the `nat`
 /// table of the namespace it is restored into. Deterministic: the same options give the
@@ -187,6 +194,9 @@ pub fn rules(o: &CaptureOptions) -> Vec<String> {
     .collect();
     for chain in [INBOUND, REDIRECT, IN_REDIRECT, OUTPUT] {
         out.push(format!(":{chain} - [0:0]"));
+    }
+    if o.dns_capture_port.is_some() {
+        out.push(format!(":{OUTPUT_DNS} - [0:0]"));
     }
     out.push(format!(
         "-A {REDIRECT} -p tcp -j REDIRECT --to-ports {}",
@@ -248,14 +258,22 @@ fn output(o: &CaptureOptions) -> Vec<String> {
         "-A {OUTPUT} -o lo -s {INBOUND_PASSTHROUGH_SOURCE} -j RETURN"
     ));
     // The proxy calling its own pod IP (a service it also serves) goes through inbound;
-    // other loopback traffic, and everything else the proxy sends, is left alone.
-    let (tcp_not_dns, not_dns) = match dns {
-        Some(_) => (" -p tcp ! --dport 53", " -p tcp ! --dport 53"),
-        None => (" -p tcp", ""),
+    // other loopback traffic, and everything else the proxy sends, is left alone. With DNS
+    // capture, Istio leaves TCP port 53 out of the uid's redirect to inbound (not the
+    // gid's) and out of both loopback returns.
+    let not_dns = if dns.is_some() {
+        " -p tcp ! --dport 53"
+    } else {
+        ""
     };
     for (kind, id) in [("uid", o.proxy_uid), ("gid", o.proxy_gid)] {
+        let tcp = if kind == "uid" && dns.is_some() {
+            " -p tcp ! --dport 53"
+        } else {
+            " -p tcp"
+        };
         out.push(format!(
-            "-A {OUTPUT} -o lo ! -d 127.0.0.1/32{tcp_not_dns} -m owner --{kind}-owner {id} -j {IN_REDIRECT}"
+            "-A {OUTPUT} -o lo ! -d 127.0.0.1/32{tcp} -m owner --{kind}-owner {id} -j {IN_REDIRECT}"
         ));
         out.push(format!(
             "-A {OUTPUT} -o lo{not_dns} -m owner ! --{kind}-owner {id} -j RETURN"
@@ -265,11 +283,13 @@ fn output(o: &CaptureOptions) -> Vec<String> {
         ));
     }
     if let Some(port) = dns {
-        for proto in ["tcp", "udp"] {
-            out.push(format!(
-                "-A {OUTPUT} -p {proto} --dport 53 -j REDIRECT --to-ports {port}"
-            ));
-        }
+        out.push(format!("-A {OUTPUT} -j {OUTPUT_DNS}"));
+        out.push(format!(
+            "-A {OUTPUT_DNS} -p tcp --dport 53 -j REDIRECT --to-ports {port}"
+        ));
+        out.push(format!(
+            "-A {OUTPUT_DNS} -p udp --dport 53 -j REDIRECT --to-ports {port}"
+        ));
     }
     out.push(format!("-A {OUTPUT} -d 127.0.0.1/32 -j RETURN"));
     for range in &o.exclude_outbound_ranges {

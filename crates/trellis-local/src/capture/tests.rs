@@ -84,6 +84,34 @@ fn dns_capture() {
 }
 
 #[test]
+fn dns_goes_to_the_dns_proxy_after_the_proxys_own_traffic_returned() {
+    let lines = rules(&CaptureOptions {
+        dns_capture_port: Some(DNS_CAPTURE_PORT),
+        ..CaptureOptions::default()
+    });
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l == needle)
+            .unwrap_or_else(|| panic!("missing {needle}"))
+    };
+    // Every protocol enters ISTIO_OUTPUT (UDP too), the proxy's own DNS leaves it first.
+    let all = position("-A OUTPUT -j ISTIO_OUTPUT");
+    let gid_return = position("-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN");
+    let jump = position("-A ISTIO_OUTPUT -j ISTIO_OUTPUT_DNS");
+    let redirect = position("-A ISTIO_OUTPUT -j ISTIO_REDIRECT");
+    assert!(all < gid_return && gid_return < jump && jump < redirect);
+    for proto in ["tcp", "udp"] {
+        position(&format!(
+            "-A ISTIO_OUTPUT_DNS -p {proto} --dport 53 -j REDIRECT --to-ports 15053"
+        ));
+    }
+    // Without DNS capture, no trace of it.
+    let plain = rules(&CaptureOptions::default()).join("\n");
+    assert!(!plain.contains("53"), "{plain}");
+}
+
+#[test]
 fn proxy_traffic_and_loopback_are_never_redirected() {
     let lines = rules(&CaptureOptions::default());
     let position = |needle: &str| {

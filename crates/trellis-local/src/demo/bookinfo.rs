@@ -1,10 +1,11 @@
 //! Bookinfo as the demo runs it: the Services (Bookinfo's names, port and labels, with the
 //! cluster IPs Kubernetes would have assigned), the pods (labels `app`/`version`, service
-//! accounts `bookinfo-<app>`, port 9080) and each pod's `/etc/hosts`.
+//! accounts `bookinfo-<app>`, port 9080).
 //!
-//! Names resolve through a per-pod hosts file (`/etc/netns/<pod>/hosts`, which `ip netns
-//! exec` mounts over `/etc/hosts`) until the sidecar proxies DNS: the apps call `details`,
-//! `reviews` and `ratings` by name, as in Kubernetes.
+//! The apps call `details`, `reviews` and `ratings` by name, as in Kubernetes; their
+//! sidecar's DNS proxy answers with the cluster IPs. A pod whose sidecar is a bare Envoy
+//! (no agent, so no DNS proxy) reads the same names from a hosts file ([`hosts_file`]).
+//! The client's traffic dials productpage's fixed cluster IP directly.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -36,7 +37,7 @@ pub fn vip(service: &str) -> Option<Ipv4Addr> {
 }
 
 /// The Services of Istio's `bookinfo.yaml` (same names, port, port name, labels and
-/// selectors), with fixed cluster IPs so that every pod's hosts file can name them.
+/// selectors), with fixed cluster IPs, which the client's traffic and the hosts file use.
 pub fn services_yaml() -> String {
     SERVICES
         .iter()
@@ -49,8 +50,8 @@ pub fn services_yaml() -> String {
         .join("---\n")
 }
 
-/// `/etc/hosts` of every pod: each service by its short name, `name.namespace`,
-/// `name.namespace.svc` and its full name.
+/// `/etc/hosts` of a pod whose sidecar serves no DNS: each service by its short name,
+/// `name.namespace`, `name.namespace.svc` and its full name.
 pub fn hosts_file() -> String {
     let mut out = String::from("127.0.0.1 localhost\n");
     for (name, ip) in SERVICES {

@@ -5,8 +5,9 @@
 //! reviews version answered. A seventh pod, `legacy/sleep`, has no sidecar: the plain-text
 //! client of Istio's mTLS migration task, calling productpage's pod directly.
 //!
-//! - [`bookinfo`]: Services, pods, and each pod's hosts file (names resolve through it until
-//!   the sidecar proxies DNS);
+//! - [`bookinfo`]: Services and pods; the apps find each other by name through their
+//!   sidecar's DNS proxy (a pod whose sidecar is a bare Envoy, which serves no DNS, gets a
+//!   hosts file instead);
 //! - [`traffic`]: pages requested from inside the client pod, read by their stars;
 //! - [`summary`]: the live screen (counts per visitor and version, success rate, p50/p99);
 //! - [`mtls`]: which inbound traffic of each server's sidecar was mutual TLS;
@@ -14,7 +15,8 @@
 //!   each judged against what Istio's documentation says.
 //!
 //! Teardown is [`Demo`]'s `Drop`: pods in reverse order (each stopping app, capture rules,
-//! sidecar, namespace), the hosts files, then `down` (control plane, bridge, guard rules).
+//! sidecar, namespace, `/etc/netns/<pod>`), then `down` (control plane, bridge, guard
+//! rules).
 
 pub mod bookinfo;
 pub mod mtls;
@@ -30,10 +32,10 @@ use crate::capture::CaptureOptions;
 use crate::control_plane::{self, UpOptions};
 use crate::error::{Error, Result};
 use crate::network::NetworkConfig;
-use crate::sidecar::{Programs, ProxyKind};
+use crate::sidecar::{self, Programs, ProxyKind};
 use crate::state::StateDir;
 use crate::workload::{Workload, WorkloadSpec};
-use crate::{config_dir, exec, pod, proxy_binary};
+use crate::{config_dir, exec, pod, proxy_binary, resolv};
 
 /// The DestinationRules (subsets v1, v2, v3...) the demo starts with, from Istio's samples.
 pub const DESTINATION_RULES: &str = "destination-rule-all.yaml";
@@ -101,7 +103,6 @@ pub struct Demo {
     config_dir: PathBuf,
     /// The demo's own policies ([`STRICT_MTLS`]).
     policies: PathBuf,
-    hosts_dirs: Vec<PathBuf>,
     workloads: Vec<Workload>,
     /// Each Bookinfo server's pod name, network namespace and sidecar.
     servers: Vec<(String, String, ProxyKind)>,
@@ -131,7 +132,6 @@ impl Demo {
             samples: o.samples.clone(),
             config_dir: config_dir.clone(),
             policies: state.join("demo-policies"),
-            hosts_dirs: Vec::new(),
             workloads: Vec::new(),
             servers: Vec::new(),
             client: traffic::Client::new(&pod::names(bookinfo::NAMESPACE, bookinfo::CLIENT)?.netns),
@@ -199,8 +199,9 @@ impl Demo {
             .unwrap_or_default()
     }
 
-    /// Every pod's workload, its hosts file written first; the sidecars get identities from
-    /// the CA in `ca_dir`; last the plain-text client, without a sidecar.
+    /// Every pod's workload (a hosts file first for a pod whose sidecar serves no DNS); the
+    /// sidecars get identities from the CA in `ca_dir`; last the plain-text client, without
+    /// a sidecar.
     fn specs(
         &mut self,
         o: &DemoOptions,
@@ -213,7 +214,10 @@ impl Demo {
         let logs = self.log_dir()?;
         let mut specs = Vec::new();
         for (index, pod) in bookinfo::pods().into_iter().enumerate() {
-            self.write_hosts(&pod.name)?;
+            let proxy = o.proxy.for_pod(index);
+            if !sidecar::serves_dns(proxy, ca_dir.is_some()) {
+                write_hosts(&pod.name)?;
+            }
             let command = match &pod.app {
                 Some(args) => [app_binary.display().to_string(), "app".to_string()]
                     .into_iter()
@@ -221,7 +225,6 @@ impl Demo {
                     .collect(),
                 None => sleep(),
             };
-            let proxy = o.proxy.for_pod(index);
             if !pod.ports.is_empty() {
                 let netns = pod::names(bookinfo::NAMESPACE, &pod.name)?.netns;
                 self.servers.push((pod.name.clone(), netns, proxy));
@@ -288,17 +291,6 @@ impl Demo {
         std::fs::write(&strict, strict_mtls_yaml())
             .map_err(Error::io(format!("cannot write {}", strict.display())))?;
         self.apply(DESTINATION_RULES)
-    }
-
-    /// `/etc/netns/<pod>/hosts`, which `ip netns exec` mounts over the pod's `/etc/hosts`.
-    fn write_hosts(&mut self, name: &str) -> Result<()> {
-        let dir = Path::new("/etc/netns").join(pod::names(bookinfo::NAMESPACE, name)?.netns);
-        self.hosts_dirs.push(dir.clone());
-        std::fs::create_dir_all(&dir)
-            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
-        let hosts = dir.join("hosts");
-        std::fs::write(&hosts, bookinfo::hosts_file())
-            .map_err(Error::io(format!("cannot write {}", hosts.display())))
     }
 
     /// Where the apps' output goes (kept after the demo, for reading what happened).
@@ -379,6 +371,16 @@ impl Demo {
     }
 }
 
+/// `/etc/netns/<pod>/hosts`, which `ip netns exec` mounts over the pod's `/etc/hosts`; it
+/// goes with the pod's `/etc/netns/<pod>`.
+fn write_hosts(name: &str) -> Result<()> {
+    let dir = resolv::dir(&pod::names(bookinfo::NAMESPACE, name)?.netns);
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, bookinfo::hosts_file())
+        .map_err(Error::io(format!("cannot write {}", hosts.display())))
+}
+
 /// Starts every workload at once (their sidecars' start and readiness overlap).
 fn start_all(
     state: &StateDir,
@@ -404,9 +406,6 @@ impl Drop for Demo {
     fn drop(&mut self) {
         while let Some(workload) = self.workloads.pop() {
             workload.shutdown();
-        }
-        for dir in &self.hosts_dirs {
-            let _ = std::fs::remove_dir_all(dir);
         }
         if self.up
             && let Err(error) = control_plane::down(&self.state)

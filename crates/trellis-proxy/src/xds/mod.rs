@@ -3,8 +3,10 @@
 //! response is converted ([`state`]), swapped in as a new snapshot, its listeners bound,
 //! and ACKed — or NACKed with every rejection in `error_detail` (the rest still applies).
 //! When the stream breaks the proxy keeps serving what it has and reconnects with jittered
-//! exponential backoff.
+//! exponential backoff. A proxy that serves DNS also asks for Istio's name table (NDS,
+//! [`names`]) on the same stream.
 
+mod names;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +101,13 @@ async fn session(
         }
         tx.send(req).await.map_err(|e| e.to_string())?;
     }
+    let mut names_sub = Subscription::default();
+    if proxy.dns.is_some() {
+        let node = first.then(|| node_pb(node));
+        tx.send(names::request(&names_sub, node, None))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let mut responses = client
         .stream_aggregated_resources(ReceiverStream::new(rx))
         .await
@@ -114,8 +123,16 @@ async fn session(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e.to_string()),
         };
-        if let Err(e) = handle(proxy, state, &mut subs, &tx, response).await {
+        let handled = if names::is_name_table(&response) {
+            names::handle(proxy, &mut names_sub, &tx, response).await
+        } else {
+            handle(proxy, state, &mut subs, &tx, response).await
+        };
+        if let Err(e) = handled {
             break Err(e);
+        }
+        if !proxy.is_ready() && ready(state, &subs) && names::ready(proxy) {
+            proxy.set_ready();
         }
     };
     proxy
@@ -173,9 +190,6 @@ async fn handle(
                 .await
                 .map_err(|e| e.to_string())?;
         }
-    }
-    if !proxy.is_ready() && ready(state, subs) {
-        proxy.set_ready();
     }
     Ok(())
 }

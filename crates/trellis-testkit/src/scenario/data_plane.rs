@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -30,8 +30,50 @@ pub struct NodeSpec {
     pub labels: Vec<(String, String)>,
     /// Where the admin listener (readiness, stats) must listen.
     pub admin: SocketAddr,
-    /// A scratch directory for bootstrap files and logs.
+    /// A scratch directory for bootstrap files and logs (one per data plane process).
     pub dir: PathBuf,
+    /// A gateway (`--type router`) instead of a sidecar.
+    pub router: bool,
+    /// A bootstrap token file: with one, the proxy gets its workload certificate from the
+    /// control plane's CA (at `xds`) and can speak Istio mutual TLS — Envoy through
+    /// `trellis agent` (SDS on a Unix socket in `dir`), the Trellis proxy by itself.
+    pub ca_token: Option<PathBuf>,
+}
+
+impl NodeSpec {
+    /// The identity flags `trellis bootstrap envoy`, `trellis agent` and `trellis proxy`
+    /// share: name, namespace, service account, labels, IP, admin port and type.
+    pub fn node_flags(&self) -> Vec<String> {
+        let labels = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut flags: Vec<String> = [
+            "--xds-address",
+            &self.xds.to_string(),
+            "--name",
+            &self.name,
+            "--namespace",
+            &self.namespace,
+            "--service-account",
+            &self.service_account,
+            "--labels",
+            &labels,
+            "--ip",
+            &self.ip.to_string(),
+            "--admin-port",
+            &self.admin.port().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if self.router {
+            flags.extend(["--type".to_string(), "router".to_string()]);
+        }
+        flags
+    }
 }
 
 /// A kind of data plane.
@@ -76,30 +118,25 @@ impl DataPlane for Envoy {
     }
 
     fn start(&self, node: &NodeSpec) -> Result<Box<dyn RunningDataPlane>, String> {
-        let labels = node
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let out = Command::new(&node.trellis)
-            .args(["bootstrap", "envoy", "--xds-address", &node.xds.to_string()])
-            .args(["--name", &node.name, "--namespace", &node.namespace])
-            .args(["--service-account", &node.service_account])
-            .args(["--labels", &labels])
-            .args(["--ip", &node.ip.to_string()])
-            .args(["--admin-port", &node.admin.port().to_string()])
-            .output()
-            .map_err(|e| format!("trellis bootstrap envoy: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "trellis bootstrap envoy: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
         let bootstrap = node.dir.join("envoy.json");
-        std::fs::write(&bootstrap, &out.stdout).map_err(|e| e.to_string())?;
-        let command = crate::mesh::envoy_command(&self.binary, &bootstrap);
+        let command = match &node.ca_token {
+            Some(token) => self.agent_command(node, token, &bootstrap),
+            None => {
+                let out = Command::new(&node.trellis)
+                    .args(["bootstrap", "envoy"])
+                    .args(node.node_flags())
+                    .output()
+                    .map_err(|e| format!("trellis bootstrap envoy: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "trellis bootstrap envoy: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                std::fs::write(&bootstrap, &out.stdout).map_err(|e| e.to_string())?;
+                crate::mesh::envoy_command(&self.binary, &bootstrap)
+            }
+        };
         // The bootstrap's admin listener is on 127.0.0.1 at `admin`'s port.
         let admin = SocketAddr::new([127, 0, 0, 1].into(), node.admin.port());
         Ok(Box::new(AdminProcess {
@@ -107,6 +144,29 @@ impl DataPlane for Envoy {
             process: Process::start("envoy", command, &node.dir.join("envoy.log")),
             admin,
         }))
+    }
+}
+
+impl Envoy {
+    /// `trellis agent` running this Envoy with the certificate it gets for `token`,
+    /// as the tests run Envoy (one worker, no hot restart, warnings only).
+    fn agent_command(&self, node: &NodeSpec, token: &Path, bootstrap: &Path) -> Command {
+        let mut command = Command::new(&node.trellis);
+        command
+            .arg("agent")
+            .args(node.node_flags())
+            .arg("--ca-token-file")
+            .arg(token)
+            .arg("--sds-socket")
+            .arg(node.dir.join("sds.sock"))
+            .arg("--bootstrap-out")
+            .arg(bootstrap)
+            .arg("--envoy")
+            .arg(&self.binary)
+            .args(["--", "--concurrency", "1", "--disable-hot-restart"])
+            .args(["-l", "warning"])
+            .env("TRELLIS_LOG", "info");
+        command
     }
 }
 

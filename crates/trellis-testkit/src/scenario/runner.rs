@@ -179,6 +179,8 @@ impl Runner<'_> {
                 free_port(Ipv4Addr::LOCALHOST.into()),
             ),
             dir: dir.path().to_path_buf(),
+            router: false,
+            ca_token: None,
         };
         let mut data_plane = self
             .data_plane

@@ -110,7 +110,7 @@ fn a_new_workload_entry_changes_only_the_endpoints_of_its_service() {
 
     let proxy = client();
     let current = full(&before, &proxy);
-    let Plan::Endpoints(next) = plan(&after, &proxy, &current, &scope) else {
+    let Plan::Endpoints(next) = plan(&after, &proxy, &current, &scope, &Pool::default()) else {
         panic!("expected an endpoints-only plan");
     };
     // Exactly what full translation gives, with the other types shared, not rebuilt.
@@ -164,7 +164,7 @@ fn an_endpoint_change_sends_only_the_affected_load_assignments() {
         &after,
         &[change(Kind::WorkloadEntry, "reviews-v2")],
     );
-    let Plan::Endpoints(next) = plan(&after, &proxy, &current, &scope) else {
+    let Plan::Endpoints(next) = plan(&after, &proxy, &current, &scope, &Pool::default()) else {
         panic!("expected an endpoints-only plan");
     };
     let sent = delta.on_push(next.clone());
@@ -213,7 +213,10 @@ fn proxies_that_use_none_of_the_changed_endpoints_are_skipped() {
         .map(|(n, r)| (n.clone(), r.clone()))
         .collect();
     current = current.with_endpoints(kept);
-    assert_eq!(plan(&after, &proxy, &Arc::new(current), &scope), Plan::Skip);
+    assert_eq!(
+        plan(&after, &proxy, &Arc::new(current), &scope, &Pool::default()),
+        Plan::Skip
+    );
 }
 
 #[test]
@@ -228,7 +231,7 @@ fn a_proxy_whose_own_endpoint_changed_is_translated_fully() {
     let proxy = ProxyNode::from_parts(&id, &BTreeMap::new(), BTreeMap::new()).unwrap();
     let current = full(&before, &proxy);
     assert!(matches!(
-        plan(&after, &proxy, &current, &scope),
+        plan(&after, &proxy, &current, &scope, &Pool::default()),
         Plan::Full(_)
     ));
 }
@@ -248,9 +251,12 @@ fn config_changes_are_full_and_namespaced_sidecars_skip_other_namespaces() {
     let id = ProxyNode::node_id(ProxyKind::Sidecar, "127.0.0.3", "other", "other");
     let other = ProxyNode::from_parts(&id, &BTreeMap::new(), BTreeMap::new()).unwrap();
     let current = full(&before, &other);
-    assert_eq!(plan(&after, &other, &current, &scope), Plan::Skip);
+    assert_eq!(
+        plan(&after, &other, &current, &scope, &Pool::default()),
+        Plan::Skip
+    );
     assert!(matches!(
-        plan(&after, &client(), &current, &scope),
+        plan(&after, &client(), &current, &scope, &Pool::default()),
         Plan::Full(_)
     ));
     // A Sidecar in the root namespace is the default of every namespace.

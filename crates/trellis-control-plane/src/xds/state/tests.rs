@@ -7,6 +7,7 @@ use envoy_types::pb::google::rpc::Status;
 
 use super::*;
 use crate::translate::Resources;
+use crate::xds::resources::{Cached, XdsResource};
 
 /// Clusters `names`, each with a load assignment of `endpoints` localities.
 fn resources(names: &[&str], endpoints: usize) -> Arc<ProxyResources> {
@@ -31,6 +32,7 @@ fn resources(names: &[&str], endpoints: usize) -> Arc<ProxyResources> {
             ..Default::default()
         }],
         routes: vec![],
+        name_table: None,
     }))
 }
 
@@ -187,7 +189,10 @@ fn sotw_endpoint_push_carries_only_changed_assignments() {
         endpoints: vec![LocalityLbEndpoints::default(); 3],
         ..Default::default()
     };
-    endpoints.insert("b".into(), Arc::new(XdsResource::Endpoint(changed)));
+    endpoints.insert(
+        "b".into(),
+        Arc::new(Cached::new(XdsResource::Endpoint(changed))),
+    );
     let next = s.resources.with_endpoints(endpoints);
     let r = only(s.on_push(Arc::new(next)));
     assert_eq!(r.type_url, XdsType::Endpoint.url());
@@ -250,7 +255,7 @@ fn delta_changed_cluster_resends_its_endpoints_only() {
     let mut changed = (*resources(&["a", "b"], 1)).clone();
     let mut res = Resources::default();
     for r in changed.of_type(XdsType::Cluster).values() {
-        if let XdsResource::Cluster(c) = r.as_ref() {
+        if let XdsResource::Cluster(c) = &***r {
             let mut c = c.clone();
             if c.name == "a" {
                 c.alt_stat_name = "changed".into();
@@ -259,7 +264,7 @@ fn delta_changed_cluster_resends_its_endpoints_only() {
         }
     }
     for r in changed.of_type(XdsType::Endpoint).values() {
-        if let XdsResource::Endpoint(e) = r.as_ref() {
+        if let XdsResource::Endpoint(e) = &***r {
             res.endpoints.push(e.clone());
         }
     }
@@ -304,7 +309,7 @@ fn delta_nack_is_recorded_and_content_not_resent() {
 #[test]
 fn delta_reconnect_skips_what_the_proxy_already_has() {
     let current = resources(&["a", "b"], 1);
-    let version_a = current.of_type(XdsType::Cluster)["a"].version();
+    let version_a = current.of_type(XdsType::Cluster)["a"].version().to_string();
     let mut d = Delta::new(current);
     let mut req = delta_request(XdsType::Cluster, &[], "");
     req.initial_resource_versions.insert("a".into(), version_a);

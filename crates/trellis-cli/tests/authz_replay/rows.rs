@@ -1,0 +1,735 @@
+//! The corpus as worlds: Istio's authz integration rows with their policy templates, and
+//! the security docs tasks' observations with the snippets in force at each step.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use trellis_testkit::corpus::{corpus_dir, in_namespace};
+
+/// The namespace of the integration tests' server `b` and of their policies.
+pub const NS: &str = "foo";
+pub const HTTP: u16 = 8000;
+pub const HTTP2: u16 = 8001;
+pub const GRPC: u16 = 8002;
+pub const TCP_PORTS: [u16; 3] = [9000, 9001, 9002];
+/// Stands for the loopback JWKS server's URL in a world's config.
+pub const JWKS_URI: &str = "JWKS_URI";
+/// Stands for the port the ingress gateway listens on in a world's config.
+pub const GATEWAY_PORT: &str = "GATEWAY_PORT";
+/// Istio's root namespace, where mesh-wide policies live.
+const ROOT_NAMESPACE: &str = "istio-system";
+/// Istio's security tests trust one proxy in front of the ingress gateway, so `remote.ip`
+/// and `remoteIpBlocks` come from `X-Forwarded-For`.
+const TRUSTED_PROXY_MESH: &str = "defaultConfig:\n  gatewayTopology:\n    numTrustedProxies: 1\n";
+/// What Istio's echo client calls on a gRPC port when a row names no path.
+const GRPC_ECHO: &str = "/proto.EchoTestService/Echo";
+
+/// What a row expects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    /// Istio's integration tests: allowed (the app answers) or denied (401/403).
+    Allow(bool),
+    /// An HTTP status; 0 is curl's `000`: no answer (connection reset).
+    Status(u16),
+    /// `connection succeeded` / `connection rejected`.
+    Tcp(bool),
+}
+
+/// One request of a row (a row may try several ports) to the world's server `to`.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub to: usize,
+    /// The `Host` header when not the server's `app.namespace:port`.
+    pub host: Option<String>,
+    pub port: u16,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub tcp: bool,
+}
+
+impl Probe {
+    /// A GET of `path` on `port` of the world's first server.
+    pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Probe {
+        Probe {
+            to: 0,
+            host: None,
+            port,
+            method: "GET".into(),
+            path: path.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            tcp: false,
+        }
+    }
+}
+
+/// A row judged once: sent from the world's client `from` (through its sidecar), or
+/// straight to the server's sidecar when `None`. A corpus row run from several clients
+/// appears once per client under the same name, and agrees when all of them do.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub name: String,
+    pub from: Option<usize>,
+    pub probes: Vec<Probe>,
+    pub expect: Expect,
+}
+
+/// A sidecar'd workload: `app` in `namespace`, with service account `app` (as Istio's
+/// echo deployments have).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub namespace: String,
+    pub app: String,
+}
+
+impl Workload {
+    pub fn new(namespace: &str, app: &str) -> Workload {
+        Workload {
+            namespace: namespace.into(),
+            app: app.into(),
+        }
+    }
+
+    /// Istio's `SpiffeIdentity()` of an echo app, as policies write principals.
+    fn principal(&self) -> String {
+        format!("cluster.local/ns/{}/sa/{}", self.namespace, self.app)
+    }
+
+    /// `app.namespace.svc.cluster.local`.
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}.svc.cluster.local", self.app, self.namespace)
+    }
+}
+
+/// A policy state and the rows judged under it.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub name: String,
+    /// The workloads requests go to (each with its sidecar and a Service when the world
+    /// has clients).
+    pub servers: Vec<Workload>,
+    /// Client workloads with sidecars and identities of their own; when there are any,
+    /// every sidecar of the world gets a certificate from the control plane's CA.
+    pub clients: Vec<Workload>,
+    pub config: String,
+    /// The JWKS the loopback key server serves (`JWKS_URI` in `config` points at it).
+    pub jwks: Option<String>,
+    /// A token valid for the state's keys: once it is not refused with 401, the fetched
+    /// keys are in force.
+    pub probe_token: Option<String>,
+    /// Requests go through an ingress gateway (in front of the servers' sidecars).
+    pub gateway: bool,
+    /// The MeshConfig, if not Istio's defaults.
+    pub mesh_config: Option<&'static str>,
+    pub rows: Vec<Row>,
+}
+
+/// Corpus rows that cannot be replayed here, by reason.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Need Istio's egress gateway (and hosts outside the mesh).
+    pub gateway: usize,
+    /// CUSTOM action with an external authorizer (rejected, unsupported).
+    pub custom: usize,
+    /// `source.ip` of two clients: loopback sidecars all connect from 127.0.0.1.
+    pub source_ip: usize,
+}
+
+/// Where the world's workloads listen: servers at `.10+i`, clients at `.20+j` of the
+/// lease's /24.
+pub trait Addresses {
+    fn server_ip(&self, i: usize) -> IpAddr;
+    fn client_ip(&self, j: usize) -> IpAddr;
+}
+
+pub fn tokens() -> BTreeMap<String, String> {
+    let text = read(corpus_dir().join("jwt/tokens.jsonl"));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["token"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Istio's integration rows.
+
+/// The allowed and the denied client of a world with peer identities, and their addresses.
+struct Peers<'a> {
+    allowed: (&'a Workload, IpAddr),
+    denied: (&'a Workload, IpAddr),
+}
+
+/// Fills in the template variables this harness can give a value; documents left with
+/// any other variable (gateways; peers in worlds without clients) are dropped.
+fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
+    let port = |name: &str| match name {
+        "http" => HTTP,
+        "http2" => HTTP2,
+        "grpc" => GRPC,
+        _ => TCP_PORTS[0],
+    };
+    let mut text = template.to_string();
+    for name in ["http", "http2", "grpc", "tcp"] {
+        for form in [
+            format!("{{{{ (.To.PortForName `{name}`).WorkloadPort }}}}"),
+            format!("{{{{ ( .To.PortForName `{name}` ).WorkloadPort }}}}"),
+            format!("{{{{ (.To.PortForName \"{name}\").WorkloadPort }}}}"),
+        ] {
+            text = text.replace(&form, &port(name).to_string());
+        }
+    }
+    let to = Workload::new(NS, "b");
+    text = text
+        .replace("{{ .To.ServiceName }}", &to.app)
+        .replace("{{ .To.NamespaceName }}", NS)
+        .replace("{{ .To.ClusterLocalFQDN }}", &to.fqdn())
+        .replace(
+            "{{ .To.MustWorkloads.Addresses | toJson }}",
+            &format!("[\"{server}\"]"),
+        )
+        .replace("{{ .JWTServer.JwksURI }}", JWKS_URI)
+        .replace("{{ .SystemNamespace.Name }}", ROOT_NAMESPACE)
+        .replace(
+            "{{.GatewayIstioLabel | default \"istio-ingressgateway\"}}",
+            "istio-ingressgateway",
+        )
+        .replace(
+            "{{.GatewayIstioLabel | default \"ingressgateway\"}}",
+            "ingressgateway",
+        )
+        .replace(
+            "{{ (.To.PortForName \"http\").ServicePort }}",
+            &HTTP.to_string(),
+        )
+        .replace("number: 80\n", &format!("number: {GATEWAY_PORT}\n"));
+    if let Some(peers) = peers {
+        for (role, (workload, ip)) in [("Allowed", peers.allowed), ("Denied", peers.denied)] {
+            text = text
+                .replace(
+                    &format!("{{{{ .{role}.SpiffeIdentity }}}}"),
+                    &workload.principal(),
+                )
+                .replace(
+                    &format!("{{{{ .{role}.NamespacedName }}}}"),
+                    &format!("{}/{}", workload.namespace, workload.app),
+                )
+                .replace(
+                    &format!("{{{{ .{role}.NamespaceName }}}}"),
+                    &workload.namespace,
+                )
+                .replace(
+                    &format!("{{{{ .{role}.MustWorkloads.Addresses | toJson }}}}"),
+                    &format!("[\"{ip}\"]"),
+                );
+        }
+    }
+    text.split("\n---")
+        .filter(|doc| !doc.contains("{{") && doc.contains("kind:"))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// A template rendered and placed in its namespace: `deny-global` is a mesh-wide policy
+/// in the root namespace whose ports are Istio's echo workload ports for http and http2
+/// (18080, 18085), which are this harness's `HTTP` and `HTTP2`.
+fn policy(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
+    let text = read(corpus_dir().join("istio").join(template));
+    if template.ends_with("deny-global.yaml.tmpl") {
+        let text = text
+            .replace("\"18080\"", &format!("\"{HTTP}\""))
+            .replace("\"18085\"", &format!("\"{HTTP2}\""));
+        return in_namespace(&render(&text, server, peers), ROOT_NAMESPACE);
+    }
+    in_namespace(&render(&text, server, peers), NS)
+}
+
+/// The ports of `[]echo.Port{ports.HTTP, ports.HTTP2}`.
+fn echo_ports(expr: &str) -> Vec<(u16, bool)> {
+    let mut out = Vec::new();
+    for p in expr.split(['{', '}', ',']).map(str::trim) {
+        match p {
+            "ports.HTTP" => out.push((HTTP, false)),
+            "ports.HTTP2" => out.push((HTTP2, false)),
+            "ports.GRPC" => out.push((GRPC, false)),
+            "ports.TCP" => out.push((TCP_PORTS[0], true)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `headers.New().With("x-foo", "foo").Build()` → `[(x-foo, foo)]`.
+fn go_headers(expr: &str) -> Vec<(String, String)> {
+    expr.split(".With(")
+        .skip(1)
+        .filter_map(|part| {
+            let quoted: Vec<&str> = part.split('"').collect();
+            Some((quoted.get(1)?.to_string(), quoted.get(3)?.to_string()))
+        })
+        .collect()
+}
+
+/// `host("deny.%s.com")` or `fmt.Sprintf("allow.%s.com", to.Config().Service)` →
+/// `deny.b.com`: the first quoted format, with the service `b`.
+fn go_host(expr: &str) -> Option<String> {
+    let format = expr.split('"').nth(1)?;
+    Some(format.replace("%s", "b"))
+}
+
+/// Whether a case needs a peer identity: the tests of sources, and the `when` keys on the
+/// source's identity or the connection's SNI.
+fn needs_identity(test: &str, path: &str) -> bool {
+    [
+        "TestAuthz_Principal",
+        "TestAuthz_ServiceAccount",
+        "TestAuthz_TrustDomain",
+        "TestAuthz_DenyPrincipal",
+        "TestAuthz_Namespace",
+        "TestAuthz_DenyNamespace",
+    ]
+    .contains(&test)
+        || path.starts_with("/source-")
+        || path.starts_with("/connection-sni")
+}
+
+/// The clients of the worlds with peer identities: Istio's `apps.Ns1.A` (allowed) and
+/// `apps.Ns2.A` (denied).
+fn integration_clients() -> Vec<Workload> {
+    vec![Workload::new("ns1", "a"), Workload::new("ns2", "a")]
+}
+
+/// The requests of an integration case, one per port: Istio's echo call (`POST` of the
+/// Echo method) on the gRPC port when the case names no path.
+fn integration_probes(
+    request: &Value,
+    path: Option<&str>,
+    tokens: &BTreeMap<String, String>,
+) -> Vec<Probe> {
+    let ports = request["ports"]["go_expr"]
+        .as_str()
+        .map(echo_ports)
+        .unwrap_or_else(|| vec![(HTTP, false)]);
+    let mut headers = request["headers"]["go_expr"]
+        .as_str()
+        .map(go_headers)
+        .unwrap_or_default();
+    if let Some(name) = request["jwt"]["go_expr"]
+        .as_str()
+        .and_then(|e| e.strip_prefix("jwt."))
+    {
+        headers.push(("authorization".into(), format!("Bearer {}", tokens[name])));
+    }
+    let method = request["method"].as_str().unwrap_or("GET");
+    ports
+        .into_iter()
+        .map(|(port, tcp)| {
+            let grpc_call = port == GRPC && path.is_none();
+            Probe {
+                to: 0,
+                host: None,
+                port,
+                method: if grpc_call { "POST" } else { method }.into(),
+                path: match grpc_call {
+                    true => GRPC_ECHO.into(),
+                    false => path.unwrap_or("/").into(),
+                },
+                headers: headers.clone(),
+                tcp,
+            }
+        })
+        .collect()
+}
+
+pub fn integration_worlds(
+    at: &dyn Addresses,
+    tokens: &BTreeMap<String, String>,
+    pending: &mut Pending,
+) -> Vec<World> {
+    let text = read(corpus_dir().join("authz/integration_authz_request_cases.jsonl"));
+    let clients = integration_clients();
+    let peers = Peers {
+        allowed: (&clients[0], at.client_ip(0)),
+        denied: (&clients[1], at.client_ip(1)),
+    };
+    let mut worlds: BTreeMap<String, World> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).unwrap();
+        let test = case["test"].as_str().unwrap().to_string();
+        let request = &case["request"];
+        if test == "TestAuthz_EgressGateway" {
+            pending.gateway += 1;
+            continue;
+        }
+        let gateway = ["TestAuthz_NotHost", "TestAuthz_IngressGateway"].contains(&test.as_str());
+        if test == "TestAuthz_CustomServer" {
+            pending.custom += 1;
+            continue;
+        }
+        let path = request["path"].as_str().map(str::to_string);
+        let identity = needs_identity(&test, path.as_deref().unwrap_or("/"));
+        if path.as_deref().is_some_and(|p| p.starts_with("/source-ip")) {
+            pending.source_ip += 1;
+            continue;
+        }
+        let key = match identity {
+            true => format!("{test} (peer identities)"),
+            false => test.clone(),
+        };
+        let world = worlds.entry(key.clone()).or_insert_with(|| {
+            let config: Vec<String> = case["policy_templates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .filter(|t| identity || !t.ends_with("mtls.yaml.tmpl"))
+                .map(|t| policy(t, at.server_ip(0), identity.then_some(&peers)))
+                .collect();
+            let jwt = test == "TestAuthz_JWT";
+            World {
+                name: key.clone(),
+                servers: vec![Workload::new(NS, "b")],
+                clients: if identity {
+                    clients.clone()
+                } else {
+                    Vec::new()
+                },
+                config: config.join("\n---\n"),
+                jwks: jwt.then(|| read(corpus_dir().join("istio/tests/common/jwt/jwks.json"))),
+                probe_token: jwt.then(|| tokens["TokenIssuer1"].clone()),
+                gateway,
+                mesh_config: gateway.then_some(TRUSTED_PROXY_MESH),
+                rows: Vec::new(),
+            }
+        });
+        let line_no = case["source"]["line"].as_u64().unwrap_or(0);
+        let method = request["method"].as_str().unwrap_or("GET");
+        let shown_path = path.as_deref().unwrap_or("/");
+        let name = format!("{test}:{line_no} {method} {shown_path}");
+        let mut probes = integration_probes(request, path.as_deref(), tokens);
+        if let Some(host) = request["host"]["go_expr"].as_str().and_then(go_host) {
+            for probe in &mut probes {
+                probe.host = Some(host.clone());
+            }
+        }
+        if let Some(ip) = request["ip"].as_str() {
+            for probe in &mut probes {
+                probe.headers.push(("x-forwarded-for".into(), ip.into()));
+            }
+        }
+        // `allow := from == allowed` (or `!= denied`: the same with these two clients).
+        let literal = case["allow"].as_bool();
+        let froms: Vec<Option<usize>> = match identity {
+            true => (0..world.clients.len()).map(Some).collect(),
+            false => vec![None],
+        };
+        for from in froms {
+            let allow = literal.unwrap_or(from == Some(0));
+            world.rows.push(Row {
+                name: name.clone(),
+                from,
+                probes: probes.clone(),
+                expect: Expect::Allow(allow),
+            });
+        }
+    }
+    worlds.into_values().collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The docs tasks' observations.
+
+/// `snip_<section>_<n>` → (section, n).
+fn snip_key(snip: &str) -> (String, u32) {
+    let (section, n) = snip.rsplit_once('_').unwrap_or((snip, "0"));
+    (section.to_string(), n.parse().unwrap_or(0))
+}
+
+/// The documents of a task file with their snip names.
+fn snip_documents(text: &str) -> Vec<(String, String)> {
+    text.split("\n---")
+        .filter_map(|doc| {
+            let snip = doc
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("# snip_"))?
+                .split_whitespace()
+                .next()?;
+            Some((format!("snip_{snip}"), doc.to_string()))
+        })
+        .collect()
+}
+
+/// `kind` and `metadata.name` of a document, to let a later snippet replace it.
+fn identity(doc: &str) -> (String, String) {
+    let field = |key: &str| {
+        doc.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    (field("kind:"), field("name:"))
+}
+
+/// The task's snippets in force before the observation's snip (the order of sections is
+/// the order in which the observations name them).
+fn in_force(observations: &str, task: &str, snip: &str, file: &str) -> String {
+    let (section, n) = snip_key(snip);
+    let sections: Vec<String> = observations
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|o| o["task"] == task)
+        .map(|o| snip_key(o["snip"].as_str().unwrap_or("")).0)
+        .fold(Vec::new(), |mut acc, s| {
+            if !acc.contains(&s) {
+                acc.push(s);
+            }
+            acc
+        });
+    let order = |s: &str| sections.iter().position(|x| x == s).unwrap_or(usize::MAX);
+    let mut documents: Vec<((String, String), String)> = Vec::new();
+    let text = read(corpus_dir().join("istio-docs-tasks").join(file));
+    for (snip, doc) in snip_documents(&text) {
+        let (s, m) = snip_key(&snip);
+        if (order(&s), m) < (order(&section), n) {
+            let id = identity(&doc);
+            documents.retain(|(other, _)| *other != id);
+            documents.push((id, doc));
+        }
+    }
+    documents
+        .iter()
+        .map(|(_, d)| d.as_str())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// `name.namespace` (`sleep.foo`, `httpbin.bar:8000`) → the workload, `foo` when bare.
+fn workload_of(dotted: &str) -> Workload {
+    let host = dotted.split(':').next().unwrap_or(dotted);
+    let mut parts = host.split('.');
+    let app = parts.next().unwrap_or(host);
+    Workload::new(parts.next().unwrap_or(NS), app)
+}
+
+/// A docs request: the probe, and its client when it comes from a sidecar'd workload of
+/// the world.
+fn docs_probe(request: &Value, servers: &[Workload], tokens: &BTreeMap<String, String>) -> Probe {
+    if let Some(target) = request["tcp"].as_str() {
+        let port = target.rsplit(':').next().unwrap().parse().unwrap();
+        return Probe {
+            to: 0,
+            host: None,
+            port,
+            method: String::new(),
+            path: String::new(),
+            headers: Vec::new(),
+            tcp: true,
+        };
+    }
+    let url = request["url"].as_str().unwrap();
+    let rest = url.trim_start_matches("http://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let port = authority
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(80);
+    let headers = request["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| {
+                    let mut value = v.as_str().unwrap().to_string();
+                    for (name, token) in tokens {
+                        value = value.replace(&format!("<{name}>"), token);
+                    }
+                    (k.clone(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let target = workload_of(authority);
+    Probe {
+        to: servers.iter().position(|s| *s == target).unwrap_or(0),
+        host: None,
+        port,
+        method: request["method"].as_str().unwrap_or("GET").to_string(),
+        path: path.to_string(),
+        headers,
+        tcp: false,
+    }
+}
+
+pub fn docs_worlds(tokens: &BTreeMap<String, String>) -> Vec<World> {
+    let corpus = corpus_dir().join("istio-docs-tasks");
+    let observations = read(corpus.join("expected_observations.jsonl"));
+    let mut worlds: Vec<World> = Vec::new();
+    for line in observations.lines().filter(|l| !l.trim().is_empty()) {
+        let obs: Value = serde_json::from_str(line).unwrap();
+        let task = obs["task"].as_str().unwrap();
+        let snip = obs["snip"].as_str().unwrap();
+        // mtls-migration: httpbin and sleep (sidecars) in foo and bar; sleep.legacy has
+        // no sidecar (a plain request straight to the server's port).
+        let (servers, clients) = match task {
+            "authz-jwt" | "authz-deny" => (vec![Workload::new(NS, "httpbin")], vec![]),
+            "authz-tcp" => (vec![Workload::new(NS, "tcp-echo")], vec![]),
+            "mtls-migration" => (
+                vec![
+                    Workload::new("foo", "httpbin"),
+                    Workload::new("bar", "httpbin"),
+                ],
+                vec![Workload::new("foo", "sleep"), Workload::new("bar", "sleep")],
+            ),
+            "authz-ingress" => {
+                worlds.extend(ingress_worlds(&obs));
+                continue;
+            }
+            _ => continue,
+        };
+        let config = in_force(&observations, task, snip, &format!("{task}.yaml"));
+        let jwt = config.contains("jwksUri");
+        let config = config.replace(
+            "https://raw.githubusercontent.com/istio/istio/release-1.8/security/tools/jwt/samples/jwks.json",
+            JWKS_URI,
+        );
+        let name = format!("{task} {snip}");
+        let index = match worlds
+            .iter()
+            .position(|w| w.config == config && w.servers == servers)
+        {
+            Some(i) => i,
+            None => {
+                worlds.push(World {
+                    name,
+                    servers: servers.clone(),
+                    clients: clients.clone(),
+                    config,
+                    jwks: jwt.then(|| {
+                        read(corpus_dir().join("istio/security/tools/jwt/samples/jwks.json"))
+                    }),
+                    probe_token: jwt.then(|| tokens["demo.jwt"].clone()),
+                    gateway: false,
+                    mesh_config: None,
+                    rows: Vec::new(),
+                });
+                worlds.len() - 1
+            }
+        };
+        let request = &obs["request"];
+        let from = request["from"]
+            .as_str()
+            .and_then(|f| clients.iter().position(|c| *c == workload_of(f)));
+        let expect = match &obs["expected"] {
+            Value::Number(n) => Expect::Status(n.as_u64().unwrap() as u16),
+            Value::String(s) if s.starts_with("000") => Expect::Status(0),
+            Value::String(s) => Expect::Tcp(s == "connection succeeded"),
+            other => panic!("unknown expectation {other}"),
+        };
+        let from_name = request["from"].as_str().unwrap_or("");
+        let row_name = match task {
+            "mtls-migration" => format!("{task} {snip} {from_name} → {}", docs_target(request)),
+            _ => format!("{task} {snip}"),
+        };
+        let world = &mut worlds[index];
+        world.rows.push(Row {
+            name: row_name,
+            from,
+            probes: vec![docs_probe(request, &world.servers, tokens)],
+            expect,
+        });
+    }
+    worlds
+}
+
+/// The URL or TCP target of a docs request, for row names.
+fn docs_target(request: &Value) -> &str {
+    request["url"]
+        .as_str()
+        .or(request["tcp"].as_str())
+        .unwrap_or("")
+}
+
+/// The docs' ingress gateway: every host routed to `httpbin.foo:8000`.
+fn docs_gateway() -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: httpbin-gateway, namespace: {NS}}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {GATEWAY_PORT}, name: http, protocol: HTTP}}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: httpbin, namespace: {NS}}}
+spec:
+  hosts: [\"*\"]
+  gateways: [httpbin-gateway]
+  http:
+  - route:
+    - destination: {{host: httpbin, port: {{number: {HTTP}}}}}
+"
+    )
+}
+
+/// The docs' ingress IP rows: the snippets of a step are alternatives (`ipBlocks` or
+/// `remoteIpBlocks`, root-namespace or gateway-namespace policy), each its own world; a
+/// row agrees only when every alternative does. The client is 127.0.0.1.
+fn ingress_worlds(obs: &Value) -> Vec<World> {
+    let corpus = corpus_dir().join("istio-docs-tasks");
+    let (_, n) = snip_key(obs["snip"].as_str().unwrap());
+    let step = match n {
+        5 => 1..=4,
+        14 => 10..=13,
+        19 => 15..=18,
+        _ => 0..=0,
+    };
+    let documents = snip_documents(&read(corpus.join("authz-ingress-ip.yaml")));
+    let mut configs: Vec<String> = documents
+        .iter()
+        .filter(|(snip, _)| step.contains(&snip_key(snip).1))
+        .map(|(_, doc)| doc.replace("$CLIENT_IP", "127.0.0.1"))
+        .collect();
+    if configs.is_empty() {
+        configs.push(String::new());
+    }
+    let configs = configs
+        .into_iter()
+        .map(|c| format!("{}---\n{c}", docs_gateway()));
+    let name = format!("authz-ingress {}", obs["snip"].as_str().unwrap());
+    configs
+        .enumerate()
+        .map(|(i, config)| World {
+            name: format!("{name} #{i}"),
+            servers: vec![Workload::new(NS, "httpbin")],
+            clients: Vec::new(),
+            config,
+            jwks: None,
+            probe_token: None,
+            gateway: true,
+            mesh_config: None,
+            rows: vec![Row {
+                name: name.clone(),
+                from: None,
+                probes: vec![Probe::get(0, "/headers", &[])],
+                expect: Expect::Status(obs["expected"].as_u64().unwrap() as u16),
+            }],
+        })
+        .collect()
+}
