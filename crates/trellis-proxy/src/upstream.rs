@@ -61,7 +61,8 @@ pub struct ClusterRuntime {
     pub settings: PoolSettings,
     pub client: Client<Connector, Body>,
     /// The TLS context of the cluster, for TCP proxy connections (HTTP goes through
-    /// `client`, whose connector holds it too).
+    /// `client`, whose connector holds it with the ALPN of HTTP requests:
+    /// [`crate::tls::config::UpstreamTls::for_http`]).
     pub tls: Option<std::sync::Arc<ClientContext>>,
     pub secrets: Secrets,
     pub next: AtomicUsize,
@@ -166,6 +167,10 @@ impl ClusterRuntime {
             .tls
             .clone()
             .map(|spec| std::sync::Arc::new(ClientContext::new(spec)));
+        let http_tls = settings
+            .tls
+            .as_ref()
+            .map(|spec| std::sync::Arc::new(ClientContext::new(spec.for_http(settings.http2))));
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
@@ -185,7 +190,7 @@ impl ClusterRuntime {
         }
         ClusterRuntime {
             settings,
-            client: builder.build(Connector::new(connector, tls.clone(), secrets.clone())),
+            client: builder.build(Connector::new(connector, http_tls, secrets.clone())),
             tls,
             secrets: secrets.clone(),
             next: AtomicUsize::new(0),

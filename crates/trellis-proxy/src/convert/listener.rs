@@ -204,14 +204,21 @@ fn filter_chain(c: &FilterChain, p: &str) -> Result<config::FilterChain> {
         use_proxy_proto,
         metadata: _,
         transport_socket,
-        transport_socket_connect_timeout: _,
+        transport_socket_connect_timeout,
         name,
     } = c;
     reject!(p; use_proxy_proto);
+    let handshake_timeout = crate::tls::server::handshake_timeout(
+        transport_socket_connect_timeout.as_ref().map(duration),
+    );
     let tls = match transport_socket {
         None => None,
-        Some(ts) => super::tls::downstream(ts, &format!("{p}.transport_socket"))?
-            .map(|spec| Arc::new(crate::tls::server::ServerContext::new(spec))),
+        Some(ts) => super::tls::downstream(ts, &format!("{p}.transport_socket"))?.map(|spec| {
+            Arc::new(crate::tls::server::ServerContext::new(
+                spec,
+                handshake_timeout,
+            ))
+        }),
     };
     let matcher = match filter_chain_match {
         None => ChainMatch::default(),

@@ -423,6 +423,65 @@ mod tests {
         );
     }
 
+    /// A chain's `transport_socket_connect_timeout` bounds its handshakes: unset gives the
+    /// default, zero none.
+    #[test]
+    fn the_chains_connect_timeout_bounds_its_handshakes() {
+        use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+        use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+        use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+        use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+        use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+        use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
+        use envoy_types::pb::google::protobuf::Duration as PbDuration;
+        use std::time::Duration;
+
+        let timeout_of = |configured: Option<PbDuration>| {
+            let tcp = TcpProxy {
+                stat_prefix: "t".into(),
+                cluster_specifier: Some(ClusterSpecifier::Cluster("c".into())),
+                ..Default::default()
+            };
+            let l = Listener {
+                name: "l".into(),
+                address: Some(Address {
+                    address: Some(AddressKind::SocketAddress(SocketAddress {
+                        address: "127.0.0.1".into(),
+                        port_specifier: Some(PortSpecifier::PortValue(9080)),
+                        ..Default::default()
+                    })),
+                }),
+                filter_chains: vec![FilterChain {
+                    filters: vec![Filter {
+                        name: "envoy.filters.network.tcp_proxy".into(),
+                        config_type: Some(
+                            envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(
+                                pack_any(tcp),
+                            ),
+                        ),
+                    }],
+                    transport_socket: Some(socket(DownstreamTlsContext {
+                        common_tls_context: Some(mesh_common(&["istio"], &[])),
+                        require_client_certificate: Some(BoolValue { value: true }),
+                        ..Default::default()
+                    })),
+                    transport_socket_connect_timeout: configured,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let converted = crate::convert::listener::listener(&l).unwrap();
+            converted.chains[0].tls.as_ref().unwrap().handshake_timeout
+        };
+        let secs = |seconds| PbDuration { seconds, nanos: 0 };
+        assert_eq!(
+            timeout_of(None),
+            Some(crate::tls::server::DEFAULT_HANDSHAKE_TIMEOUT)
+        );
+        assert_eq!(timeout_of(Some(secs(2))), Some(Duration::from_secs(2)));
+        assert_eq!(timeout_of(Some(secs(0))), None);
+    }
+
     #[test]
     fn raw_buffer_is_plain_text() {
         let ts = TransportSocket {

@@ -21,6 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::config::UpstreamTls;
+use super::failures::{FailureLog, io_reason, log_failure};
 use super::secrets::{Cached, Identity, Secrets};
 use super::verify::{ServerVerifier, root_store, sans};
 use super::{TlsError, alpn, provider, versions};
@@ -29,6 +30,8 @@ use super::{TlsError, alpn, provider, versions};
 #[derive(Debug)]
 pub struct ClientContext {
     pub spec: Arc<UpstreamTls>,
+    /// Its failed handshakes, for the log.
+    failures: FailureLog,
     cache: Cached<ClientConfig>,
 }
 
@@ -36,6 +39,7 @@ impl ClientContext {
     pub fn new(spec: Arc<UpstreamTls>) -> ClientContext {
         ClientContext {
             spec,
+            failures: FailureLog::default(),
             cache: Cached::default(),
         }
     }
@@ -86,7 +90,9 @@ where
         .connect(ctx.server_name(address), io)
         .await
         .inspect_err(|e| {
-            tracing::warn!(upstream = %address, sni = %ctx.spec.sni, error = %e, "upstream TLS handshake failed");
+            let level = ctx.failures.level(&io_reason(e), std::time::Instant::now());
+            log_failure!(level, "upstream TLS handshake failed";
+                upstream = %address, sni = %ctx.spec.sni, error = %e);
         })?;
     let principal = stream
         .get_ref()

@@ -4,9 +4,10 @@
 //! required). Certificates are never here: contexts name the workload identity (SDS
 //! `default`) and the mesh roots (`ROOTCA`), which [`super::secrets`] holds. Also the pure
 //! decisions over these: which ALPN a server answers, whether a peer's SANs pass, which
-//! transport socket an endpoint gets.
+//! transport socket an endpoint gets, which ALPN an HTTP request's connection offers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::StringMatch;
 use crate::routing::string_matches;
@@ -64,6 +65,33 @@ pub struct UpstreamTls {
     pub sni: String,
 }
 
+/// The ALPN of Istio's mesh mTLS clusters (`h2` follows for HTTP/2 clusters).
+const ISTIO_MESH_ALPN: [&str; 2] = ["istio-peer-exchange", "istio"];
+
+impl UpstreamTls {
+    /// The context for the HTTP requests of the cluster, whose pool speaks HTTP/2 when
+    /// `http2`. Istio's sidecars replace the ALPN of their mesh mTLS clusters on HTTP
+    /// connections (its `istio.alpn` HTTP filter, on every outbound connection manager) with
+    /// `istio-h2, istio` or `istio-http/1.1, istio` after the upstream protocol, so that the
+    /// server picks its HTTP chain where the port's protocol is undeclared (it matches
+    /// `istio-http/1.0`, `istio-http/1.1`, `istio-h2`). Stock Envoy lacks that filter; the
+    /// Trellis proxy applies it to every context with Istio's mesh ALPN. Other contexts
+    /// (and the TCP proxy) keep theirs.
+    pub fn for_http(self: &Arc<Self>, http2: bool) -> Arc<UpstreamTls> {
+        let alpn = &self.common.alpn;
+        let mesh = alpn.len() >= ISTIO_MESH_ALPN.len()
+            && alpn.iter().zip(ISTIO_MESH_ALPN).all(|(a, b)| a == b)
+            && alpn[ISTIO_MESH_ALPN.len()..].iter().all(|a| a == "h2");
+        if !mesh {
+            return self.clone();
+        }
+        let first = if http2 { "istio-h2" } else { "istio-http/1.1" };
+        let mut spec = (**self).clone();
+        spec.common.alpn = vec![first.to_string(), "istio".to_string()];
+        Arc::new(spec)
+    }
+}
+
 /// A certificate's subject alternative names, as far as matching goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sans {
@@ -116,7 +144,7 @@ pub struct Transport {
     pub matches: Vec<SocketMatch>,
     /// The cluster's `transport_socket` is TLS.
     pub default_tls: bool,
-    pub tls: Option<std::sync::Arc<UpstreamTls>>,
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 impl Transport {
@@ -201,6 +229,41 @@ mod tests {
         assert!(!alpn_overlaps(&[], &[b"h2".to_vec()]));
     }
 
+    fn upstream(alpn: &[&str]) -> Arc<UpstreamTls> {
+        Arc::new(UpstreamTls {
+            common: CommonTls {
+                min: Version::Tls12,
+                max: Version::Tls13,
+                cipher_suites: vec![],
+                alpn: alpn.iter().map(|s| s.to_string()).collect(),
+                sans: vec![],
+            },
+            sni: "outbound_.9080_._.reviews.default.svc.cluster.local".into(),
+        })
+    }
+
+    #[test]
+    fn http_over_istio_mtls_offers_istios_http_alpn() {
+        let http_alpn = |alpn: &[&str], http2| upstream(alpn).for_http(http2).common.alpn.clone();
+        let mesh = ["istio-peer-exchange", "istio"];
+        assert_eq!(http_alpn(&mesh, false), ["istio-http/1.1", "istio"]);
+        assert_eq!(http_alpn(&mesh, true), ["istio-h2", "istio"]);
+        // HTTP/2 clusters: Istio adds h2 to the mesh ALPN.
+        let mesh_h2 = ["istio-peer-exchange", "istio", "h2"];
+        assert_eq!(http_alpn(&mesh_h2, true), ["istio-h2", "istio"]);
+        // Everything else keeps its own (DestinationRule SIMPLE/MUTUAL, other lists).
+        assert_eq!(http_alpn(&["h2", "http/1.1"], true), ["h2", "http/1.1"]);
+        assert_eq!(http_alpn(&["istio"], false), ["istio"]);
+        assert_eq!(
+            http_alpn(&["istio-peer-exchange", "istio", "foo"], false),
+            ["istio-peer-exchange", "istio", "foo"]
+        );
+        assert!(http_alpn(&[], false).is_empty());
+        // The rest of the context stays.
+        let spec = upstream(&mesh);
+        assert_eq!(spec.for_http(false).sni, spec.sni);
+    }
+
     fn istio_auto() -> Transport {
         Transport {
             matches: vec![
@@ -214,7 +277,7 @@ mod tests {
                 },
             ],
             default_tls: false,
-            tls: Some(std::sync::Arc::new(UpstreamTls {
+            tls: Some(Arc::new(UpstreamTls {
                 common: CommonTls {
                     min: Version::Tls12,
                     max: Version::Tls13,

@@ -1,11 +1,13 @@
 //! Mutual TLS, as Envoy's TLS transport socket does it for Istio: [`config`] is what a TLS
 //! context asks for (converted from xDS in [`crate::convert::tls`]), [`secrets`] the
 //! workload identity the contexts name (`default`, `ROOTCA`), [`verify`] the peer checks,
-//! [`server`] terminates TLS on a filter chain and [`client`] originates it to an upstream.
+//! [`server`] terminates TLS on a filter chain and [`client`] originates it to an upstream;
+//! [`failures`] keeps their failed handshakes from flooding the log.
 //! rustls with aws-lc-rs; key exchange X25519MLKEM768 first, then X25519 and P-256.
 
 pub mod client;
 pub mod config;
+pub mod failures;
 pub mod secrets;
 pub mod server;
 pub mod verify;

@@ -3,9 +3,13 @@
 //! the client's chain is verified against the mesh roots and the context's SAN matchers,
 //! and the verified peer's principal is returned with the decrypted stream. ALPN is
 //! answered only when client and context share a protocol (Envoy carries on without one,
-//! where rustls would fail), so a configuration is kept with and without ALPN.
+//! where rustls would fail), so a configuration is kept with and without ALPN. The whole
+//! handshake, from waiting for the ClientHello to the client's Finished, is bounded by the
+//! chain's [`ServerContext::handshake_timeout`], so a silent or stalled client cannot hold
+//! a connection open.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -13,6 +17,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::config::{DownstreamTls, Sans, alpn_overlaps};
+use super::failures::{FailureLog, io_reason};
 use super::secrets::{Cached, Identity, Secrets};
 use super::verify::{ClientVerifier, root_store, sans, sha256_hex, subject};
 use super::{TlsError, alpn, provider, versions};
@@ -21,13 +26,18 @@ use super::{TlsError, alpn, provider, versions};
 #[derive(Debug)]
 pub struct ServerContext {
     pub spec: DownstreamTls,
+    /// The chain's `transport_socket_connect_timeout`: how long a handshake may take;
+    /// `None`: unbounded (set to zero).
+    pub handshake_timeout: Option<Duration>,
+    /// Its failed handshakes, for the log.
+    pub failures: FailureLog,
     with_alpn: Cached<ServerConfig>,
     without_alpn: Cached<ServerConfig>,
 }
 
 impl PartialEq for ServerContext {
     fn eq(&self, other: &Self) -> bool {
-        self.spec == other.spec
+        self.spec == other.spec && self.handshake_timeout == other.handshake_timeout
     }
 }
 
@@ -59,12 +69,44 @@ pub enum HandshakeError {
     Config(#[from] TlsError),
     #[error("TLS handshake failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS handshake not completed within {0:?}")]
+    Timeout(Duration),
+}
+
+impl HandshakeError {
+    /// What went wrong, as [`FailureLog`] groups failures: the TLS error, the I/O error's
+    /// kind, `Timeout`, `NoIdentity`.
+    pub fn reason(&self) -> String {
+        match self {
+            HandshakeError::Config(TlsError::NoIdentity) => "NoIdentity".to_string(),
+            HandshakeError::Config(TlsError::Rustls(e)) => format!("{e:?}"),
+            HandshakeError::Io(e) => io_reason(e),
+            HandshakeError::Timeout(_) => "Timeout".to_string(),
+        }
+    }
+}
+
+/// The handshake bound of a chain whose `transport_socket_connect_timeout` is unset
+/// (Envoy sets none: its connection manager's idle timeout, an hour by default, ends a
+/// stalled handshake there). Mesh handshakes take milliseconds; this is the listener
+/// filters' default timeout, so that neither phase waits longer than the other.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The handshake bound from a chain's `transport_socket_connect_timeout`: unset gives
+/// [`DEFAULT_HANDSHAKE_TIMEOUT`], zero none (Envoy: "if present and nonzero").
+pub fn handshake_timeout(configured: Option<Duration>) -> Option<Duration> {
+    match configured {
+        None => Some(DEFAULT_HANDSHAKE_TIMEOUT),
+        Some(d) => Some(d).filter(|d| !d.is_zero()),
+    }
 }
 
 impl ServerContext {
-    pub fn new(spec: DownstreamTls) -> ServerContext {
+    pub fn new(spec: DownstreamTls, handshake_timeout: Option<Duration>) -> ServerContext {
         ServerContext {
             spec,
+            handshake_timeout,
+            failures: FailureLog::default(),
             with_alpn: Cached::default(),
             without_alpn: Cached::default(),
         }
@@ -109,8 +151,24 @@ impl ServerContext {
     }
 }
 
-/// Runs the server handshake on `io`.
+/// Runs the server handshake on `io`, within the context's handshake timeout.
 pub async fn accept<IO>(
+    ctx: &ServerContext,
+    secrets: &Secrets,
+    io: IO,
+) -> Result<(TlsStream<IO>, Peer), HandshakeError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(limit) = ctx.handshake_timeout else {
+        return handshake(ctx, secrets, io).await;
+    };
+    tokio::time::timeout(limit, handshake(ctx, secrets, io))
+        .await
+        .map_err(|_| HandshakeError::Timeout(limit))?
+}
+
+async fn handshake<IO>(
     ctx: &ServerContext,
     secrets: &Secrets,
     io: IO,
@@ -153,4 +211,93 @@ where
             client_cert,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::config::{CommonTls, Version};
+    use crate::tls::secrets::Identity;
+    use tokio::io::AsyncWriteExt;
+
+    fn context(timeout: Option<Duration>) -> ServerContext {
+        let spec = DownstreamTls {
+            common: CommonTls {
+                min: Version::Tls12,
+                max: Version::Tls13,
+                cipher_suites: vec![],
+                alpn: vec!["h2".into(), "http/1.1".into()],
+                sans: vec![],
+            },
+            require_client_certificate: true,
+        };
+        ServerContext::new(spec, timeout)
+    }
+
+    /// A ClientHello as a real client sends it.
+    fn client_hello() -> Vec<u8> {
+        let config = rustls::ClientConfig::builder_with_provider(crate::tls::secrets::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("reviews").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut hello = Vec::new();
+        conn.write_tls(&mut hello).unwrap();
+        hello
+    }
+
+    /// Runs the handshake against a client that sends `sent` and then nothing, keeping
+    /// its end open.
+    async fn stalled(ctx: &ServerContext, secrets: &Secrets, sent: &[u8]) -> HandshakeError {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        client.write_all(sent).await.unwrap();
+        let outcome = accept(ctx, secrets, server).await;
+        drop(client);
+        outcome.expect_err("the handshake cannot complete")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_and_half_sent_client_hellos_time_out() {
+        let ctx = context(handshake_timeout(None));
+        let secrets = Secrets::default();
+        let silent = stalled(&ctx, &secrets, b"").await;
+        assert!(
+            matches!(silent, HandshakeError::Timeout(d) if d == DEFAULT_HANDSHAKE_TIMEOUT),
+            "{silent}"
+        );
+        let hello = client_hello();
+        let half = stalled(&ctx, &secrets, &hello[..hello.len() / 2]).await;
+        assert!(matches!(half, HandshakeError::Timeout(_)), "{half}");
+        assert_eq!(half.reason(), "Timeout");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_stalling_after_its_hello_times_out() {
+        let dir = trellis_testkit::temp_dir();
+        let ca = trellis_testkit::sds::TestCa::new(dir.path());
+        let (chain, key) = ca.issue("reviews", "spiffe://cluster.local/ns/default/sa/reviews");
+        let secrets = Secrets::default();
+        secrets.set(Arc::new(
+            Identity::from_pem(&chain, &key, &ca.root_pem).unwrap(),
+        ));
+        let ctx = context(Some(Duration::from_secs(3)));
+        // The server answers the hello and then waits for the client's certificate.
+        let e = stalled(&ctx, &secrets, &client_hello()).await;
+        assert!(
+            matches!(e, HandshakeError::Timeout(d) if d == Duration::from_secs(3)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_configured_handshake_timeout_wins_and_zero_means_none() {
+        assert_eq!(handshake_timeout(None), Some(DEFAULT_HANDSHAKE_TIMEOUT));
+        assert_eq!(
+            handshake_timeout(Some(Duration::from_secs(2))),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(handshake_timeout(Some(Duration::ZERO)), None);
+    }
 }
