@@ -13,6 +13,7 @@
 //! - [`netns`]: network namespaces removed on drop, and threads that work inside them;
 //! - [`mesh`], [`mesh_yaml`]: a config directory, a control plane, the reviews backends and
 //!   the YAML the hand-built meshes of the end-to-end tests write;
+//! - [`mesh_tls`]: client certificates signed with the mesh CA's key, and a raw TLS client;
 //! - [`scenario`]: behaviour scenarios as data (config, workloads, requests, expected
 //!   outcomes) and a runner that takes the data plane to test (Envoy first);
 //! - [`corpus_run`]: the "accepts everything" run of Istio's samples and docs tasks through
@@ -38,6 +39,7 @@ use tokio::sync::oneshot;
 pub mod corpus;
 pub mod corpus_run;
 pub mod mesh;
+pub mod mesh_tls;
 pub mod mesh_yaml;
 pub mod netns;
 pub mod scenario;

@@ -16,7 +16,8 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::config::{SanMatcher, Sans, sans_match};
+use super::config::{SanKind, SanMatcher, Sans, sans_match};
+use crate::config::StringMatch;
 
 /// The SANs of a DER certificate; none when it does not parse.
 pub fn sans(cert: &CertificateDer<'_>) -> Sans {
@@ -95,25 +96,66 @@ pub fn sha256_hex(cert: &CertificateDer<'_>) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The peer's identity does not pass the SAN matchers.
-#[derive(Debug, thiserror::Error)]
-#[error("peer identity {0} is not an expected subject alt name")]
-struct SanMismatch(String);
+/// Why a peer's SANs do not pass the matchers, named for the log as far as the SANs and
+/// matchers tell: Istio's mesh contexts accept the SPIFFE ids of listed trust domains
+/// (prefix `spiffe://<domain>/`) or listed identities (exact).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum SanRefusal {
+    /// URI SANs were expected and the certificate has none.
+    #[error("peer certificate has no SPIFFE id (no URI subject alt name)")]
+    NoSpiffeId,
+    /// No matcher names the trust domain of the peer's SPIFFE id.
+    #[error(
+        "peer identity {id} is not an expected subject alt name: trust domain {trust_domain} is not accepted"
+    )]
+    TrustDomain { id: String, trust_domain: String },
+    #[error("peer identity {0} is not an expected subject alt name")]
+    Mismatch(String),
+}
+
+/// Why `sans` fail `matchers` (which they do).
+fn refusal(matchers: &[SanMatcher], sans: &Sans) -> SanRefusal {
+    let uri_matchers: Vec<&StringMatch> = matchers
+        .iter()
+        .filter(|m| m.kind == SanKind::Uri)
+        .map(|m| &m.matcher)
+        .collect();
+    if sans.uris.is_empty() && !uri_matchers.is_empty() {
+        return SanRefusal::NoSpiffeId;
+    }
+    let id = sans.principal().unwrap_or("(none)").to_string();
+    let domain = id
+        .strip_prefix("spiffe://")
+        .and_then(|rest| rest.split('/').next());
+    let names_domain = |domain: &str, m: &StringMatch| match m {
+        StringMatch::Exact(v, _) | StringMatch::Prefix(v, _) => v
+            .strip_prefix("spiffe://")
+            .is_some_and(|rest| rest.split('/').next() == Some(domain)),
+        _ => true,
+    };
+    match domain {
+        Some(d) if !uri_matchers.is_empty() && !uri_matchers.iter().any(|m| names_domain(d, m)) => {
+            SanRefusal::TrustDomain {
+                trust_domain: d.to_string(),
+                id,
+            }
+        }
+        _ => SanRefusal::Mismatch(id),
+    }
+}
 
 fn check_sans(matchers: &[SanMatcher], cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
     let sans = sans(cert);
     if sans_match(matchers, &sans) {
         return Ok(());
     }
-    let found = sans.principal().unwrap_or("(none)").to_string();
+    let why = refusal(matchers, &sans);
     tracing::warn!(
-        peer = %found,
         expected = ?matchers.iter().map(|m| &m.matcher).collect::<Vec<_>>(),
-        "peer certificate refused: {}",
-        SanMismatch(found.clone())
+        "peer certificate refused: {why}"
     );
     Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-        OtherError(Arc::new(SanMismatch(found))),
+        OtherError(Arc::new(why)),
     )))
 }
 
@@ -279,6 +321,61 @@ impl ClientCertVerifier for ClientVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn uri(pattern: StringMatch) -> SanMatcher {
+        SanMatcher {
+            kind: SanKind::Uri,
+            matcher: pattern,
+        }
+    }
+
+    fn with_uris(uris: &[&str]) -> Sans {
+        Sans {
+            uris: uris.iter().map(|u| u.to_string()).collect(),
+            dns: vec!["reviews.example".into()],
+        }
+    }
+
+    #[test]
+    fn refusals_name_a_missing_spiffe_id_and_a_foreign_trust_domain() {
+        let mesh = [
+            uri(StringMatch::Prefix("spiffe://cluster.local/".into(), false)),
+            uri(StringMatch::Prefix("spiffe://old.example/".into(), false)),
+        ];
+        assert_eq!(refusal(&mesh, &with_uris(&[])), SanRefusal::NoSpiffeId);
+        let foreign = "spiffe://other.domain/ns/default/sa/x";
+        let why = refusal(&mesh, &with_uris(&[foreign]));
+        assert_eq!(
+            why,
+            SanRefusal::TrustDomain {
+                id: foreign.into(),
+                trust_domain: "other.domain".into()
+            }
+        );
+        assert!(
+            why.to_string().contains("trust domain other.domain"),
+            "{why}"
+        );
+        // Another identity of an accepted trust domain is a plain mismatch.
+        let exact = [uri(StringMatch::Exact(
+            "spiffe://cluster.local/ns/default/sa/reviews".into(),
+            false,
+        ))];
+        let other = "spiffe://cluster.local/ns/default/sa/ratings";
+        assert_eq!(
+            refusal(&exact, &with_uris(&[other])),
+            SanRefusal::Mismatch(other.into())
+        );
+        // Only DNS matchers: no SPIFFE id is expected, the DNS name is reported.
+        let dns = [SanMatcher {
+            kind: SanKind::Dns,
+            matcher: StringMatch::Exact("db.example".into(), false),
+        }];
+        assert_eq!(
+            refusal(&dns, &with_uris(&[])),
+            SanRefusal::Mismatch("reviews.example".into())
+        );
+    }
 
     #[test]
     fn unix_times_print_as_rfc3339() {

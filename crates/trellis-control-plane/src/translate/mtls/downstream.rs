@@ -190,12 +190,12 @@ impl Inbound<'_> {
         (self.sds || mode == Mode::Strict).then(|| self.variants(mode, Protocol::Tcp))
     }
 
-    /// Istio's server context for mesh mTLS with the given ALPN.
+    /// Istio's server context for mesh mTLS with the given ALPN. A client must carry a
+    /// SPIFFE id of one of the trust domains Istio validates peers against: the mesh's
+    /// own and its aliases (a prefix matcher `spiffe://<domain>/` each).
     fn context(&self, alpn: &[&str]) -> DownstreamTlsContext {
-        let aliases = self
-            .mesh
-            .trust_domain_aliases
-            .iter()
+        let aliases = trust_domains_for_validation(self.mesh)
+            .into_iter()
             .map(|alias| SubjectAltNameMatcher {
                 san_type: SanType::Uri as i32,
                 matcher: Some(StringMatcher {
@@ -222,6 +222,23 @@ impl Inbound<'_> {
             ..Default::default()
         }
     }
+}
+
+/// The trust domains a server accepts clients of, as Istio's `TrustDomainsForValidation`:
+/// the mesh's own, then its aliases and the trust domains of `caCertificates`, each once.
+fn trust_domains_for_validation(mesh: &MeshConfig) -> Vec<&str> {
+    let mut domains = vec![super::trust_domain(mesh)];
+    let more = mesh.trust_domain_aliases.iter().chain(
+        mesh.ca_certificates
+            .iter()
+            .flat_map(|c| c.trust_domains.iter()),
+    );
+    for domain in more {
+        if !domain.is_empty() && !domains.contains(&domain.as_str()) {
+            domains.push(domain);
+        }
+    }
+    domains
 }
 
 /// How Istio classes a port for its chains.
@@ -357,7 +374,30 @@ mod tests {
             .as_ref()
             .unwrap()
             .match_typed_subject_alt_names;
-        assert_eq!(sans.len(), 1, "one prefix matcher per trust domain alias");
+        let prefixes: Vec<_> = sans
+            .iter()
+            .map(|m| {
+                (
+                    m.san_type,
+                    m.matcher.as_ref().unwrap().match_pattern.clone(),
+                )
+            })
+            .collect();
+        let uri = SanType::Uri as i32;
+        assert_eq!(
+            prefixes,
+            [
+                (
+                    uri,
+                    Some(MatchPattern::Prefix("spiffe://cluster.local/".into()))
+                ),
+                (
+                    uri,
+                    Some(MatchPattern::Prefix("spiffe://old.example/".into()))
+                ),
+            ],
+            "the mesh's trust domain, then each alias"
+        );
     }
 
     #[test]
