@@ -73,7 +73,12 @@ pub fn decode_headers<B>(
                 let attributes = Attributes {
                     destination: downstream.local,
                     direct_remote: downstream.remote,
-                    remote: remote_ip(hcm.use_remote_address, headers, downstream.remote.ip()),
+                    remote: remote_ip(
+                        hcm.use_remote_address,
+                        hcm.xff_trusted_hops,
+                        headers,
+                        downstream.remote.ip(),
+                    ),
                     server_name: downstream.server_name().unwrap_or(""),
                     peer: &peer,
                     request: Some(matcher::Request {
@@ -245,18 +250,30 @@ fn log(mode: &str, rules: &Rules, d: &matcher::Decision) {
     );
 }
 
-/// The original client's address: with `use_remote_address` false (a sidecar) Envoy trusts
-/// the last `x-forwarded-for` entry; otherwise, or without one, the peer.
-fn remote_ip(use_remote_address: bool, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
-    if use_remote_address {
-        return peer;
-    }
-    headers
+/// The original client's address, as Envoy decides it: with `use_remote_address` (a
+/// gateway) the peer, or with `trusted_hops` N > 0 the Nth `x-forwarded-for` entry from the
+/// right; without (a sidecar) the (N+1)th from the right. Too few entries: the peer.
+fn remote_ip(
+    use_remote_address: bool,
+    trusted_hops: u32,
+    headers: &HeaderMap,
+    peer: IpAddr,
+) -> IpAddr {
+    let from_right = match (use_remote_address, trusted_hops) {
+        (true, 0) => return peer,
+        (true, n) => n as usize,
+        (false, n) => n as usize + 1,
+    };
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .next_back()
+        .collect();
+    entries
+        .len()
+        .checked_sub(from_right)
+        .and_then(|i| entries.get(i))
         .and_then(|ip| ip.trim().parse().ok())
         .unwrap_or(peer)
 }
@@ -276,15 +293,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remote_address_from_the_last_forwarded_for_entry() {
+    fn remote_address_from_the_trusted_forwarded_for_entry() {
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let mut h = HeaderMap::new();
-        assert_eq!(remote_ip(false, &h, peer), peer);
+        assert_eq!(remote_ip(false, 0, &h, peer), peer);
         h.append("x-forwarded-for", "1.1.1.1, 2.2.2.2".parse().unwrap());
-        assert_eq!(
-            remote_ip(false, &h, peer),
-            "2.2.2.2".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(remote_ip(true, &h, peer), peer);
+        // A sidecar: the last entry, one further left per trusted hop.
+        assert_eq!(remote_ip(false, 0, &h, peer), ip("2.2.2.2"));
+        assert_eq!(remote_ip(false, 1, &h, peer), ip("1.1.1.1"));
+        assert_eq!(remote_ip(false, 2, &h, peer), peer);
+        // A gateway: the peer, or the Nth entry from the right with N trusted hops.
+        assert_eq!(remote_ip(true, 0, &h, peer), peer);
+        assert_eq!(remote_ip(true, 1, &h, peer), ip("2.2.2.2"));
+        assert_eq!(remote_ip(true, 2, &h, peer), ip("1.1.1.1"));
+        assert_eq!(remote_ip(true, 3, &h, peer), peer);
     }
 }

@@ -130,6 +130,9 @@ pub struct HttpManager {
     pub normalize_path: bool,
     /// False on a sidecar: `x-forwarded-for` is not rewritten with the peer's address.
     pub use_remote_address: bool,
+    /// `xff_num_trusted_hops`: proxies in front whose `x-forwarded-for` entries are believed
+    /// when deciding the original client's address (a gateway behind a load balancer).
+    pub xff_trusted_hops: u32,
     /// `envoy.filters.http.cors` is in the filter chain: routes' CORS policies apply.
     pub cors: bool,
     /// `upgrade_configs`: the upgrades (WebSocket...) every route may carry.

@@ -343,6 +343,7 @@ mod tests {
             generate_request_id: false,
             normalize_path: false,
             use_remote_address: false,
+            xff_trusted_hops: 0,
             cors: false,
             upgrades: Default::default(),
             limits: Default::default(),

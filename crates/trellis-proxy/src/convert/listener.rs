@@ -441,7 +441,7 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         http3_protocol_options, scheme_header_transformation,
         stream_flush_timeout, request_timeout, access_log,
         access_log_flush_interval, flush_access_log_on_new_request, access_log_options,
-        xff_num_trusted_hops, original_ip_detection_extensions, early_header_mutation_extensions,
+        original_ip_detection_extensions, early_header_mutation_extensions,
         internal_address_config, skip_xff_append, via, preserve_external_request_id,
         always_set_request_id_in_response, forward_client_cert_matcher, proxy_100_continue,
         represent_ipv4_remote_address_as_ipv4_mapped_ipv6, merge_slashes, request_id_extension,
@@ -511,6 +511,7 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         generate_request_id: generate_request_id.as_ref().is_none_or(|b| b.value),
         normalize_path: normalize_path.as_ref().is_some_and(|b| b.value),
         use_remote_address: use_remote_address.as_ref().is_some_and(|b| b.value),
+        xff_trusted_hops: *xff_num_trusted_hops,
         upgrades,
         limits: super::limits::http_limits(
             max_request_headers_kb.as_ref(),
