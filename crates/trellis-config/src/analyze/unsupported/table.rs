@@ -80,12 +80,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "no external authorizer is called; requests the rules match are denied, as Istio does for a provider it cannot use",
     ),
     // RequestAuthentication: jwks.rs fetches plain http:// only.
-    field(
-        Kind::RequestAuthentication,
-        "spec.jwtRules[].jwksUri",
-        StartsWith("https://"),
-        "only http:// JWKS URIs are fetched; tokens of this issuer are rejected unless the keys are given inline in jwks",
-    ),
     // VirtualService: listeners/tcp.rs matches port, sourceLabels, sourceNamespace and
     // gateways (and sniHosts for tls).
     field(

@@ -88,13 +88,6 @@ fn cases() -> Vec<Case> {
             "spec.action",
         ),
         (
-            "spec.jwtRules[].jwksUri",
-            "RequestAuthentication",
-            json!({"jwtRules": [{"issuer": "i", "jwksUri": "https://keys.example/jwks"}]}),
-            json!({"jwtRules": [{"issuer": "i", "jwksUri": "http://keys.example/jwks"}]}),
-            "spec.jwtRules[0].jwksUri",
-        ),
-        (
             "",
             "Telemetry",
             json!({"tracing": [{"randomSamplingPercentage": 10.0}]}),
