@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use trellis_control_plane::ca::mint_token;
 use trellis_testkit::mesh::{self, MeshDir};
+use trellis_testkit::mesh_tls::tls_get;
 use trellis_testkit::mesh_yaml::{
     peer_authentication, service, sidecar_egress, sidecar_ingress, stream,
 };
@@ -548,118 +549,6 @@ impl KeepAlive {
                 .map_err(|e| e.to_string())?;
             Ok(status)
         })
-    }
-}
-
-/// One HTTP/1.1 request over TLS with this client certificate, checking the server against
-/// `roots` (chain only: workload certificates carry no host name); the server's leaf serial
-/// and the response's status line.
-fn tls_get(
-    address: SocketAddr,
-    cert_pem: &str,
-    key_pem: &str,
-    roots_pem: &str,
-) -> Result<(String, String), String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let mut store = rustls::RootCertStore::empty();
-    for root in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
-        store
-            .add(root.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(ChainOnly {
-        roots: Arc::new(store),
-        provider: provider.clone(),
-    });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| e.to_string())?;
-    config.alpn_protocols = vec![b"istio-http/1.1".to_vec(), b"istio".to_vec()];
-    let name = rustls_pki_types::ServerName::IpAddress(address.ip().into());
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-    let mut tcp =
-        TcpStream::connect_timeout(&address, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-    tls.write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    tls.read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response.lines().next().unwrap_or_default().to_string();
-    let leaf = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .ok_or("no server certificate")?;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| e.to_string())?;
-    Ok((parsed.raw_serial_as_string(), status))
-}
-
-/// Checks the server's chain against the roots and nothing else (mesh certificates name a
-/// SPIFFE id, not a host).
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<rustls::RootCertStore>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls_pki_types::CertificateDer<'_>,
-        intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
