@@ -299,7 +299,7 @@ mod tests {
         assert!(
             args.join(" ").ends_with(
                 "--labels app=reviews,version=v1 --ca-address http://10.241.0.1:15010 \
-                 --ca-token-file /pod/ca-token"
+                 --ca-token-file /pod/ca-token --dns-address 127.0.0.1:15053"
             ),
             "{args:?}"
         );
