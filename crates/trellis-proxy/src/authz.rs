@@ -264,16 +264,13 @@ fn remote_ip(
         (true, n) => n as usize,
         (false, n) => n as usize + 1,
     };
-    let entries: Vec<&str> = headers
+    headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .collect();
-    entries
-        .len()
-        .checked_sub(from_right)
-        .and_then(|i| entries.get(i))
+        .rev()
+        .nth(from_right - 1)
         .and_then(|ip| ip.trim().parse().ok())
         .unwrap_or(peer)
 }
