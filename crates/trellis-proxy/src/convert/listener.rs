@@ -434,8 +434,6 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
         strip_port_mode,
     } = h;
     let p = format!("{p} ({HCM})");
-    // Client certificates only exist with TLS, which the proxy does not terminate yet: the
-    // forward/set settings have nothing to act on.
     reject!(p; add_user_agent, tracing,
         http1_safe_max_connection_duration, http_protocol_options,
         http3_protocol_options, scheme_header_transformation,
