@@ -69,6 +69,29 @@ impl Flag {
             Self::RbacAccessDenied => "RBAC",
         }
     }
+
+    /// `%RESPONSE_FLAGS_LONG%`: Envoy's long names.
+    pub fn long(self) -> &'static str {
+        match self {
+            Self::NoRoute => "NoRouteFound",
+            Self::NoCluster => "NoClusterFound",
+            Self::NoHealthyUpstream => "NoHealthyUpstream",
+            Self::UpstreamConnectFailure => "UpstreamConnectionFailure",
+            Self::UpstreamReset => "UpstreamRemoteReset",
+            Self::Overflow => "UpstreamOverflow",
+            Self::UpstreamTimeout => "UpstreamRequestTimeout",
+            Self::DelayInjected => "DelayInjected",
+            Self::FaultInjected => "FaultInjected",
+            Self::RetryLimitExceeded => "UpstreamRetryLimitExceeded",
+            Self::DownstreamProtocolError => "DownstreamProtocolError",
+            Self::RbacAccessDenied => "RbacAccessDenied",
+        }
+    }
+
+    /// The flag of a short name (`UH`), for access-log filters.
+    pub fn from_short(name: &str) -> Option<Flag> {
+        Self::ENVOY_ORDER.into_iter().find(|f| f.short() == name)
+    }
 }
 
 /// The response flags of one request or connection: a small copyable set.
@@ -88,6 +111,31 @@ impl Flags {
         Flag::ENVOY_ORDER
             .into_iter()
             .filter(move |f| self.contains(*f))
+    }
+
+    /// Whether no flag is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether any flag of `other` is set.
+    pub fn intersects(self, other: Flags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// `%RESPONSE_FLAGS%` (or `_LONG`) appended to `out` without allocating: `,`-separated
+    /// in Envoy's order, `-` when none.
+    pub fn write_to(self, out: &mut String, long: bool) {
+        if self.0 == 0 {
+            out.push('-');
+            return;
+        }
+        for (i, f) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(if long { f.long() } else { f.short() });
+        }
     }
 
     /// `%RESPONSE_FLAGS%`: comma-separated in Envoy's order, `-` when none.

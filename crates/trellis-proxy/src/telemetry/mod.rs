@@ -13,6 +13,7 @@
 pub mod access_log;
 pub mod body;
 pub mod exchange;
+pub mod format;
 pub mod labels;
 pub mod logging;
 pub mod metrics;
