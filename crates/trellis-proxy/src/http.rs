@@ -25,8 +25,9 @@ use crate::config::{
 };
 use crate::flags::{Flag, Flags, LocalReply};
 use crate::telemetry::Report;
-use crate::telemetry::access_log::Entry;
+use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::body::Counted;
+use crate::telemetry::format::{Context, Request as LogRequest};
 use crate::telemetry::labels::{Protocol, Reporter};
 use crate::telemetry::peer::Peer;
 use crate::tls::client::UpstreamPeer;
@@ -45,6 +46,8 @@ pub struct Downstream {
     pub inbound: bool,
     /// What terminating TLS proved about the client; `None` in plain text.
     pub tls: Option<Arc<crate::tls::server::Peer>>,
+    /// Envoy's `%CONNECTION_ID%`: unique per proxy.
+    pub id: u64,
 }
 
 impl Downstream {
@@ -114,10 +117,8 @@ struct Received {
     path: String,
     version: hyper::Version,
     authority: String,
-    request_id: Option<String>,
-    /// Only kept when the access log is on.
-    user_agent: Option<String>,
-    forwarded_for: Option<String>,
+    /// Only kept when the connection manager has access logs.
+    headers: Option<HeaderMap>,
     header_bytes: u64,
     protocol: Protocol,
     reporter: Reporter,
@@ -141,7 +142,8 @@ pub async fn handle(
     let hcm = &*hcm;
     prepare(hcm, &mut req);
     crate::xfcc::apply(&hcm.xfcc, downstream.tls.as_deref(), req.headers_mut());
-    let received = receive(&proxy, &downstream, &mut req, start);
+    let logging = !hcm.access_logs.is_empty();
+    let received = receive(&proxy, &downstream, &mut req, start, logging);
     if crate::limits::refuse_underscores(hcm.limits.underscores, req.headers_mut()) {
         let mut outcome = Outcome::default();
         let reply = LocalReply::bad_request("unexpected_underscore");
@@ -231,13 +233,13 @@ fn receive(
     downstream: &Downstream,
     req: &mut Request<Incoming>,
     start: Instant,
+    logging: bool,
 ) -> Received {
     let reporter = downstream.reporter();
     let source = match reporter {
         Reporter::Destination => proxy.telemetry.peers.take(req.headers_mut()),
         Reporter::Source => None,
     };
-    let logging = proxy.telemetry.access_log.is_some();
     let headers = req.headers();
     let grpc = headers
         .get(hyper::header::CONTENT_TYPE)
@@ -256,11 +258,7 @@ fn receive(
         path,
         version: req.version(),
         authority,
-        request_id: header_opt(headers, "x-request-id"),
-        user_agent: logging.then(|| header_opt(headers, "user-agent")).flatten(),
-        forwarded_for: logging
-            .then(|| header_opt(headers, "x-forwarded-for"))
-            .flatten(),
+        headers: logging.then(|| headers.clone()),
         protocol: if grpc { Protocol::Grpc } else { Protocol::Http },
         reporter,
         source,
@@ -989,13 +987,24 @@ fn finish(
             .headers()
             .get("grpc-status")
             .and_then(|v| v.to_str().ok()?.parse().ok()),
-        upstream_service_time: header_opt(response.headers(), "x-envoy-upstream-service-time"),
+        headers: (!hcm.access_logs.is_empty()).then(|| response.headers().clone()),
         header_bytes: header_bytes(response.headers()),
+        after: received.start.elapsed(),
     };
     let (parts, body) = response.into_parts();
     let proxy = proxy.clone();
+    let logs = hcm.access_logs.clone();
     let body = Counted::on_end(body, move |sent| {
         record(&proxy, &received, &outcome, &answered, sent, &downstream);
+        log(
+            &proxy,
+            &logs,
+            &received,
+            &outcome,
+            &answered,
+            sent,
+            &downstream,
+        );
     });
     Response::from_parts(parts, body.boxed())
 }
@@ -1005,8 +1014,11 @@ fn finish(
 struct Answered {
     status: u16,
     grpc_status: Option<u32>,
-    upstream_service_time: Option<String>,
+    /// Only kept when the connection manager has access logs.
+    headers: Option<HeaderMap>,
     header_bytes: u64,
+    /// From the request's start to its response's headers.
+    after: Duration,
 }
 
 /// The request's metrics and access log line, once its response body has ended.
@@ -1043,39 +1055,52 @@ fn record(
     series.duration.observe(duration);
     series.request_bytes.observe(r.header_bytes + received);
     series.response_bytes.observe(a.header_bytes + sent);
-    if t.access_log.is_none() {
-        return;
-    }
-    let flags = o.flags.render();
-    t.log(&Entry {
-        start: r.start_wall,
-        method: Some(r.method.as_str()),
-        path: Some(&r.path),
-        protocol: Some(protocol_name(r.version)),
-        response_code: a.status,
-        flags: &flags,
-        details: opt(&o.details),
-        transport_failure: opt(&o.transport_failure),
-        bytes_received: received,
-        bytes_sent: sent,
-        duration_ms: duration,
-        upstream_service_time: a.upstream_service_time.as_deref(),
-        x_forwarded_for: r.forwarded_for.as_deref(),
-        user_agent: r.user_agent.as_deref(),
-        request_id: r.request_id.as_deref(),
-        authority: Some(&r.authority),
-        upstream_host: o.upstream,
-        upstream_cluster: opt(&o.cluster),
-        upstream_local: None,
-        downstream_local: downstream.local,
-        downstream_remote: downstream.remote,
-        server_name: downstream.server_name(),
-        route_name: opt(&o.route),
-    });
 }
 
-fn opt(s: &str) -> Option<&str> {
-    (!s.is_empty()).then_some(s)
+/// The request's access log lines.
+fn log(
+    proxy: &Proxy,
+    logs: &[Arc<AccessLog>],
+    r: &Received,
+    o: &Outcome,
+    a: &Answered,
+    sent: u64,
+    downstream: &Downstream,
+) {
+    let Some(headers) = &r.headers else {
+        return;
+    };
+    let scheme = if downstream.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let ctx = Context {
+        start: Some(r.start_wall),
+        duration: r.start.elapsed(),
+        response_duration: Some(a.after),
+        request: Some(LogRequest {
+            method: r.method.as_str(),
+            path: &r.path,
+            authority: &r.authority,
+            scheme,
+            headers,
+        }),
+        response_headers: a.headers.as_ref(),
+        protocol: Some(protocol_name(r.version)),
+        response_code: a.status,
+        flags: o.flags,
+        details: &o.details,
+        transport_failure: &o.transport_failure,
+        bytes_received: o.request_body.bytes(),
+        bytes_sent: sent,
+        upstream_host: o.upstream,
+        upstream_cluster: &o.cluster,
+        upstream_peer_uri_san: o.upstream_principal.as_deref().unwrap_or_default(),
+        route_name: &o.route,
+        ..crate::telemetry::log_context::downstream(downstream)
+    };
+    proxy.telemetry.log(logs, &ctx);
 }
 
 /// `%PROTOCOL%`.
