@@ -238,9 +238,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "paths are normalized as in Istio's default (BASE)",
     ),
     mesh("protocolDetectionTimeout", "Envoy's default applies"),
-    mesh("accessLogFile", "proxies write no access log"),
-    mesh("accessLogFormat", "proxies write no access log"),
-    mesh("accessLogEncoding", "proxies write no access log"),
     mesh("enableTracing", "no tracing is configured"),
     mesh(
         "extensionProviders",

@@ -369,9 +369,6 @@ fn mesh_cases() -> Vec<(&'static str, Value)> {
             json!({"normalization": "MERGE_SLASHES"}),
         ),
         ("protocolDetectionTimeout", json!("1s")),
-        ("accessLogFile", json!("/dev/stdout")),
-        ("accessLogFormat", json!("%START_TIME%")),
-        ("accessLogEncoding", json!("JSON")),
         ("enableTracing", json!(true)),
         (
             "extensionProviders",
