@@ -30,6 +30,9 @@ use crate::telemetry::access_log::{AccessLog, Compare, Filter};
 use crate::telemetry::format::{Format, Kind, Template, json};
 use crate::telemetry::sink::Target;
 
+/// The formatter extension of `%REQ_WITHOUT_QUERY%`, which the proxy has built in.
+const REQ_WITHOUT_QUERY: &str = "envoy.formatter.req_without_query";
+
 /// The loggers of one `access_log` list; `p` is the owner's path for messages.
 pub fn access_logs(logs: &[PbAccessLog], p: &str) -> Result<Vec<Arc<AccessLog>>> {
     let mut out = Vec::new();
@@ -110,8 +113,12 @@ fn substitution(s: &SubstitutionFormatString, p: &str) -> Result<Format> {
         json_format_options: _,
         format,
     } = s;
-    if !formatters.is_empty() {
-        let names: Vec<&str> = formatters.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = formatters
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|name| *name != REQ_WITHOUT_QUERY)
+        .collect();
+    if !names.is_empty() {
         warn_once(format!(
             "{p}.formatters: {} not implemented; their operators log \"-\"",
             names.join(", ")

@@ -120,6 +120,12 @@ impl<'a> Context<'a> {
             Operator::RequestHeader(h) => self
                 .request
                 .map_or(Value::Missing, |r| request_header(&r, h)),
+            Operator::RequestHeaderWithoutQuery(h) => {
+                match self.request.map(|r| request_header(&r, h)) {
+                    Some(Value::Str(v)) => Value::Str(v.split_once('?').map_or(v, |(p, _)| p)),
+                    _ => Value::Missing,
+                }
+            }
             Operator::ResponseHeader(h) => header(self.response_headers, h),
             Operator::ResponseTrailer(h) => header(self.response_trailers, h),
             Operator::Protocol => self.protocol.map_or(Value::Missing, s),

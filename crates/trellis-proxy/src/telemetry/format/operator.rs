@@ -35,6 +35,8 @@ pub enum AddressPart {
 pub enum Operator {
     StartTime(TimeFormat),
     RequestHeader(HeaderArg),
+    /// `REQ_WITHOUT_QUERY` (the `envoy.formatter.req_without_query` extension).
+    RequestHeaderWithoutQuery(HeaderArg),
     ResponseHeader(HeaderArg),
     ResponseTrailer(HeaderArg),
     Protocol,
@@ -81,6 +83,7 @@ impl Operator {
                 arg.map_or_else(TimeFormat::default, TimeFormat::parse),
             )),
             "REQ" | "REQUEST_HEADER" => header(name, arg).map(Operator::RequestHeader),
+            "REQ_WITHOUT_QUERY" => header(name, arg).map(Operator::RequestHeaderWithoutQuery),
             "RESP" | "RESPONSE_HEADER" => header(name, arg).map(Operator::ResponseHeader),
             "TRAILER" | "RESPONSE_TRAILER" => header(name, arg).map(Operator::ResponseTrailer),
             "PROTOCOL" => plain(Operator::Protocol),
@@ -257,7 +260,6 @@ const ENVOY_ONLY: &[&str] = &[
     "METADATA",
     "FILTER_STATE",
     "CEL",
-    "REQ_WITHOUT_QUERY",
     "QUERY_PARAM",
     "PATH",
     "GRPC_STATUS",

@@ -179,6 +179,14 @@ fn operators_arguments_lengths_and_escapes() {
     assert_eq!(t("%RESPONSE_FLAGS_LONG%"), "NoHealthyUpstream");
     assert_eq!(t("%DYNAMIC_METADATA(istio.mixer:status)%"), "-");
     assert_eq!(t("%ROUTE_NAME%:%UPSTREAM_CLUSTER%"), "empty:empty");
+    ctx.request = ctx.request.map(|r| Request {
+        path: "/a?b=c",
+        ..r
+    });
+    assert_eq!(
+        text("%REQ_WITHOUT_QUERY(:PATH)% %REQ(:PATH)%", &ctx),
+        "/a /a?b=c"
+    );
 }
 
 #[test]
