@@ -54,9 +54,9 @@ impl Template {
         while let Some(at) = rest.find('%') {
             text.push_str(&rest[..at]);
             let tail = &rest[at..];
-            if tail.starts_with("%%") {
+            if let Some(after) = tail.strip_prefix("%%") {
                 text.push('%');
-                rest = &tail[2..];
+                rest = after;
                 continue;
             }
             let position = format.len() - tail.len();
