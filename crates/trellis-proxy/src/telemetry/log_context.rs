@@ -47,3 +47,60 @@ pub fn no_chain(proxy: &Proxy, listener: &Listener, d: &Downstream, conn: &Conne
     };
     proxy.telemetry.log(&listener.access_logs, &ctx);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::access_log::AccessLog;
+    use crate::telemetry::format::{Format, Kind, Template};
+    use crate::telemetry::sink::Target;
+    use std::sync::Arc;
+
+    /// A connection no chain takes is written to the listener's log with `NR` and its SNI.
+    #[test]
+    fn unmatched_connections_reach_the_listener_log() {
+        let dir = std::env::temp_dir().join(format!("trellis-nr-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("listener.log");
+        let format =
+            "%RESPONSE_FLAGS% %REQUESTED_SERVER_NAME% %DOWNSTREAM_LOCAL_ADDRESS% %CONNECTION_ID%\n";
+        let listener = Listener {
+            name: "l".into(),
+            address: "127.0.0.1:15001".parse().unwrap(),
+            bind: true,
+            capture: true,
+            handoff: true,
+            reuse_port: true,
+            inbound: false,
+            inspect_tls: true,
+            inspect_http: false,
+            inspect_timeout: None,
+            continue_on_timeout: false,
+            chains: Vec::new(),
+            default_chain: None,
+            access_logs: vec![Arc::new(AccessLog {
+                target: Target::File(path.to_string_lossy().into()),
+                format: Format {
+                    kind: Kind::Text(Template::parse(format).unwrap()),
+                    omit_empty: false,
+                },
+                filter: None,
+            })],
+        };
+        let proxy = Proxy::new(Default::default());
+        let d = Downstream {
+            local: "10.0.0.1:443".parse().unwrap(),
+            remote: "10.0.0.2:50000".parse().unwrap(),
+            inbound: false,
+            tls: None,
+            id: 42,
+        };
+        let mut conn = Connection::raw(d.local);
+        conn.server_name = Some("example.com".into());
+        no_chain(&proxy, &listener, &d, &conn);
+        proxy.telemetry.sinks.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(text, "NR example.com 10.0.0.1:443 42\n");
+    }
+}
