@@ -189,6 +189,19 @@ fn operators_arguments_lengths_and_escapes() {
     );
 }
 
+/// Envoy's own default (a file logger without a format), as its docs show it.
+#[test]
+fn envoys_default_format() {
+    let headers = curl_headers();
+    let ctx = no_healthy_upstream(&headers);
+    let mut out = String::new();
+    Format::envoy_default().render(&ctx, &mut out);
+    assert_eq!(
+        out,
+        "[2026-11-23T23:37:17.457Z] \"GET /empty HTTP/1.1\" 503 UH 0 19 0 - \"-\" \"curl/7.88.1\" \"2f7d9cb5-0a35-421b-a3a2-817e909477d9\" \"127.0.0.1:19901\" \"-\"\n"
+    );
+}
+
 #[test]
 fn errors_are_envoys() {
     assert_eq!(
