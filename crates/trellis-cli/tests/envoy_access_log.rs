@@ -17,6 +17,7 @@ use trellis_testkit::mesh::{self, MeshDir};
 use trellis_testkit::mesh_yaml::{
     peer_authentication, service, sidecar_egress, sidecar_ingress, stream,
 };
+use trellis_testkit::scenario::Lease;
 use trellis_testkit::sds::{Agent, TestCa};
 use trellis_testkit::{Backend, Process, free_port, get, wait_until};
 
@@ -30,6 +31,7 @@ fn ip(s: &str) -> IpAddr {
 
 /// An Envoy sidecar with its own stand-in agent, in `dir/name`.
 struct Sidecar {
+    admin: SocketAddr,
     _envoy: Process,
     _agent: Agent,
 }
@@ -78,6 +80,7 @@ impl Sidecar {
                 .and_then(|r| (r.status == 200).then_some(()).ok_or(r.body))
         });
         Sidecar {
+            admin,
             _envoy: envoy,
             _agent: agent,
         }
@@ -86,12 +89,15 @@ impl Sidecar {
 
 /// A client and a server sidecar under STRICT mTLS, the control plane reading
 /// `mesh_config`; `objects` are added to the config.
+/// Fields drop in order: the processes first, the lease and the directory last.
 struct Mesh {
-    dir: MeshDir,
     through_client: SocketAddr,
-    _sidecars: Vec<Sidecar>,
+    server: Sidecar,
+    client: Sidecar,
     _backend: Backend,
     _control_plane: Process,
+    _lease: Lease,
+    dir: MeshDir,
 }
 
 impl Mesh {
@@ -99,7 +105,9 @@ impl Mesh {
         let dir = MeshDir::new();
         let mesh_config = mesh_config(dir.path());
         let ca = TestCa::new(dir.path());
-        let (client_ip, server_ip) = (ip("127.0.79.1"), ip("127.0.79.2"));
+        // Addresses no other test (in any process) uses while the lease lives.
+        let lease = Lease::take();
+        let (client_ip, server_ip) = (lease.ip(2), lease.ip(3));
         let backend = Backend::start(SocketAddr::new(ip("127.0.0.1"), 0), "reviews");
         let mut all = vec![
             service("reviews"),
@@ -122,7 +130,9 @@ impl Mesh {
         Mesh {
             dir,
             through_client: SocketAddr::new(client_ip, 9080),
-            _sidecars: vec![server, client],
+            server,
+            client,
+            _lease: lease,
             _backend: backend,
             _control_plane: control_plane,
         }
@@ -200,4 +210,114 @@ fn mesh_config_text_log_names_the_clients_spiffe_id_on_the_server() {
         client[0],
         "AL GET /text-check 200 outbound|9080||reviews.default.svc.cluster.local -"
     );
+}
+
+/// A meshConfig declaring the file provider `json-file`, writing JSON lines to
+/// `dir/json.log`.
+fn json_provider(dir: &Path) -> String {
+    format!(
+        "extensionProviders:
+- name: json-file
+  envoyFileAccessLog:
+    path: {}
+    logFormat:
+      labels:
+        path: \"%REQ(:PATH)%\"
+        code: \"%RESPONSE_CODE%\"
+        peer: \"%DOWNSTREAM_PEER_URI_SAN%\"
+        cluster: \"%UPSTREAM_CLUSTER_RAW%\"
+",
+        dir.join("json.log").display()
+    )
+}
+
+/// A Telemetry `name` in `namespace` with `spec`'s lines (indented by two).
+fn telemetry(name: &str, namespace: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+{spec}"
+    )
+}
+
+const ROOT_JSON: &str = "  accessLogging:\n  - providers: [{name: json-file}]\n";
+
+#[test]
+fn telemetry_json_provider_writes_json_lines_with_the_peer() {
+    let mesh = Mesh::start(
+        json_provider,
+        &[telemetry("mesh-logs", "istio-system", ROOT_JSON)],
+    );
+    mesh.request("/json-check");
+    let lines = wait_lines(&mesh.log("json.log"), "/json-check", 2);
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for line in &parsed {
+        let keys: Vec<&str> = line
+            .as_object()
+            .expect("a JSON object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 4, "{line}");
+        for key in ["path", "code", "peer", "cluster"] {
+            assert!(keys.contains(&key), "{key} missing: {line}");
+        }
+        assert_eq!(line["code"].to_string().trim_matches('"'), "200", "{line}");
+    }
+    let server = parsed
+        .iter()
+        .find(|l| l["cluster"] == "inbound|9080||")
+        .unwrap_or_else(|| panic!("no server line: {lines:?}"));
+    assert_eq!(server["peer"], format!("{SA}/productpage"));
+    assert!(
+        parsed
+            .iter()
+            .any(|l| l["cluster"] == "outbound|9080||reviews.default.svc.cluster.local"),
+        "no client line: {lines:?}"
+    );
+}
+
+/// Whether the Envoy at `admin` has a file access logger in its listeners.
+fn has_file_logger(admin: SocketAddr) -> bool {
+    let dump = get(
+        admin,
+        "/config_dump?resource=dynamic_listeners",
+        &[],
+        Duration::from_secs(5),
+    )
+    .expect("config_dump");
+    assert_eq!(dump.status, 200, "{}", dump.body);
+    assert!(
+        dump.body.contains("_9080"),
+        "no listener on 9080: {}",
+        dump.body
+    );
+    dump.body.contains("envoy.access_loggers.file")
+}
+
+#[test]
+fn telemetry_disabled_for_a_workload_silences_it_alone() {
+    let quiet = telemetry(
+        "reviews-quiet",
+        "default",
+        "  selector: {matchLabels: {app: reviews}}\n  accessLogging:\n  - disabled: true\n",
+    );
+    let mesh = Mesh::start(
+        json_provider,
+        &[telemetry("mesh-logs", "istio-system", ROOT_JSON), quiet],
+    );
+    mesh.request("/quiet-check");
+    // The server sidecar got no logger from its first configuration on, so it cannot
+    // write a line; the client's line shows the provider works.
+    let lines = wait_lines(&mesh.log("json.log"), "/quiet-check", 1);
+    assert!(has_file_logger(mesh.client.admin));
+    assert!(!has_file_logger(mesh.server.admin));
+    let server_lines: Vec<&String> = lines.iter().filter(|l| l.contains("inbound|")).collect();
+    assert!(server_lines.is_empty(), "{server_lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
 }
