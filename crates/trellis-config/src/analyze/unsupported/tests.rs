@@ -628,3 +628,26 @@ fn supported_configuration_is_quiet() {
     ];
     assert!(run(&objects, &MeshConfig::default()).is_empty());
 }
+
+#[test]
+fn telemetry_providers_without_a_file_logger_are_reported() {
+    let spec = json!({"accessLogging": [{"providers": [
+        {"name": "envoy"}, {"name": "FILE"}, {"name": "als"}, {"name": "missing"}]}]});
+    let config = mesh(&json!({"extensionProviders": [
+        {"name": "file", "envoyFileAccessLog": {"path": "/dev/stdout"}},
+        {"name": "als", "envoyHttpAls": {"service": "als.x", "port": 9000}}]}));
+    let got: Vec<String> = run(&[object("Telemetry", &spec)], &config)
+        .into_iter()
+        .filter(|m| m.origin.starts_with("Telemetry"))
+        .map(|m| m.message)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "Field spec.accessLogging[0].providers[2] is not implemented by Trellis yet and is \
+             ignored: provider \"als\": only envoyFileAccessLog providers write access logs",
+            "Field spec.accessLogging[0].providers[3] is not implemented by Trellis yet and is \
+             ignored: provider \"missing\": no extension provider has this name",
+        ]
+    );
+}
