@@ -16,6 +16,7 @@
 //! so the rest of their bytes stays as the listener builders made it.
 
 pub mod file;
+pub mod telemetry;
 
 use envoy_types::pb::envoy::config::accesslog::v3::access_log_filter::FilterSpecifier;
 use envoy_types::pb::envoy::config::accesslog::v3::{
@@ -78,9 +79,9 @@ pub fn apply(mesh: &MeshSnapshot, proxy: &ProxyNode, listeners: &mut [Listener])
     }
 }
 
-/// The loggers of one side of `proxy`.
-fn loggers(mesh: &MeshSnapshot, _proxy: &ProxyNode, _mode: Mode) -> Vec<AccessLog> {
-    mesh_loggers(&mesh.mesh)
+/// The loggers of one side of `proxy`: Telemetry's, or else meshConfig's.
+fn loggers(mesh: &MeshSnapshot, proxy: &ProxyNode, mode: Mode) -> Vec<AccessLog> {
+    telemetry::logging(mesh, proxy, mode).unwrap_or_else(|| mesh_loggers(&mesh.mesh))
 }
 
 /// meshConfig's own logger: a file logger when `accessLogFile` is set.
