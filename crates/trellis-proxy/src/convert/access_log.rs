@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType;
 use envoy_types::pb::envoy::config::accesslog::v3::access_log_filter::FilterSpecifier;
 use envoy_types::pb::envoy::config::accesslog::v3::comparison_filter::Op;
+use envoy_types::pb::envoy::config::accesslog::v3::extension_filter::ConfigType as ExtensionConfig;
 use envoy_types::pb::envoy::config::accesslog::v3::{
     AccessLog as PbAccessLog, AccessLogFilter, ComparisonFilter,
 };
@@ -18,6 +19,7 @@ use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::core::v3::substitution_format_string::Format as PbFormat;
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog;
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::file_access_log::AccessLogFormat;
+use envoy_types::pb::envoy::extensions::access_loggers::filters::cel::v3::ExpressionFilter;
 use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::{
     StderrAccessLog, StdoutAccessLog, stderr_access_log, stdout_access_log,
 };
@@ -189,7 +191,29 @@ fn filter(f: &AccessLogFilter, p: &str) -> Option<Filter> {
             // One unevaluated branch admits everything.
             all.into_iter().collect::<Option<Vec<_>>>().map(Filter::Or)
         }
-        Some(FilterSpecifier::ExtensionFilter(e)) => skip(&format!("extension filter {}", e.name)),
+        Some(FilterSpecifier::ExtensionFilter(e)) => {
+            let expression = match &e.config_type {
+                Some(ExtensionConfig::TypedConfig(any))
+                    if any.type_url == ExpressionFilter::type_url() =>
+                {
+                    unpack::<ExpressionFilter>(any, p)
+                        .ok()
+                        .map(|f| f.expression)
+                }
+                _ => None,
+            };
+            match expression
+                .as_deref()
+                .and_then(crate::telemetry::cel::filter)
+            {
+                Some(f) => Some(f),
+                None => skip(&format!(
+                    "extension filter {} ({})",
+                    e.name,
+                    expression.as_deref().unwrap_or("not CEL")
+                )),
+            }
+        }
         Some(_) => skip("this filter"),
         None => None,
     }
@@ -311,6 +335,30 @@ mod tests {
         assert_eq!(logs.len(), 1);
         assert_eq!(logs[0].target, Target::Stderr);
         assert_eq!(logs[0].filter, None);
+    }
+
+    /// Istio's Telemetry `filter.expression` as Envoy's CEL extension filter.
+    #[test]
+    fn istios_cel_status_filters_are_evaluated() {
+        let cel = AccessLogFilter {
+            filter_specifier: Some(FilterSpecifier::ExtensionFilter(
+                envoy_types::pb::envoy::config::accesslog::v3::ExtensionFilter {
+                    name: "envoy.access_loggers.extension_filters.cel".into(),
+                    config_type: Some(ExtensionConfig::TypedConfig(any(&ExpressionFilter {
+                        expression: "response.code >= 400".into(),
+                        cel_config: None,
+                    }))),
+                },
+            )),
+        };
+        let logs = access_logs(&[file_log("/dev/stdout", "x\n", Some(cel))], "l").unwrap();
+        assert_eq!(
+            logs[0].filter,
+            Some(Filter::Or(vec![Filter::And(vec![Filter::StatusCode(
+                Compare::Ge,
+                400
+            )])]))
+        );
     }
 
     #[test]

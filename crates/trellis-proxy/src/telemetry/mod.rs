@@ -12,6 +12,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod cel;
 pub mod exchange;
 pub mod format;
 pub mod labels;
