@@ -35,17 +35,27 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
-/// The `/probe` lines (those starting with `marker`) of the client and server sidecars,
+/// The `/probe` lines (those starting with `marker`) of the client and server sidecars
+/// (`None`: the server logged none), and the server's `/denied` line, written after it;
 /// the application's address (which differs between meshes) written `APP`.
 struct Lines {
     client: String,
-    server: String,
+    server: Option<String>,
+    server_denied: String,
 }
 
-/// One mesh whose meshConfig is `mesh_config`: a Trellis client sidecar on `client_ip`,
-/// the server sidecar `server` on `server_ip`, one probe request; the logged lines.
+impl Lines {
+    fn server(&self) -> &str {
+        self.server.as_deref().expect("the server logged the probe")
+    }
+}
+
+/// One mesh whose meshConfig is `mesh_config` (and `extra` config): a Trellis client
+/// sidecar on `client_ip`, the server sidecar `server` on `server_ip`, a `/probe` request
+/// then a `/denied` one; the logged lines.
 fn probe(
     mesh_config: &str,
+    extra: &str,
     server: &dyn DataPlane,
     client_ip: IpAddr,
     server_ip: IpAddr,
@@ -62,6 +72,9 @@ fn probe(
         ]),
     );
     dir.write("peer.yaml", &peer_authentication("STRICT"));
+    if !extra.is_empty() {
+        dir.write("extra.yaml", extra);
+    }
     let (_control_plane, xds, _debug) = mesh::control_plane_with_mesh(
         Path::new(TRELLIS),
         dir.path(),
@@ -93,10 +106,18 @@ fn probe(
     let probe = [("host", "reviews"), ("x-probe", "abcdef")];
     let r = get(via, "/probe?q=1", &probe, Duration::from_secs(5)).expect("probe");
     assert_eq!(r.status, 200);
+    get(via, "/denied", &host, Duration::from_secs(5)).expect("denied");
     let app = backend.address.to_string();
+    // Lines reach the log in order: once `/denied`'s is there, `/probe`'s is too if any.
+    let server_denied = line(&server.0, marker, "/denied").replace(&app, "APP");
+    let server_log = std::fs::read_to_string(&server.0).expect("server log");
     Lines {
-        client: line(&client.0, marker).replace(&app, "APP"),
-        server: line(&server.0, marker).replace(&app, "APP"),
+        client: line(&client.0, marker, "/probe").replace(&app, "APP"),
+        server: server_log
+            .lines()
+            .find(|l| l.starts_with(marker) && l.contains("/probe"))
+            .map(|l| l.replace(&app, "APP")),
+        server_denied,
     }
 }
 
@@ -145,15 +166,15 @@ fn start(
     (log, running)
 }
 
-/// The probe's line in a sidecar's output, once flushed (Envoy's interval: 1 s).
-fn line(log: &Path, marker: &str) -> String {
+/// The line of `path` in a sidecar's output, once flushed (Envoy's interval: 1 s).
+fn line(log: &Path, marker: &str, path: &str) -> String {
     wait_until(
-        &format!("{marker} /probe line in {}", log.display()),
+        &format!("{marker} {path} line in {}", log.display()),
         CONVERGE,
         || {
             let text = std::fs::read_to_string(log).map_err(|e| e.to_string())?;
             text.lines()
-                .find(|l| l.starts_with(marker) && l.contains("/probe"))
+                .find(|l| l.starts_with(marker) && l.contains(path))
                 .map(str::to_string)
                 .ok_or_else(|| format!("not yet:\n{text}"))
         },
@@ -165,29 +186,31 @@ fn custom_text_format_with_peer_identities_matches_envoy() {
     let mesh_config = format!("accessLogFile: /dev/stdout\naccessLogFormat: '{TEXT_FORMAT}'\n");
     let trellis = probe(
         &mesh_config,
+        "",
         &TrellisProxy,
         ip("127.0.81.11"),
         ip("127.0.81.12"),
         "AL|",
     );
-    let fields: Vec<&str> = trellis.server.split('|').collect();
-    assert_eq!(fields.get(1), Some(&CLIENT_ID), "{}", trellis.server);
-    assert_eq!(fields.get(2), Some(&SERVER_ID), "{}", trellis.server);
+    let fields: Vec<&str> = trellis.server().split('|').collect();
+    assert_eq!(fields.get(1), Some(&CLIENT_ID), "{}", trellis.server());
+    assert_eq!(fields.get(2), Some(&SERVER_ID), "{}", trellis.server());
     assert_eq!(
         fields.get(4),
         Some(&"GET /probe?q=1 HTTP/1.1"),
         "{}",
-        trellis.server
+        trellis.server()
     );
-    assert_eq!(fields.get(5), Some(&"200"), "{}", trellis.server);
-    assert_eq!(fields.get(8), Some(&"abc"), "{}", trellis.server);
-    assert_eq!(fields.get(9), Some(&"-"), "{}", trellis.server);
+    assert_eq!(fields.get(5), Some(&"200"), "{}", trellis.server());
+    assert_eq!(fields.get(8), Some(&"abc"), "{}", trellis.server());
+    assert_eq!(fields.get(9), Some(&"-"), "{}", trellis.server());
     let client: Vec<&str> = trellis.client.split('|').collect();
     assert_eq!(client.get(1), Some(&"-"), "{}", trellis.client);
     assert_eq!(client.get(3), Some(&SERVER_ID), "{}", trellis.client);
 
     let envoy = probe(
         &mesh_config,
+        "",
         &Envoy::from_env(),
         ip("127.0.81.13"),
         ip("127.0.81.14"),
@@ -196,8 +219,8 @@ fn custom_text_format_with_peer_identities_matches_envoy() {
     // The server's own address differs by design; every other field must agree.
     let same = |l: &str, own: &str| l.replace(own, "SERVER_IP");
     assert_eq!(
-        same(&trellis.server, "127.0.81.12"),
-        same(&envoy.server, "127.0.81.14"),
+        same(trellis.server(), "127.0.81.12"),
+        same(envoy.server(), "127.0.81.14"),
         "Trellis (left) and Envoy (right) server sidecars"
     );
 }
@@ -210,12 +233,13 @@ fn custom_json_format_is_typed_like_envoys() {
     let marker = "{\"absent\":";
     let trellis = probe(
         &mesh_config,
+        "",
         &TrellisProxy,
         ip("127.0.81.21"),
         ip("127.0.81.22"),
         marker,
     );
-    let server: serde_json::Value = serde_json::from_str(&trellis.server).expect("json line");
+    let server: serde_json::Value = serde_json::from_str(trellis.server()).expect("json line");
     assert_eq!(server["peer"], CLIENT_ID, "{server}");
     assert_eq!(server["code"], 200, "{server}");
     assert_eq!(server["absent"], serde_json::Value::Null, "{server}");
@@ -225,11 +249,63 @@ fn custom_json_format_is_typed_like_envoys() {
 
     let envoy = probe(
         &mesh_config,
+        "",
         &Envoy::from_env(),
         ip("127.0.81.23"),
         ip("127.0.81.24"),
         marker,
     );
-    let envoy_server: serde_json::Value = serde_json::from_str(&envoy.server).expect("json line");
+    let envoy_server: serde_json::Value = serde_json::from_str(envoy.server()).expect("json line");
     assert_eq!(server, envoy_server, "Trellis (left) and Envoy (right)");
+}
+
+/// Istio's Telemetry API: the server side logs only what its CEL filter admits
+/// (`response.code >= 400`: a request denied by an AuthorizationPolicy, not the `/probe`
+/// before it), the client side keeps meshConfig's logger; Envoy does the same.
+#[test]
+fn telemetry_filter_expressions_select_the_lines_like_envoy() {
+    let mesh_config = format!("accessLogFile: /dev/stdout\naccessLogFormat: '{TEXT_FORMAT}'\n");
+    let extra = "apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews-errors, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  accessLogging:
+  - providers: [{name: envoy}]
+    match: {mode: SERVER}
+    filter: {expression: \"response.code >= 400\"}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-denied, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  action: DENY
+  rules:
+  - to:
+    - operation: {paths: [/denied]}
+";
+    let mut lines = Vec::new();
+    for (plane, client_ip, server_ip) in [
+        (
+            &TrellisProxy as &dyn DataPlane,
+            "127.0.81.31",
+            "127.0.81.32",
+        ),
+        (&Envoy::from_env(), "127.0.81.33", "127.0.81.34"),
+    ] {
+        let l = probe(
+            &mesh_config,
+            extra,
+            plane,
+            ip(client_ip),
+            ip(server_ip),
+            "AL|",
+        );
+        assert_eq!(l.server, None, "the 200 is filtered out on the server");
+        assert!(l.client.contains("|200|"), "{}", l.client);
+        assert!(l.server_denied.contains("|403|"), "{}", l.server_denied);
+        lines.push(l.server_denied.replace(server_ip, "SERVER_IP"));
+    }
+    assert_eq!(lines[0], lines[1], "Trellis (left) and Envoy (right)");
 }

@@ -26,13 +26,11 @@ pub enum Flag {
     RetryLimitExceeded,
     /// The request broke a rule of the protocol or a limit on bad input.
     DownstreamProtocolError,
-    /// The RBAC filter denied the request.
-    RbacAccessDenied,
 }
 
 impl Flag {
     /// Envoy's order when it writes several flags (`UF,URX`).
-    const ENVOY_ORDER: [Flag; 10] = [
+    const ENVOY_ORDER: [Flag; 11] = [
         Flag::NoHealthyUpstream,
         Flag::UpstreamTimeout,
         Flag::UpstreamReset,
@@ -42,6 +40,7 @@ impl Flag {
         Flag::DelayInjected,
         Flag::FaultInjected,
         Flag::RetryLimitExceeded,
+        Flag::DownstreamProtocolError,
         Flag::NoCluster,
     ];
 
@@ -66,7 +65,6 @@ impl Flag {
             Self::FaultInjected => "FI",
             Self::RetryLimitExceeded => "URX",
             Self::DownstreamProtocolError => "DPE",
-            Self::RbacAccessDenied => "RBAC",
         }
     }
 
@@ -84,7 +82,6 @@ impl Flag {
             Self::FaultInjected => "FaultInjected",
             Self::RetryLimitExceeded => "UpstreamRetryLimitExceeded",
             Self::DownstreamProtocolError => "DownstreamProtocolError",
-            Self::RbacAccessDenied => "RbacAccessDenied",
         }
     }
 
@@ -234,17 +231,20 @@ impl LocalReply {
         Self::new(400, "Bad Request", Flag::DownstreamProtocolError, details)
     }
 
-    /// The RBAC filter's 403, naming the deciding policy (`none` when none matched).
+    /// The RBAC filter's 403, naming the deciding policy (`none` when none matched), no flag.
     pub fn rbac_denied(policy: Option<&str>) -> Self {
-        Self::new(
-            403,
-            "RBAC: access denied",
-            Flag::RbacAccessDenied,
-            &format!(
+        // Envoy's RBAC filter sets no response flag (checked side by side with Envoy 1.40).
+        LocalReply {
+            status: 403,
+            body: "RBAC: access denied".into(),
+            flag: None,
+            details: format!(
                 "rbac_access_denied_matched_policy[{}]",
                 policy.unwrap_or("none")
             ),
-        )
+            transport_failure: String::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// The JWT filter's refusal: 401 (403 for a disallowed audience) with the failure as

@@ -25,9 +25,7 @@ use crate::config::{
 };
 use crate::flags::{Flag, Flags, LocalReply};
 use crate::telemetry::Report;
-use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::body::Counted;
-use crate::telemetry::format::{Context, Request as LogRequest};
 use crate::telemetry::labels::{Protocol, Reporter};
 use crate::telemetry::peer::Peer;
 use crate::tls::client::UpstreamPeer;
@@ -36,6 +34,8 @@ use crate::{lb, routing};
 
 /// Requests with bodies up to this size are buffered so that a retry can resend them.
 const RETRY_BUFFER: u64 = 64 * 1024;
+
+mod access_log;
 
 /// The downstream connection a request came on.
 #[derive(Debug, Clone)]
@@ -165,7 +165,14 @@ pub async fn handle(
             outcome.details = "upgrade_failed".into();
             reply(403, String::new())
         }
-        (Some(reply), _) => local(reply, &mut outcome),
+        (Some(reply), route) => {
+            // Envoy's filters resolve the route first: the log names it and its cluster.
+            outcome.route = route.map(|r| r.name.clone()).unwrap_or_default();
+            outcome.cluster = route
+                .and_then(crate::routing::sole_cluster)
+                .unwrap_or_default();
+            local(reply, &mut outcome)
+        }
         (None, None) => local(LocalReply::no_route(), &mut outcome),
         (None, Some(route)) => {
             outcome.route = route.name.clone();
@@ -996,7 +1003,7 @@ fn finish(
     let logs = hcm.access_logs.clone();
     let body = Counted::on_end(body, move |sent| {
         record(&proxy, &received, &outcome, &answered, sent, &downstream);
-        log(
+        access_log::log(
             &proxy,
             &logs,
             &received,
@@ -1055,52 +1062,6 @@ fn record(
     series.duration.observe(duration);
     series.request_bytes.observe(r.header_bytes + received);
     series.response_bytes.observe(a.header_bytes + sent);
-}
-
-/// The request's access log lines.
-fn log(
-    proxy: &Proxy,
-    logs: &[Arc<AccessLog>],
-    r: &Received,
-    o: &Outcome,
-    a: &Answered,
-    sent: u64,
-    downstream: &Downstream,
-) {
-    let Some(headers) = &r.headers else {
-        return;
-    };
-    let scheme = if downstream.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let ctx = Context {
-        start: Some(r.start_wall),
-        duration: r.start.elapsed(),
-        response_duration: Some(a.after),
-        request: Some(LogRequest {
-            method: r.method.as_str(),
-            path: &r.path,
-            authority: &r.authority,
-            scheme,
-            headers,
-        }),
-        response_headers: a.headers.as_ref(),
-        protocol: Some(protocol_name(r.version)),
-        response_code: a.status,
-        flags: o.flags,
-        details: &o.details,
-        transport_failure: &o.transport_failure,
-        bytes_received: o.request_body.bytes(),
-        bytes_sent: sent,
-        upstream_host: o.upstream,
-        upstream_cluster: &o.cluster,
-        upstream_peer_uri_san: o.upstream_principal.as_deref().unwrap_or_default(),
-        route_name: &o.route,
-        ..crate::telemetry::log_context::downstream(downstream)
-    };
-    proxy.telemetry.log(logs, &ctx);
 }
 
 /// `%PROTOCOL%`.
