@@ -21,19 +21,17 @@
 //! proxy runs.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod local_runtime;
+
+use local_runtime::{CONVERGE, Local, text, wait_for_pod};
 use serde_json::Value;
 use trellis_local::netns::{self, Reply};
 use trellis_local::process::ProcessRecord;
-use trellis_local::state::StateDir;
 use trellis_testkit::corpus::{corpus_dir, in_namespace};
-use trellis_testkit::{Process, free_port, temp_dir, wait_until};
+use trellis_testkit::{Process, wait_until};
 
-const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
-const CONVERGE: Duration = Duration::from_secs(40);
 /// Istio's test: the policies and the server live in the allowed client's namespace.
 const NS1: &str = "ns1";
 const NS2: &str = "ns2";
@@ -205,92 +203,29 @@ const MIXED: Planes = Planes {
     denied: "trellis",
 };
 
-/// A local mesh of its own (state, config, logs in a temporary directory); `trellis down`
-/// on drop, also when the test fails.
-struct Local {
-    dir: tempfile::TempDir,
-}
-
-impl Local {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn trellis(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(TRELLIS);
-        command
-            .args(args)
-            .env("TRELLIS_STATE_DIR", self.path("state"));
-        command
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        self.trellis(args).output().expect("run trellis")
-    }
-
-    fn state(&self) -> StateDir {
-        StateDir::open(self.path("state")).unwrap()
-    }
-
-    /// `trellis run` of `app` as `namespace/name` with `proxy` in the background.
-    fn run(
-        &self,
-        namespace: &str,
-        name: &str,
-        proxy: &str,
-        flags: &[&str],
-        app: &[&str],
-    ) -> Process {
-        let mut args = vec![
-            "run",
-            "--name",
-            name,
-            "-n",
-            namespace,
-            "--service-account",
-            name,
-            "--labels",
-        ];
-        let labels = format!("app={name}");
-        args.extend([labels.as_str(), "--proxy", proxy, "--drain-seconds", "0"]);
-        args.extend_from_slice(flags);
-        args.push("--");
-        args.extend_from_slice(app);
-        Process::start(
-            &format!("{namespace}/{name}"),
-            self.trellis(&args),
-            &self.path(&format!("{namespace}-{name}.log")),
-        )
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let out = self.output(&["down"]);
-        if !out.status.success() {
-            eprintln!("trellis down: {}", text(&out));
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn wait_for_pod(process: &mut Process, state: &StateDir, key: &str) {
-    wait_until(&format!("pod {key} running"), CONVERGE, || {
-        if !process.running() {
-            panic!("trellis run {key} exited\n{}", process.tail(30));
-        }
-        match state.load().map_err(|e| e.to_string())?.pods.get(key) {
-            Some(p) if p.processes.iter().any(|r| r.role == "app") => Ok(()),
-            _ => Err("app not started yet".to_string()),
-        }
-    });
+/// `trellis run` of `namespace/name` (labelled `app=NAME`, its service account NAME) with
+/// the `proxy` sidecar.
+fn run(
+    local: &Local,
+    namespace: &str,
+    name: &str,
+    proxy: &str,
+    flags: &[&str],
+    app: &[&str],
+) -> Process {
+    let labels = format!("app={name}");
+    let mut args = vec![
+        "--service-account",
+        name,
+        "--labels",
+        &labels,
+        "--proxy",
+        proxy,
+        "--drain-seconds",
+        "0",
+    ];
+    args.extend_from_slice(flags);
+    local.run(namespace, name, &args, app)
 }
 
 /// GET `path` on the server's Service from inside a client pod, as its app would.
@@ -311,31 +246,17 @@ struct Addresses {
 /// Istio (both clients' calls), and the disagreements. Removes everything it made and
 /// checks that nothing is left.
 fn run_mesh(planes: Planes, rows: &[Row], bridge: &str, subnet: &str) -> (usize, Vec<String>) {
-    let at: IpAddr = "127.0.0.1".parse().unwrap();
-    let local = Local { dir: temp_dir() };
-    std::fs::create_dir(local.path("config")).unwrap();
+    let local = Local::new();
     std::fs::write(local.path("config/service.yaml"), SERVICE).unwrap();
     std::fs::write(local.path("app.py"), APP).unwrap();
-    let up = local.output(&[
-        "up",
-        "--config",
-        local.path("config").to_str().unwrap(),
-        "--bridge",
-        bridge,
-        "--subnet",
-        subnet,
-        "--xds-port",
-        &free_port(at).to_string(),
-        "--debug-address",
-        &SocketAddr::new(at, free_port(at)).to_string(),
-    ]);
-    assert!(up.status.success(), "trellis up: {}", text(&up));
+    local.up(bridge, subnet);
     let state = local.state();
 
     // The server first, then each client once the one before it has its address.
     let app = local.path("app.py");
     let port = HTTP.to_string();
-    let mut server = local.run(
+    let mut server = run(
+        &local,
         NS1,
         SERVER,
         planes.server,
@@ -344,8 +265,8 @@ fn run_mesh(planes: Planes, rows: &[Row], bridge: &str, subnet: &str) -> (usize,
     );
     let server_key = format!("{NS1}/{SERVER}");
     wait_for_pod(&mut server, &state, &server_key);
-    let mut allowed = local.run(NS1, CLIENT, planes.allowed, &[], &["sleep", "300"]);
-    let mut denied = local.run(NS2, CLIENT, planes.denied, &[], &["sleep", "300"]);
+    let mut allowed = run(&local, NS1, CLIENT, planes.allowed, &[], &["sleep", "300"]);
+    let mut denied = run(&local, NS2, CLIENT, planes.denied, &[], &["sleep", "300"]);
     let (allowed_key, denied_key) = (format!("{NS1}/{CLIENT}"), format!("{NS2}/{CLIENT}"));
     wait_for_pod(&mut allowed, &state, &allowed_key);
     wait_for_pod(&mut denied, &state, &denied_key);
