@@ -8,7 +8,7 @@
 //! own certificate), as in Istio's test: the server `b` in `ns1`, the allowed client `a` in
 //! `ns1` and the denied client `a` in `ns2`. The rows' templates (`conditions.yaml.tmpl`,
 //! `mtls.yaml.tmpl`) are rendered with the pods' actual addresses, as Istio's framework
-//! does, and are in force before the first pod starts. Each row is called from both clients
+//! does, and applied once the pods run. Each row is called from both clients
 //! through both sidecars over STRICT mutual TLS and judged on the server sidecar's answer:
 //! 200 when allowed, 403 when denied.
 //!
@@ -29,6 +29,7 @@ use local_runtime::{CONVERGE, Local, text, wait_for_pod};
 use serde_json::Value;
 use trellis_local::netns::{self, Reply};
 use trellis_local::process::ProcessRecord;
+use trellis_local::state::PodRecord;
 use trellis_testkit::corpus::{corpus_dir, in_namespace};
 use trellis_testkit::{Process, wait_until};
 
@@ -235,11 +236,94 @@ fn call(netns: &str, path: &str) -> Result<Reply, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The pods' actual addresses on the bridge, which the templates are rendered with.
-struct Addresses {
-    server: Ipv4Addr,
-    allowed: Ipv4Addr,
-    denied: Ipv4Addr,
+/// The pods of one mesh: the server and the two clients, each by its `namespace/name`.
+struct Pods {
+    /// Their `trellis run`s, killed on drop.
+    runs: Vec<Process>,
+    server: PodRecord,
+    allowed: (String, PodRecord),
+    denied: (String, PodRecord),
+}
+
+/// Starts `b.ns1`, then `a.ns1` and `a.ns2`, with the sidecars of `planes`; returns once
+/// every app runs.
+fn start_pods(local: &Local, planes: Planes) -> Pods {
+    let state = local.state();
+    let app = local.path("app.py");
+    let port = HTTP.to_string();
+    let server_key = format!("{NS1}/{SERVER}");
+    let mut server = run(
+        local,
+        NS1,
+        SERVER,
+        planes.server,
+        &["--port", &port],
+        &["python3", app.to_str().unwrap(), &port],
+    );
+    wait_for_pod(&mut server, &state, &server_key);
+    let (allowed_key, denied_key) = (format!("{NS1}/{CLIENT}"), format!("{NS2}/{CLIENT}"));
+    let mut allowed = run(local, NS1, CLIENT, planes.allowed, &[], &["sleep", "300"]);
+    let mut denied = run(local, NS2, CLIENT, planes.denied, &[], &["sleep", "300"]);
+    wait_for_pod(&mut allowed, &state, &allowed_key);
+    wait_for_pod(&mut denied, &state, &denied_key);
+    let mut pods = state.load().unwrap().pods;
+    let mut take = |key: &str| pods.remove(key).unwrap();
+    Pods {
+        server: take(&server_key),
+        allowed: (allowed_key.clone(), take(&allowed_key)),
+        denied: (denied_key.clone(), take(&denied_key)),
+        runs: vec![server, allowed, denied],
+    }
+}
+
+/// The rows' templates rendered with the pods' actual addresses, through `trellis apply`.
+fn apply_policies(local: &Local, rows: &[Row], pods: &Pods) {
+    let mut templates: Vec<&String> = Vec::new();
+    for template in rows.iter().flat_map(|r| r.templates.iter()) {
+        if !templates.contains(&template) {
+            templates.push(template);
+        }
+    }
+    let rendered: Vec<String> = templates
+        .iter()
+        .map(|t| render(t, pods.server.ip, pods.allowed.1.ip, pods.denied.1.ip))
+        .collect();
+    std::fs::write(local.path("policies.yaml"), rendered.join("---\n")).unwrap();
+    let apply = local.output(&["apply", "-f", local.path("policies.yaml").to_str().unwrap()]);
+    assert!(apply.status.success(), "trellis apply: {}", text(&apply));
+}
+
+/// Whether `reply` is what Istio expects: the app's answer (its path) when allowed, the
+/// server sidecar's RBAC denial otherwise.
+fn as_expected(allow: bool, path: &str, reply: &Reply) -> bool {
+    match allow {
+        true => reply.status == 200 && reply.body == path,
+        false => reply.status == 403 && reply.body == "RBAC: access denied",
+    }
+}
+
+/// Calls every row from both clients: how many rows agreed with Istio on both, and the
+/// disagreements.
+fn judge(planes: Planes, rows: &[Row], pods: &Pods) -> (usize, Vec<String>) {
+    let clients = [(true, &pods.allowed), (false, &pods.denied)];
+    let mut agree = 0;
+    let mut disagreements = Vec::new();
+    for row in rows {
+        let mut ok = true;
+        for (from_allowed, (key, pod)) in clients {
+            let allow = row.expects_allow(from_allowed);
+            let got = call(&pod.netns, &row.path);
+            if !got.as_ref().is_ok_and(|r| as_expected(allow, &row.path, r)) {
+                ok = false;
+                disagreements.push(format!(
+                    "{} line {} {} from {key} at {}: expected allow={allow}, got {got:?}",
+                    planes.name, row.line, row.path, pod.ip
+                ));
+            }
+        }
+        agree += usize::from(ok);
+    }
+    (agree, disagreements)
 }
 
 /// One mesh on `bridge`/`subnet` with the sidecars of `planes`: how many rows agreed with
@@ -250,95 +334,34 @@ fn run_mesh(planes: Planes, rows: &[Row], bridge: &str, subnet: &str) -> (usize,
     std::fs::write(local.path("config/service.yaml"), SERVICE).unwrap();
     std::fs::write(local.path("app.py"), APP).unwrap();
     local.up(bridge, subnet);
-    let state = local.state();
-
-    // The server first, then each client once the one before it has its address.
-    let app = local.path("app.py");
-    let port = HTTP.to_string();
-    let mut server = run(
-        &local,
-        NS1,
-        SERVER,
-        planes.server,
-        &["--port", &port],
-        &["python3", app.to_str().unwrap(), &port],
-    );
-    let server_key = format!("{NS1}/{SERVER}");
-    wait_for_pod(&mut server, &state, &server_key);
-    let mut allowed = run(&local, NS1, CLIENT, planes.allowed, &[], &["sleep", "300"]);
-    let mut denied = run(&local, NS2, CLIENT, planes.denied, &[], &["sleep", "300"]);
-    let (allowed_key, denied_key) = (format!("{NS1}/{CLIENT}"), format!("{NS2}/{CLIENT}"));
-    wait_for_pod(&mut allowed, &state, &allowed_key);
-    wait_for_pod(&mut denied, &state, &denied_key);
-    let pods = state.load().unwrap().pods;
-    let addresses = Addresses {
-        server: pods[&server_key].ip,
-        allowed: pods[&allowed_key].ip,
-        denied: pods[&denied_key].ip,
-    };
-    assert_ne!(addresses.allowed, addresses.denied);
-
-    // The rows' policies, rendered with the pods' actual addresses, through `trellis apply`.
-    let mut policies = Vec::new();
-    for template in rows.iter().flat_map(|r| r.templates.iter()) {
-        if !policies.contains(template) {
-            policies.push(template.clone());
-        }
-    }
-    let rendered: Vec<String> = policies
-        .iter()
-        .map(|t| render(t, addresses.server, addresses.allowed, addresses.denied))
-        .collect();
-    std::fs::write(local.path("policies.yaml"), rendered.join("---\n")).unwrap();
-    let apply = local.output(&["apply", "-f", local.path("policies.yaml").to_str().unwrap()]);
-    assert!(apply.status.success(), "trellis apply: {}", text(&apply));
+    let pods = start_pods(&local, planes);
+    assert_ne!(pods.allowed.1.ip, pods.denied.1.ip);
+    apply_policies(&local, rows, &pods);
 
     // In force on the server's sidecar: a path no rule allows is denied to both clients.
-    let clients = [
-        (true, pods[&allowed_key].netns.clone()),
-        (false, pods[&denied_key].netns.clone()),
-    ];
-    for (_, netns) in &clients {
+    for (_, pod) in [&pods.allowed, &pods.denied] {
         wait_until(
-            &format!("{} policies in force for {netns}", planes.name),
+            &format!("{} policies in force for {}", planes.name, pod.netns),
             CONVERGE,
-            || match call(netns, "/") {
-                Ok(reply) if reply.status == 403 => Ok(()),
+            || match call(&pod.netns, "/") {
+                Ok(reply) if as_expected(false, "/", &reply) => Ok(()),
                 Ok(reply) => Err(format!("{} {}", reply.status, reply.body)),
                 Err(e) => Err(e),
             },
         );
     }
-
-    let mut agree = 0;
-    let mut disagreements = Vec::new();
-    for row in rows {
-        let mut ok = true;
-        for (from_allowed, netns) in &clients {
-            let want = if row.expects_allow(*from_allowed) {
-                200
-            } else {
-                403
-            };
-            let got = call(netns, &row.path).map(|r| (r.status, r.body));
-            if !matches!(&got, Ok((status, _)) if *status == want) {
-                ok = false;
-                let from = if *from_allowed {
-                    &allowed_key
-                } else {
-                    &denied_key
-                };
-                disagreements.push(format!(
-                    "{} line {} {} from {from}: expected {want}, got {got:?}",
-                    planes.name, row.line, row.path
-                ));
-            }
-        }
-        agree += usize::from(ok);
-    }
+    let (agree, disagreements) = judge(planes, rows, &pods);
     if !disagreements.is_empty() {
-        for process in [&server, &allowed, &denied] {
-            eprintln!("{}", process.tail(40));
+        let log = std::fs::read_to_string(pods.server.dir.join("sidecar.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines
+            .get(lines.len().saturating_sub(60)..)
+            .unwrap_or_default();
+        if !tail.is_empty() {
+            eprintln!("server sidecar log (tail):\n{}", tail.join("\n"));
+        }
+        for run in &pods.runs {
+            eprintln!("{}", run.tail(10));
         }
     }
     println!(
@@ -346,15 +369,14 @@ fn run_mesh(planes: Planes, rows: &[Row], bridge: &str, subnet: &str) -> (usize,
         planes.name,
         rows.len(),
         planes.server,
-        addresses.server,
+        pods.server.ip,
         planes.allowed,
-        addresses.allowed,
+        pods.allowed.1.ip,
         planes.denied,
-        addresses.denied,
+        pods.denied.1.ip,
     );
-
     down_leaves_nothing(&local, bridge);
-    drop((server, allowed, denied));
+    drop(pods);
     (agree, disagreements)
 }
 
