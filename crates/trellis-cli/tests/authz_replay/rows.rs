@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 use trellis_testkit::corpus::{corpus_dir, in_namespace};
 
+use super::egress;
+
 /// The namespace of the integration tests' server `b` and of their policies.
 pub const NS: &str = "foo";
 pub const HTTP: u16 = 8000;
@@ -19,7 +21,7 @@ pub const JWKS_URI: &str = "JWKS_URI";
 /// Stands for the port the ingress gateway listens on in a world's config.
 pub const GATEWAY_PORT: &str = "GATEWAY_PORT";
 /// Istio's root namespace, where mesh-wide policies live.
-const ROOT_NAMESPACE: &str = "istio-system";
+pub const ROOT_NAMESPACE: &str = "istio-system";
 /// Istio's security tests trust one proxy in front of the ingress gateway, so `remote.ip`
 /// and `remoteIpBlocks` come from `X-Forwarded-For`.
 const TRUSTED_PROXY_MESH: &str = "defaultConfig:\n  gatewayTopology:\n    numTrustedProxies: 1\n";
@@ -124,6 +126,9 @@ pub struct World {
     pub probe_token: Option<String>,
     /// Requests go through an ingress gateway (in front of the servers' sidecars).
     pub gateway: bool,
+    /// The world has Istio's egress gateway (`egress.rs`): clients call port 80 of hosts
+    /// outside the mesh, routed through it to the servers.
+    pub egress: bool,
     /// The MeshConfig, if not Istio's defaults.
     pub mesh_config: Option<&'static str>,
     pub rows: Vec<Row>,
@@ -132,8 +137,6 @@ pub struct World {
 /// Corpus rows that cannot be replayed here, by reason.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// Need Istio's egress gateway (and hosts outside the mesh).
-    pub gateway: usize,
     /// CUSTOM action with an external authorizer (rejected, unsupported).
     pub custom: usize,
     /// `source.ip` of two clients: loopback sidecars all connect from 127.0.0.1.
@@ -145,8 +148,11 @@ pub struct Pending {
 pub trait Addresses {
     fn server_ip(&self, i: usize) -> IpAddr;
     fn client_ip(&self, j: usize) -> IpAddr;
+    /// Where the egress gateway's listeners bind (`.41`).
+    fn egress_gateway_ip(&self) -> IpAddr;
 }
 
+/// The JWT sample tokens of the corpus, by name.
 pub fn tokens() -> BTreeMap<String, String> {
     let text = read(corpus_dir().join("jwt/tokens.jsonl"));
     text.lines()
@@ -161,7 +167,7 @@ pub fn tokens() -> BTreeMap<String, String> {
         .collect()
 }
 
-fn read(path: PathBuf) -> String {
+pub fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -169,14 +175,14 @@ fn read(path: PathBuf) -> String {
 // Istio's integration rows.
 
 /// The allowed and the denied client of a world with peer identities, and their addresses.
-struct Peers<'a> {
-    allowed: (&'a Workload, IpAddr),
-    denied: (&'a Workload, IpAddr),
+pub struct Peers<'a> {
+    pub allowed: (&'a Workload, IpAddr),
+    pub denied: (&'a Workload, IpAddr),
 }
 
 /// Fills in the template variables this harness can give a value; documents left with
 /// any other variable (gateways; peers in worlds without clients) are dropped.
-fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
+pub fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
     let port = |name: &str| match name {
         "http" => HTTP,
         "http2" => HTTP2,
@@ -215,8 +221,7 @@ fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
         .replace(
             "{{ (.To.PortForName \"http\").ServicePort }}",
             &HTTP.to_string(),
-        )
-        .replace("number: 80\n", &format!("number: {GATEWAY_PORT}\n"));
+        );
     if let Some(peers) = peers {
         for (role, (workload, ip)) in [("Allowed", peers.allowed), ("Denied", peers.denied)] {
             text = text
@@ -309,7 +314,7 @@ fn needs_identity(test: &str, path: &str) -> bool {
 
 /// The clients of the worlds with peer identities: Istio's `apps.Ns1.A` (allowed) and
 /// `apps.Ns2.A` (denied).
-fn integration_clients() -> Vec<Workload> {
+pub fn integration_clients() -> Vec<Workload> {
     vec![Workload::new("ns1", "a"), Workload::new("ns2", "a")]
 }
 
@@ -372,7 +377,8 @@ pub fn integration_worlds(
         let test = case["test"].as_str().unwrap().to_string();
         let request = &case["request"];
         if test == "TestAuthz_EgressGateway" {
-            pending.gateway += 1;
+            let world = egress::world_for(&mut worlds, &case, &peers, at, tokens);
+            egress::add_rows(world, &case, tokens);
             continue;
         }
         let gateway = ["TestAuthz_NotHost", "TestAuthz_IngressGateway"].contains(&test.as_str());
@@ -398,6 +404,11 @@ pub fn integration_worlds(
                 .map(|t| t.as_str().unwrap())
                 .filter(|t| identity || !t.ends_with("mtls.yaml.tmpl"))
                 .map(|t| policy(t, at.server_ip(0), identity.then_some(&peers)))
+                // The ingress gateway listens on a free port instead of 80.
+                .map(|c| match gateway {
+                    true => c.replace("number: 80\n", &format!("number: {GATEWAY_PORT}\n")),
+                    false => c,
+                })
                 .collect();
             let jwt = test == "TestAuthz_JWT";
             World {
@@ -412,6 +423,7 @@ pub fn integration_worlds(
                 jwks: jwt.then(|| read(corpus_dir().join("istio/tests/common/jwt/jwks.json"))),
                 probe_token: jwt.then(|| tokens["TokenIssuer1"].clone()),
                 gateway,
+                egress: false,
                 mesh_config: gateway.then_some(TRUSTED_PROXY_MESH),
                 rows: Vec::new(),
             }
@@ -623,6 +635,7 @@ pub fn docs_worlds(tokens: &BTreeMap<String, String>) -> Vec<World> {
                     }),
                     probe_token: jwt.then(|| tokens["demo.jwt"].clone()),
                     gateway: false,
+                    egress: false,
                     mesh_config: None,
                     rows: Vec::new(),
                 });
@@ -723,6 +736,7 @@ fn ingress_worlds(obs: &Value) -> Vec<World> {
             jwks: None,
             probe_token: None,
             gateway: true,
+            egress: false,
             mesh_config: None,
             rows: vec![Row {
                 name: name.clone(),
