@@ -40,6 +40,7 @@
 //! the line of the data plane that ran).
 
 mod authz_replay {
+    pub mod docs;
     pub mod egress;
     pub mod rows;
     pub mod world;
@@ -49,7 +50,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use authz_replay::rows::{Pending, docs_worlds, integration_worlds, tokens};
+use authz_replay::docs::docs_worlds;
+use authz_replay::rows::{Pending, integration_worlds, tokens};
 use authz_replay::world::{observe, start};
 use trellis_testkit::scenario::{DataPlane, Envoy, Lease};
 use trellis_testkit::trellis_proxy::TrellisProxy;
