@@ -1,8 +1,8 @@
 //! Running a world: its control plane with the policies, the server sidecars (Sidecar
 //! ingress listeners with `captureMode: NONE` on leased loopback addresses, in front of a
 //! tiny HTTP application), the client sidecars with identities of their own (Sidecar
-//! egress listeners toward the servers' Services), and an ingress gateway; and sending a
-//! row's requests.
+//! egress listeners toward the servers' Services), an ingress gateway or Istio's egress
+//! gateway (`egress.rs`); and sending a row's requests.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
