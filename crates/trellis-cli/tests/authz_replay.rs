@@ -34,8 +34,8 @@
 //! route to the gateway in plain text or over `ISTIO_MUTUAL`, and the gateway's policy
 //! decides (`authz_replay/egress.rs`).
 //!
-//! Rows that need an external authorizer (CUSTOM) or distinct client source addresses are
-//! counted apart. Prints `<data plane> authz rows: N/M agree, ...`;
+//! Rows that need an external authorizer (CUSTOM) are counted apart; the two `source.ip`
+//! rows need distinct client addresses and run in pods instead (`authz_source_ip.rs`). Prints `<data plane> authz rows: N/M agree, ...`;
 //! the counts are held by `tests/ratchets/authz.txt` (`TRELLIS_RATCHET_UPDATE=1` rewrites
 //! the line of the data plane that ran).
 
@@ -152,8 +152,8 @@ fn replay(data_plane: &dyn DataPlane, key: &str) {
     let peers_agree = with_peers.values().filter(|ok| **ok).count();
     println!(
         "{key} authz rows: {agree}/{total} agree ({peers_agree}/{} with peer identities); pending: \
-         {} need an external authorizer (CUSTOM, unsupported), {} need distinct client \
-         source addresses; {:.0?}",
+         {} need an external authorizer (CUSTOM, unsupported), {} run in pods \
+         (source.ip, authz_source_ip.rs); {:.0?}",
         with_peers.len(),
         pending.custom,
         pending.source_ip,

@@ -139,7 +139,8 @@ pub struct World {
 pub struct Pending {
     /// CUSTOM action with an external authorizer (rejected, unsupported).
     pub custom: usize,
-    /// `source.ip` of two clients: loopback sidecars all connect from 127.0.0.1.
+    /// `source.ip` of two clients: loopback sidecars all connect from 127.0.0.1, so these
+    /// rows run in pods with their own addresses (`authz_source_ip.rs`).
     pub source_ip: usize,
 }
 
