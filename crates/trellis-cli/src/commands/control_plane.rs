@@ -60,6 +60,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mesh = trellis_api::decode_mesh_config(&path.display().to_string(), &bytes)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Istio's rules; a bad value is reported and translation falls back to Istio's
+        // default for it (an access-log format, for one), the rest applies.
+        for finding in trellis_config::validate::validate_mesh_config(&mesh) {
+            tracing::warn!(file = %path.display(), "mesh config {finding}");
+        }
         options.mesh_config = Arc::new(mesh);
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -9,6 +9,7 @@
 //! kind, plus [`common`] for the pieces several kinds share (hosts, ports, labels,
 //! durations, selectors...). Every function is pure and never panics on user input.
 
+pub mod access_log;
 pub mod common;
 mod destination_rule;
 mod envoy_filter;

@@ -3,8 +3,10 @@
 //! No I/O, deterministic output (every list sorted by name), Istio's resource names. Each
 //! concept has its own module: [`clusters`] (CDS), [`endpoints`] (EDS), [`listeners`]
 //! (LDS), [`routes`] (RDS), [`scope`] (which services a proxy sees), [`mtls`] (Istio mutual
-//! TLS on both sides), [`name_table`] (NDS, for the DNS proxy).
+//! TLS on both sides), [`name_table`] (NDS, for the DNS proxy), [`access_log`] (Istio's
+//! access logs on listeners, HCMs and `tcp_proxy`).
 
+pub mod access_log;
 pub mod authn;
 pub mod authz;
 pub mod clusters;

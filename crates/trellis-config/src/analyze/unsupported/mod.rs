@@ -10,7 +10,8 @@
 //! JSON (which leaves unset fields out): `a.b` names fields, `[]` any item of a list,
 //! `[x.y=V]` the items whose `x.y` is `V` (ASCII case ignored), `**` any depth (zero or
 //! more fields or items). An empty pattern means the whole object: the kind itself is not
-//! implemented.
+//! implemented. Telemetry access-log providers that depend on the mesh config are checked
+//! apart ([`providers`]).
 
 use serde_json::Value;
 use trellis_api::Kind;
@@ -19,6 +20,7 @@ use super::context::origin;
 use super::messages as m;
 use super::{Context, Message};
 
+mod providers;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -93,6 +95,7 @@ pub(super) const fn mesh(field: &'static str, reason: &'static str) -> Unsupport
 pub const NAME: &str = "trellis.UnsupportedFieldAnalyzer";
 
 pub fn unsupported_fields(ctx: &Context<'_>, out: &mut Vec<Message>) {
+    providers::access_log_providers(ctx, out);
     let mesh = serde_json::to_value(ctx.mesh).unwrap_or(Value::Null);
     for entry in UNSUPPORTED
         .iter()

@@ -11,13 +11,23 @@ const GW: Kind = Kind::Gateway;
 const SC: Kind = Kind::Sidecar;
 
 const GW_SKIPPED: &str = "the server gets no listener";
+const PROVIDER: &str = "the provider is not configured (only envoyFileAccessLog providers are)";
 
 /// Everything the translation does not honour today. Remove an entry when it lands.
 pub const UNSUPPORTED: &[Unsupported] = &[
     // Whole kinds: nothing of theirs reaches the proxies.
-    kind(
+    // Telemetry: translate/access_log applies accessLogging; metrics and tracing are not.
+    field(
         Kind::Telemetry,
-        "no metrics, access log or tracing configuration is applied",
+        "spec.metrics",
+        Set,
+        "the proxies' standard metrics are neither overridden nor disabled",
+    ),
+    field(
+        Kind::Telemetry,
+        "spec.tracing",
+        Set,
+        "no tracing is configured",
     ),
     kind(Kind::WasmPlugin, "no Wasm plugin is loaded"),
     kind(Kind::TrafficExtension, "no extension is loaded"),
@@ -238,15 +248,34 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "paths are normalized as in Istio's default (BASE)",
     ),
     mesh("protocolDetectionTimeout", "Envoy's default applies"),
-    mesh("accessLogFile", "proxies write no access log"),
-    mesh("accessLogFormat", "proxies write no access log"),
-    mesh("accessLogEncoding", "proxies write no access log"),
-    mesh("enableTracing", "no tracing is configured"),
     mesh(
-        "extensionProviders",
-        "no telemetry or authorization provider is configured",
+        "enableEnvoyAccessLogService",
+        "no gRPC access log service is configured (file access logs are)",
     ),
-    mesh("defaultProviders", "no telemetry provider is configured"),
+    mesh("enableTracing", "no tracing is configured"),
+    // Extension providers: only envoyFileAccessLog is used (translate/access_log).
+    mesh("extensionProviders[].envoyExtAuthzHttp", PROVIDER),
+    mesh("extensionProviders[].envoyExtAuthzGrpc", PROVIDER),
+    mesh("extensionProviders[].zipkin", PROVIDER),
+    mesh("extensionProviders[].lightstep", PROVIDER),
+    mesh("extensionProviders[].datadog", PROVIDER),
+    mesh("extensionProviders[].stackdriver", PROVIDER),
+    mesh("extensionProviders[].opencensus", PROVIDER),
+    mesh("extensionProviders[].skywalking", PROVIDER),
+    mesh("extensionProviders[].opentelemetry", PROVIDER),
+    mesh("extensionProviders[].prometheus", PROVIDER),
+    mesh("extensionProviders[].envoyHttpAls", PROVIDER),
+    mesh("extensionProviders[].envoyTcpAls", PROVIDER),
+    mesh("extensionProviders[].envoyOtelAls", PROVIDER),
+    mesh("extensionProviders[].sds", PROVIDER),
+    mesh(
+        "defaultProviders.metrics",
+        "no metrics provider is configured",
+    ),
+    mesh(
+        "defaultProviders.tracing",
+        "no tracing provider is configured",
+    ),
     mesh("serviceSettings", "services keep the default settings"),
     mesh("discoverySelectors", "every namespace is read"),
     mesh(

@@ -88,11 +88,18 @@ fn cases() -> Vec<Case> {
             "spec.action",
         ),
         (
-            "",
+            "spec.tracing",
             "Telemetry",
             json!({"tracing": [{"randomSamplingPercentage": 10.0}]}),
-            Value::Null,
-            "",
+            json!({"accessLogging": [{"providers": [{"name": "envoy"}]}]}),
+            "spec.tracing",
+        ),
+        (
+            "spec.metrics",
+            "Telemetry",
+            json!({"metrics": [{"providers": [{"name": "prometheus"}]}]}),
+            json!({"accessLogging": [{"disabled": true}]}),
+            "spec.metrics",
         ),
         (
             "",
@@ -369,15 +376,66 @@ fn mesh_cases() -> Vec<(&'static str, Value)> {
             json!({"normalization": "MERGE_SLASHES"}),
         ),
         ("protocolDetectionTimeout", json!("1s")),
-        ("accessLogFile", json!("/dev/stdout")),
-        ("accessLogFormat", json!("%START_TIME%")),
-        ("accessLogEncoding", json!("JSON")),
+        ("enableEnvoyAccessLogService", json!(true)),
         ("enableTracing", json!(true)),
         (
-            "extensionProviders",
-            json!([{"name": "otel", "opentelemetry": {"service": "otel.x", "port": 4317}}]),
+            "extensionProviders[].envoyExtAuthzHttp",
+            json!([{"name": "p", "envoyExtAuthzHttp": {"service": "authz.x", "port": 80}}]),
         ),
-        ("defaultProviders", json!({"metrics": ["prometheus"]})),
+        (
+            "extensionProviders[].envoyExtAuthzGrpc",
+            json!([{"name": "p", "envoyExtAuthzGrpc": {"service": "authz.x", "port": 9000}}]),
+        ),
+        (
+            "extensionProviders[].zipkin",
+            json!([{"name": "p", "zipkin": {"service": "zipkin.x", "port": 9411}}]),
+        ),
+        (
+            "extensionProviders[].lightstep",
+            json!([{"name": "p", "lightstep": {"service": "ls.x", "port": 8080}}]),
+        ),
+        (
+            "extensionProviders[].datadog",
+            json!([{"name": "p", "datadog": {"service": "dd.x", "port": 8126}}]),
+        ),
+        (
+            "extensionProviders[].stackdriver",
+            json!([{"name": "p", "stackdriver": {}}]),
+        ),
+        (
+            "extensionProviders[].opencensus",
+            json!([{"name": "p", "opencensus": {"service": "oc.x", "port": 55678}}]),
+        ),
+        (
+            "extensionProviders[].skywalking",
+            json!([{"name": "p", "skywalking": {"service": "sw.x", "port": 11800}}]),
+        ),
+        (
+            "extensionProviders[].opentelemetry",
+            json!([{"name": "p", "opentelemetry": {"service": "otel.x", "port": 4317}}]),
+        ),
+        (
+            "extensionProviders[].prometheus",
+            json!([{"name": "p", "prometheus": {}}]),
+        ),
+        (
+            "extensionProviders[].envoyHttpAls",
+            json!([{"name": "p", "envoyHttpAls": {"service": "als.x", "port": 9000}}]),
+        ),
+        (
+            "extensionProviders[].envoyTcpAls",
+            json!([{"name": "p", "envoyTcpAls": {"service": "als.x", "port": 9000}}]),
+        ),
+        (
+            "extensionProviders[].envoyOtelAls",
+            json!([{"name": "p", "envoyOtelAls": {"service": "otel.x", "port": 4317}}]),
+        ),
+        (
+            "extensionProviders[].sds",
+            json!([{"name": "p", "sds": {"name": "s"}}]),
+        ),
+        ("defaultProviders.metrics", json!(["prometheus"])),
+        ("defaultProviders.tracing", json!(["zipkin"])),
         (
             "serviceSettings",
             json!([{"settings": {"clusterLocal": true}, "hosts": ["*.local"]}]),
@@ -482,14 +540,19 @@ fn each_entry_warns_with_its_field_and_not_without_it() {
 fn each_mesh_config_entry_warns_when_set() {
     assert!(run(&[], &MeshConfig::default()).is_empty());
     for (field, value) in mesh_cases() {
-        let nested = field.rsplit('.').fold(value, |v, key| json!({ key: v }));
+        // `a[].b`: the case gives `a`'s list, and the finding names its first item.
+        let (top, path) = match field.split_once("[]") {
+            Some((top, _)) => (top, field.replace("[]", "[0]")),
+            None => (field, field.to_string()),
+        };
+        let nested = top.rsplit('.').fold(value, |v, key| json!({ key: v }));
         let got = run(&[], &mesh(&nested));
         assert_eq!(got.len(), 1, "{field}: {got:?}");
         assert_eq!(got[0].origin, "MeshConfig");
         assert!(
             got[0]
                 .message
-                .starts_with(&format!("Field {field} is not implemented")),
+                .starts_with(&format!("Field {path} is not implemented")),
             "{}",
             got[0].message
         );
@@ -500,7 +563,10 @@ fn each_mesh_config_entry_warns_when_set() {
         "h2UpgradePolicy": "UPGRADE", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
         "tcpKeepalive": {"time": "10s"}, "defaultHttpRetryPolicy": {"attempts": 2},
         "enableAutoMtls": false, "trustDomain": "example.org", "trustDomainAliases": ["old.org"],
-        "meshMTLS": {"minProtocolVersion": "TLSV1_3", "cipherSuites": ["ECDHE-RSA-AES128-GCM-SHA256"]}}),
+        "meshMTLS": {"minProtocolVersion": "TLSV1_3", "cipherSuites": ["ECDHE-RSA-AES128-GCM-SHA256"]},
+        "accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON", "accessLogFormat": "{}",
+        "extensionProviders": [{"name": "f", "envoyFileAccessLog": {"path": "/dev/stdout"}}],
+        "defaultProviders": {"accessLogging": ["envoy"]}}),
     );
     assert!(run(&[], &read).is_empty());
 }
@@ -561,4 +627,27 @@ fn supported_configuration_is_quiet() {
         ),
     ];
     assert!(run(&objects, &MeshConfig::default()).is_empty());
+}
+
+#[test]
+fn telemetry_providers_without_a_file_logger_are_reported() {
+    let spec = json!({"accessLogging": [{"providers": [
+        {"name": "envoy"}, {"name": "FILE"}, {"name": "als"}, {"name": "missing"}]}]});
+    let config = mesh(&json!({"extensionProviders": [
+        {"name": "file", "envoyFileAccessLog": {"path": "/dev/stdout"}},
+        {"name": "als", "envoyHttpAls": {"service": "als.x", "port": 9000}}]}));
+    let got: Vec<String> = run(&[object("Telemetry", &spec)], &config)
+        .into_iter()
+        .filter(|m| m.origin.starts_with("Telemetry"))
+        .map(|m| m.message)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "Field spec.accessLogging[0].providers[2] is not implemented by Trellis yet and is \
+             ignored: provider \"als\": only envoyFileAccessLog providers write access logs",
+            "Field spec.accessLogging[0].providers[3] is not implemented by Trellis yet and is \
+             ignored: provider \"missing\": no extension provider has this name",
+        ]
+    );
 }

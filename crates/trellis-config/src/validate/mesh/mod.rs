@@ -1,7 +1,7 @@
 //! MeshConfig (the mesh-wide settings) and the ProxyConfig defaults it carries, by Istio's
 //! agent validation rules: ports, timeouts, proxy addresses, tracing collectors, locality
 //! load balancing, service settings, trust domains, TLS defaults, the default traffic and
-//! retry policies, extension providers, and meshNetworks.
+//! retry policies, extension providers, access-log formats, and meshNetworks.
 //!
 //! Istio validates a mesh config after laying it over its defaults, so an unset field is
 //! valid here when Istio's default for it is ([`proxy_config_with_defaults`] gives the
@@ -32,6 +32,7 @@ pub use proxy::{
 
 use trellis_api::istio::mesh::{MeshConfig, MeshConfigExtensionProvider};
 
+use super::access_log::{check_mesh_access_log, check_provider_formats};
 use super::common::validate_port;
 use super::report::idx;
 use super::{Finding, Report, destination_rule as dr};
@@ -95,6 +96,8 @@ pub fn validate_mesh_config(mesh: &MeshConfig) -> Vec<Finding> {
     if let Some(p) = &mesh.default_traffic_policy {
         check_default_traffic_policy(&mut r, "defaultTrafficPolicy", p);
     }
+    check_mesh_access_log(&mut r, mesh);
+    check_provider_formats(&mut r, mesh);
     // Istio only logs invalid extension providers ("can be ignored if the given extension
     // provider is not used"); they are warnings here.
     let mut providers = Report::default();

@@ -16,7 +16,7 @@ use crate::proxy::ProxyNode;
 /// The label Kubernetes Gateway deployments carry.
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 
-/// The selection-relevant part of either policy kind.
+/// The selection-relevant part of a policy (or Telemetry).
 struct Attachment<'a> {
     selector: Option<&'a WorkloadSelector>,
     target_refs: Vec<&'a PolicyTargetReference>,
@@ -26,6 +26,7 @@ fn attachment(resource: &Resource) -> Option<Attachment<'_>> {
     let (selector, target_ref, target_refs) = match &resource.spec {
         Spec::AuthorizationPolicy(p) => (&p.selector, &p.target_ref, &p.target_refs),
         Spec::RequestAuthentication(p) => (&p.selector, &p.target_ref, &p.target_refs),
+        Spec::Telemetry(t) => (&t.selector, &t.target_ref, &t.target_refs),
         _ => return None,
     };
     let mut refs: Vec<&PolicyTargetReference> = target_refs.iter().collect();
@@ -42,8 +43,8 @@ fn selected(selector: Option<&WorkloadSelector>, labels: &BTreeMap<String, Strin
     selector.is_none_or(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
 
-/// True when `resource` (an AuthorizationPolicy or RequestAuthentication) applies to the
-/// workload of `proxy`.
+/// True when `resource` (an AuthorizationPolicy, RequestAuthentication or Telemetry)
+/// applies to the workload of `proxy`.
 pub fn attaches(resource: &Resource, proxy: &ProxyNode) -> bool {
     let Some(a) = attachment(resource) else {
         return false;

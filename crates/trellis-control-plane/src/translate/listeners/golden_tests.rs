@@ -31,7 +31,8 @@ fn root() -> PathBuf {
 
 /// A mesh file and the proxy it is translated for: the first line reads
 /// `# proxy: sidecar|router IP NAME NAMESPACE [k=v,...] [sds]` (`sds`: the proxy has a
-/// node agent, so it gets Istio mTLS).
+/// node agent, so it gets Istio mTLS); a second line `# mesh: {JSON}` gives the mesh
+/// config.
 fn load(path: &Path) -> (MeshSnapshot, ProxyNode) {
     let text = std::fs::read_to_string(path).unwrap();
     let header = text.lines().next().unwrap_or_default();
@@ -62,7 +63,13 @@ fn load(path: &Path) -> (MeshSnapshot, ProxyNode) {
         .into_iter()
         .collect();
     let proxy = ProxyNode::from_parts(&id, &metadata, labels).unwrap();
-    let mesh = MeshSnapshot::new(snapshot(&text), &[], Arc::new(Default::default()));
+    let mesh_config = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.strip_prefix("# mesh:"))
+        .map(|json| trellis_api::decode_mesh_config("mesh", json.as_bytes()).unwrap())
+        .unwrap_or_default();
+    let mesh = MeshSnapshot::new(snapshot(&text), &[], Arc::new(mesh_config));
     (mesh, proxy)
 }
 
@@ -92,6 +99,8 @@ fn expand_any(type_url: &str, bytes: &[u8]) -> Option<String> {
     try_types!(
         ext::filters::network::http_connection_manager::v3::HttpConnectionManager,
         ext::filters::network::tcp_proxy::v3::TcpProxy,
+        ext::access_loggers::file::v3::FileAccessLog,
+        ext::access_loggers::filters::cel::v3::ExpressionFilter,
         ext::filters::http::router::v3::Router,
         ext::filters::http::fault::v3::HttpFault,
         ext::filters::http::cors::v3::Cors,

@@ -8,7 +8,8 @@
 //! - [`gateway`]: a router's listeners from the Gateways that select it;
 //! - [`http`] and [`tcp`]: the network filters they share.
 //!
-//! Listeners are merged by name (the first filter chain for a match wins) and sorted.
+//! Listeners are merged by name (the first filter chain for a match wins) and sorted, then
+//! get their access logs ([`access_log`]).
 
 pub mod gateway;
 pub mod http;
@@ -30,6 +31,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
+use super::access_log;
 use super::endpoints::socket_address;
 use super::names;
 use super::scope::Scope;
@@ -50,7 +52,9 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode, scope: &Scope<'_>) -> V
         }
         ProxyKind::Router => gateway::listeners(mesh, proxy),
     };
-    merge(all)
+    let mut all = merge(all);
+    access_log::apply(mesh, proxy, &mut all);
+    all
 }
 
 /// Merges listeners of the same name: filter chains are appended unless one with the
