@@ -28,12 +28,20 @@
 //! (`gatewayTopology.numTrustedProxies: 1`), as Istio's tests set it, so the rows' client
 //! addresses travel in `X-Forwarded-For`.
 //!
-//! Rows that need Istio's egress gateway, an external authorizer (CUSTOM) or distinct
-//! client source addresses are counted apart. Prints `<data plane> authz rows: N/M agree, ...`;
+//! Istio's egress gateway rows (`TestAuthz_EgressGateway`) run through an egress gateway
+//! (the data plane as a router with its own certificate, on ports 80 and 443 of its own
+//! loopback address): the clients call port 80 of hosts outside the mesh, their sidecars
+//! route to the gateway in plain text or over `ISTIO_MUTUAL`, and the gateway's policy
+//! decides (`authz_replay/egress.rs`).
+//!
+//! Rows that need an external authorizer (CUSTOM) are counted apart; the two `source.ip`
+//! rows need distinct client addresses and run in pods instead (`authz_source_ip.rs`). Prints `<data plane> authz rows: N/M agree, ...`;
 //! the counts are held by `tests/ratchets/authz.txt` (`TRELLIS_RATCHET_UPDATE=1` rewrites
 //! the line of the data plane that ran).
 
 mod authz_replay {
+    pub mod docs;
+    pub mod egress;
     pub mod rows;
     pub mod world;
 }
@@ -42,7 +50,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use authz_replay::rows::{Pending, docs_worlds, integration_worlds, tokens};
+use authz_replay::docs::docs_worlds;
+use authz_replay::rows::{Pending, integration_worlds, tokens};
 use authz_replay::world::{observe, start};
 use trellis_testkit::scenario::{DataPlane, Envoy, Lease};
 use trellis_testkit::trellis_proxy::TrellisProxy;
@@ -143,10 +152,9 @@ fn replay(data_plane: &dyn DataPlane, key: &str) {
     let peers_agree = with_peers.values().filter(|ok| **ok).count();
     println!(
         "{key} authz rows: {agree}/{total} agree ({peers_agree}/{} with peer identities); pending: \
-         {} need Istio's egress gateway, {} need an external \
-         authorizer (CUSTOM, unsupported), {} need distinct client source addresses; {:.0?}",
+         {} need an external authorizer (CUSTOM, unsupported), {} run in pods \
+         (source.ip, authz_source_ip.rs); {:.0?}",
         with_peers.len(),
-        pending.gateway,
         pending.custom,
         pending.source_ip,
         began.elapsed(),

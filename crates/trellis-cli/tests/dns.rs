@@ -9,20 +9,18 @@
 //! The agent part needs `envoy` on PATH; the pod part needs root. Each says when skipped.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod local_runtime;
+
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
+use local_runtime::{CONVERGE, Local, TRELLIS, text, wait_for_pod};
 use trellis_control_plane::ca::mint_token;
-use trellis_local::state::StateDir;
 use trellis_testkit::mesh::{MeshDir, control_plane};
-use trellis_testkit::{Process, free_port, get, temp_dir, wait_until};
-
-const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
-const CONVERGE: Duration = Duration::from_secs(40);
+use trellis_testkit::{Process, free_port, get, wait_until};
 
 const MESH: &str = "apiVersion: v1
 kind: Service
@@ -268,51 +266,6 @@ const FETCH: &str = r#"import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
 "#;
 
-/// A local mesh of its own; `trellis down` on drop.
-struct Local {
-    dir: tempfile::TempDir,
-}
-
-impl Local {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn trellis(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(TRELLIS);
-        command
-            .args(args)
-            .env("TRELLIS_STATE_DIR", self.path("state"));
-        command
-    }
-
-    fn run(&self, name: &str, flags: &[&str], app: &[&str]) -> Process {
-        let mut args = vec!["run", "--name", name, "--proxy", "trellis"];
-        args.extend_from_slice(flags);
-        args.push("--");
-        args.extend_from_slice(app);
-        Process::start(
-            name,
-            self.trellis(&args),
-            &self.path(&format!("{name}.log")),
-        )
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let _ = self.trellis(&["down"]).output();
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `args` run inside the pod's namespace as its app would be (`ip netns exec` mounts the
 /// pod's resolv.conf).
 fn in_pod(netns: &str, args: &[&str]) -> Output {
@@ -329,9 +282,7 @@ fn pods_resolve_mesh_names_through_the_sidecar_and_call_by_name() {
         println!("skipped: {error}");
         return;
     }
-    let at: IpAddr = "127.0.0.1".parse().unwrap();
-    let local = Local { dir: temp_dir() };
-    std::fs::create_dir(local.path("config")).unwrap();
+    let local = Local::new();
     std::fs::write(local.path("config/mesh.yaml"), MESH).unwrap();
     for (name, text) in [
         ("server.py", SERVER),
@@ -340,45 +291,30 @@ fn pods_resolve_mesh_names_through_the_sidecar_and_call_by_name() {
     ] {
         std::fs::write(local.path(name), text).unwrap();
     }
-    let up = local
-        .trellis(&[
-            "up",
-            "--config",
-            local.path("config").to_str().unwrap(),
-            "--bridge",
-            BRIDGE,
-            "--subnet",
-            "10.242.53.0/24",
-            "--xds-port",
-            &free_port(at).to_string(),
-            "--debug-address",
-            &SocketAddr::new(at, free_port(at)).to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(up.status.success(), "trellis up: {}", text(&up));
+    local.up(BRIDGE, "10.242.53.0/24");
     let server = local.path("server.py");
     let mut reviews = local.run(
+        "default",
         "d-reviews",
-        &["--labels", "app=reviews,version=v1", "--port", "9080"],
+        &[
+            "--proxy",
+            "trellis",
+            "--labels",
+            "app=reviews,version=v1",
+            "--port",
+            "9080",
+        ],
         &["python3", server.to_str().unwrap(), "v1", "9080"],
     );
-    let mut client = local.run("d-client", &["--labels", "app=client"], &["sleep", "300"]);
-    let state = StateDir::open(local.path("state")).unwrap();
-    for (process, key) in [
-        (&mut reviews, "default/d-reviews"),
-        (&mut client, "default/d-client"),
-    ] {
-        wait_until(&format!("pod {key} running"), CONVERGE, || {
-            if !process.running() {
-                panic!("trellis run {key} exited\n{}", process.tail(30));
-            }
-            match state.load().map_err(|e| e.to_string())?.pods.get(key) {
-                Some(p) if p.processes.iter().any(|r| r.role == "app") => Ok(()),
-                _ => Err("app not started yet".to_string()),
-            }
-        });
-    }
+    let mut client = local.run(
+        "default",
+        "d-client",
+        &["--proxy", "trellis", "--labels", "app=client"],
+        &["sleep", "300"],
+    );
+    let state = local.state();
+    wait_for_pod(&mut reviews, &state, "default/d-reviews");
+    wait_for_pod(&mut client, &state, "default/d-client");
     let netns = state.load().unwrap().pods["default/d-client"].netns.clone();
     let resolv = std::fs::read_to_string(format!("/etc/netns/{netns}/resolv.conf")).unwrap();
     assert!(

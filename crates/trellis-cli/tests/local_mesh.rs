@@ -10,21 +10,20 @@
 //! Without root, or without `envoy` on PATH, the test prints why it is skipped.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use trellis_local::netns::{self, Reply};
-use trellis_local::state::StateDir;
-use trellis_testkit::{Process, free_port, temp_dir, wait_until};
+mod local_runtime;
 
-const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+use local_runtime::{CONVERGE, Local, TRELLIS, text, wait_for_pod};
+use trellis_local::netns::{self, Reply};
+use trellis_testkit::{temp_dir, wait_until};
+
 const BRIDGE: &str = "trte2e0";
 const VIP: &str = "240.240.9.10";
-const CONVERGE: Duration = Duration::from_secs(40);
 
 const MESH: &str = "apiVersion: v1
 kind: Service
@@ -86,96 +85,6 @@ spec:
   mtls: {mode: DISABLE}
 ";
 
-/// The local mesh's state directory, config and logs; `trellis down` on drop.
-struct Local {
-    dir: tempfile::TempDir,
-    debug: SocketAddr,
-    xds_port: u16,
-}
-
-impl Local {
-    fn new() -> Local {
-        let localhost: IpAddr = "127.0.0.1".parse().unwrap();
-        let dir = temp_dir();
-        std::fs::create_dir(dir.path().join("config")).unwrap();
-        Local {
-            debug: SocketAddr::new(localhost, free_port(localhost)),
-            xds_port: free_port(localhost),
-            dir,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn trellis(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(TRELLIS);
-        command
-            .args(args)
-            .env("TRELLIS_STATE_DIR", self.path("state"));
-        command
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        self.trellis(args).output().expect("run trellis")
-    }
-
-    /// `trellis run` in the background, logging to `NAME.log`.
-    fn run(&self, name: &str, flags: &[&str], app: &[&str]) -> Process {
-        let mut args = vec!["run", "--name", name];
-        args.extend_from_slice(flags);
-        args.push("--");
-        args.extend_from_slice(app);
-        Process::start(
-            name,
-            self.trellis(&args),
-            &self.path(&format!("{name}.log")),
-        )
-    }
-
-    fn state(&self) -> StateDir {
-        StateDir::open(self.path("state")).unwrap()
-    }
-}
-
-impl Local {
-    /// `trellis up` on `bridge` and `subnet`, with this mesh's ports.
-    fn up(&self, bridge: &str, subnet: &str) {
-        let up = self.output(&[
-            "up",
-            "--config",
-            self.path("config").to_str().unwrap(),
-            "--bridge",
-            bridge,
-            "--subnet",
-            subnet,
-            "--xds-port",
-            &self.xds_port.to_string(),
-            "--debug-address",
-            &self.debug.to_string(),
-        ]);
-        assert!(up.status.success(), "trellis up: {}", text(&up));
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let out = self.output(&["down"]);
-        if !out.status.success() {
-            eprintln!("trellis down: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn skip_reason() -> Option<String> {
     if let Err(error) = trellis_local::exec::preflight() {
         return Some(error.to_string());
@@ -210,24 +119,6 @@ fn versions(
     counts
 }
 
-fn wait_for_pod(process: &mut Process, state: &StateDir, key: &str) {
-    wait_until(&format!("pod {key} running"), CONVERGE, || {
-        if !process.running() {
-            panic!("trellis run {key} exited\n{}", process.tail(30));
-        }
-        let pod = state
-            .load()
-            .map_err(|e| e.to_string())?
-            .pods
-            .get(key)
-            .cloned();
-        match pod {
-            Some(p) if p.processes.iter().any(|r| r.role == "app") => Ok(()),
-            _ => Err("app not started yet".to_string()),
-        }
-    });
-}
-
 #[test]
 fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     if let Some(reason) = skip_reason() {
@@ -248,6 +139,7 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
     let server = server.to_str().unwrap();
     let excluded_in = "traffic.sidecar.istio.io/excludeInboundPorts=9090";
     let mut v1 = local.run(
+        "default",
         "t-reviews-v1",
         &[
             "--labels",
@@ -260,6 +152,7 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
         &["python3", server, "v1", "9080", "9090"],
     );
     let mut v2 = local.run(
+        "default",
         "t-reviews-v2",
         &[
             "--labels",
@@ -272,6 +165,7 @@ fn captured_traffic_is_routed_through_both_sidecars_and_down_leaves_nothing() {
         &["python3", server, "v2", "9080", "9090"],
     );
     let mut client = local.run(
+        "default",
         "t-client",
         &[
             "--labels",
@@ -589,12 +483,14 @@ fn the_bridge_carries_tls_between_sidecars_and_plain_http_once_mtls_is_disabled(
     local.up("trte2e2", "10.242.8.0/24");
     let server = local.path("server.py");
     let mut reviews = local.run(
+        "default",
         "w-reviews-v1",
         &["--labels", "app=reviews,version=v1", "--port", "9080"],
         &["python3", server.to_str().unwrap(), "v1", "9080"],
     );
     // Both data planes on the wire: the Trellis proxy calls, Envoy answers.
     let mut client = local.run(
+        "default",
         "w-client",
         &[
             "--labels",

@@ -175,6 +175,17 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(address: SocketAddr, body: &str) -> Backend {
+        Backend::serve(address, body, false)
+    }
+
+    /// Like [`Backend::start`], with the request's headers after `body`, a `name: value`
+    /// line each, as Istio's echo server shows what reached the workload (headers a
+    /// route added on the way).
+    pub fn echoing(address: SocketAddr, body: &str) -> Backend {
+        Backend::serve(address, body, true)
+    }
+
+    fn serve(address: SocketAddr, body: &str, echo: bool) -> Backend {
         let listener = TcpListener::bind(address)
             .unwrap_or_else(|e| panic!("backend cannot listen on {address}: {e}"));
         listener.set_nonblocking(true).expect("nonblocking");
@@ -198,8 +209,11 @@ impl Backend {
                     };
                     let body = body.clone();
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |_req| {
-                            let body = body.clone();
+                        let service = hyper::service::service_fn(move |req| {
+                            let body = match echo {
+                                true => echoed(&body, &req),
+                                false => body.clone(),
+                            };
                             async move {
                                 Ok::<_, Infallible>(hyper::Response::new(Full::new(body)))
                             }
@@ -217,6 +231,18 @@ impl Backend {
             thread: Some(thread),
         }
     }
+}
+
+/// `body`, then a `name: value` line per header of `req`.
+fn echoed<B>(body: &Bytes, req: &hyper::Request<B>) -> Bytes {
+    let mut out = String::from_utf8_lossy(body).into_owned();
+    for (name, value) in req.headers() {
+        out.push_str(&format!(
+            "\n{name}: {}",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    Bytes::from(out)
 }
 
 impl Drop for Backend {

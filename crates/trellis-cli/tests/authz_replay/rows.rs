@@ -1,5 +1,5 @@
-//! The corpus as worlds: Istio's authz integration rows with their policy templates, and
-//! the security docs tasks' observations with the snippets in force at each step.
+//! The corpus as worlds: Istio's authz integration rows with their policy templates (the
+//! docs tasks' are in `docs.rs`, the egress gateway's rows in `egress.rs`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use trellis_testkit::corpus::{corpus_dir, in_namespace};
+
+use super::egress;
 
 /// The namespace of the integration tests' server `b` and of their policies.
 pub const NS: &str = "foo";
@@ -19,7 +21,7 @@ pub const JWKS_URI: &str = "JWKS_URI";
 /// Stands for the port the ingress gateway listens on in a world's config.
 pub const GATEWAY_PORT: &str = "GATEWAY_PORT";
 /// Istio's root namespace, where mesh-wide policies live.
-const ROOT_NAMESPACE: &str = "istio-system";
+pub const ROOT_NAMESPACE: &str = "istio-system";
 /// Istio's security tests trust one proxy in front of the ingress gateway, so `remote.ip`
 /// and `remoteIpBlocks` come from `X-Forwarded-For`.
 const TRUSTED_PROXY_MESH: &str = "defaultConfig:\n  gatewayTopology:\n    numTrustedProxies: 1\n";
@@ -124,6 +126,9 @@ pub struct World {
     pub probe_token: Option<String>,
     /// Requests go through an ingress gateway (in front of the servers' sidecars).
     pub gateway: bool,
+    /// The world has Istio's egress gateway (`egress.rs`): clients call port 80 of hosts
+    /// outside the mesh, routed through it to the servers.
+    pub egress: bool,
     /// The MeshConfig, if not Istio's defaults.
     pub mesh_config: Option<&'static str>,
     pub rows: Vec<Row>,
@@ -132,11 +137,10 @@ pub struct World {
 /// Corpus rows that cannot be replayed here, by reason.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// Need Istio's egress gateway (and hosts outside the mesh).
-    pub gateway: usize,
     /// CUSTOM action with an external authorizer (rejected, unsupported).
     pub custom: usize,
-    /// `source.ip` of two clients: loopback sidecars all connect from 127.0.0.1.
+    /// `source.ip` of two clients: loopback sidecars all connect from 127.0.0.1, so these
+    /// rows run in pods with their own addresses (`authz_source_ip.rs`).
     pub source_ip: usize,
 }
 
@@ -145,8 +149,11 @@ pub struct Pending {
 pub trait Addresses {
     fn server_ip(&self, i: usize) -> IpAddr;
     fn client_ip(&self, j: usize) -> IpAddr;
+    /// Where the egress gateway's listeners bind (`.41`).
+    fn egress_gateway_ip(&self) -> IpAddr;
 }
 
+/// The JWT sample tokens of the corpus, by name.
 pub fn tokens() -> BTreeMap<String, String> {
     let text = read(corpus_dir().join("jwt/tokens.jsonl"));
     text.lines()
@@ -161,7 +168,7 @@ pub fn tokens() -> BTreeMap<String, String> {
         .collect()
 }
 
-fn read(path: PathBuf) -> String {
+pub fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -169,14 +176,14 @@ fn read(path: PathBuf) -> String {
 // Istio's integration rows.
 
 /// The allowed and the denied client of a world with peer identities, and their addresses.
-struct Peers<'a> {
-    allowed: (&'a Workload, IpAddr),
-    denied: (&'a Workload, IpAddr),
+pub struct Peers<'a> {
+    pub allowed: (&'a Workload, IpAddr),
+    pub denied: (&'a Workload, IpAddr),
 }
 
 /// Fills in the template variables this harness can give a value; documents left with
 /// any other variable (gateways; peers in worlds without clients) are dropped.
-fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
+pub fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
     let port = |name: &str| match name {
         "http" => HTTP,
         "http2" => HTTP2,
@@ -215,8 +222,7 @@ fn render(template: &str, server: IpAddr, peers: Option<&Peers<'_>>) -> String {
         .replace(
             "{{ (.To.PortForName \"http\").ServicePort }}",
             &HTTP.to_string(),
-        )
-        .replace("number: 80\n", &format!("number: {GATEWAY_PORT}\n"));
+        );
     if let Some(peers) = peers {
         for (role, (workload, ip)) in [("Allowed", peers.allowed), ("Denied", peers.denied)] {
             text = text
@@ -309,7 +315,7 @@ fn needs_identity(test: &str, path: &str) -> bool {
 
 /// The clients of the worlds with peer identities: Istio's `apps.Ns1.A` (allowed) and
 /// `apps.Ns2.A` (denied).
-fn integration_clients() -> Vec<Workload> {
+pub fn integration_clients() -> Vec<Workload> {
     vec![Workload::new("ns1", "a"), Workload::new("ns2", "a")]
 }
 
@@ -372,7 +378,8 @@ pub fn integration_worlds(
         let test = case["test"].as_str().unwrap().to_string();
         let request = &case["request"];
         if test == "TestAuthz_EgressGateway" {
-            pending.gateway += 1;
+            let world = egress::world_for(&mut worlds, &case, &peers, at, tokens);
+            egress::add_rows(world, &case, tokens);
             continue;
         }
         let gateway = ["TestAuthz_NotHost", "TestAuthz_IngressGateway"].contains(&test.as_str());
@@ -398,6 +405,11 @@ pub fn integration_worlds(
                 .map(|t| t.as_str().unwrap())
                 .filter(|t| identity || !t.ends_with("mtls.yaml.tmpl"))
                 .map(|t| policy(t, at.server_ip(0), identity.then_some(&peers)))
+                // The ingress gateway listens on a free port instead of 80.
+                .map(|c| match gateway {
+                    true => c.replace("number: 80\n", &format!("number: {GATEWAY_PORT}\n")),
+                    false => c,
+                })
                 .collect();
             let jwt = test == "TestAuthz_JWT";
             World {
@@ -412,6 +424,7 @@ pub fn integration_worlds(
                 jwks: jwt.then(|| read(corpus_dir().join("istio/tests/common/jwt/jwks.json"))),
                 probe_token: jwt.then(|| tokens["TokenIssuer1"].clone()),
                 gateway,
+                egress: false,
                 mesh_config: gateway.then_some(TRUSTED_PROXY_MESH),
                 rows: Vec::new(),
             }
@@ -448,288 +461,4 @@ pub fn integration_worlds(
         }
     }
     worlds.into_values().collect()
-}
-
-// ---------------------------------------------------------------------------------------
-// The docs tasks' observations.
-
-/// `snip_<section>_<n>` → (section, n).
-fn snip_key(snip: &str) -> (String, u32) {
-    let (section, n) = snip.rsplit_once('_').unwrap_or((snip, "0"));
-    (section.to_string(), n.parse().unwrap_or(0))
-}
-
-/// The documents of a task file with their snip names.
-fn snip_documents(text: &str) -> Vec<(String, String)> {
-    text.split("\n---")
-        .filter_map(|doc| {
-            let snip = doc
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("# snip_"))?
-                .split_whitespace()
-                .next()?;
-            Some((format!("snip_{snip}"), doc.to_string()))
-        })
-        .collect()
-}
-
-/// `kind` and `metadata.name` of a document, to let a later snippet replace it.
-fn identity(doc: &str) -> (String, String) {
-    let field = |key: &str| {
-        doc.lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
-    (field("kind:"), field("name:"))
-}
-
-/// The task's snippets in force before the observation's snip (the order of sections is
-/// the order in which the observations name them).
-fn in_force(observations: &str, task: &str, snip: &str, file: &str) -> String {
-    let (section, n) = snip_key(snip);
-    let sections: Vec<String> = observations
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|o| o["task"] == task)
-        .map(|o| snip_key(o["snip"].as_str().unwrap_or("")).0)
-        .fold(Vec::new(), |mut acc, s| {
-            if !acc.contains(&s) {
-                acc.push(s);
-            }
-            acc
-        });
-    let order = |s: &str| sections.iter().position(|x| x == s).unwrap_or(usize::MAX);
-    let mut documents: Vec<((String, String), String)> = Vec::new();
-    let text = read(corpus_dir().join("istio-docs-tasks").join(file));
-    for (snip, doc) in snip_documents(&text) {
-        let (s, m) = snip_key(&snip);
-        if (order(&s), m) < (order(&section), n) {
-            let id = identity(&doc);
-            documents.retain(|(other, _)| *other != id);
-            documents.push((id, doc));
-        }
-    }
-    documents
-        .iter()
-        .map(|(_, d)| d.as_str())
-        .collect::<Vec<_>>()
-        .join("\n---\n")
-}
-
-/// `name.namespace` (`sleep.foo`, `httpbin.bar:8000`) → the workload, `foo` when bare.
-fn workload_of(dotted: &str) -> Workload {
-    let host = dotted.split(':').next().unwrap_or(dotted);
-    let mut parts = host.split('.');
-    let app = parts.next().unwrap_or(host);
-    Workload::new(parts.next().unwrap_or(NS), app)
-}
-
-/// A docs request: the probe, and its client when it comes from a sidecar'd workload of
-/// the world.
-fn docs_probe(request: &Value, servers: &[Workload], tokens: &BTreeMap<String, String>) -> Probe {
-    if let Some(target) = request["tcp"].as_str() {
-        let port = target.rsplit(':').next().unwrap().parse().unwrap();
-        return Probe {
-            to: 0,
-            host: None,
-            port,
-            method: String::new(),
-            path: String::new(),
-            headers: Vec::new(),
-            tcp: true,
-        };
-    }
-    let url = request["url"].as_str().unwrap();
-    let rest = url.trim_start_matches("http://");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let port = authority
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(80);
-    let headers = request["headers"]
-        .as_object()
-        .map(|h| {
-            h.iter()
-                .map(|(k, v)| {
-                    let mut value = v.as_str().unwrap().to_string();
-                    for (name, token) in tokens {
-                        value = value.replace(&format!("<{name}>"), token);
-                    }
-                    (k.clone(), value)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let target = workload_of(authority);
-    Probe {
-        to: servers.iter().position(|s| *s == target).unwrap_or(0),
-        host: None,
-        port,
-        method: request["method"].as_str().unwrap_or("GET").to_string(),
-        path: path.to_string(),
-        headers,
-        tcp: false,
-    }
-}
-
-pub fn docs_worlds(tokens: &BTreeMap<String, String>) -> Vec<World> {
-    let corpus = corpus_dir().join("istio-docs-tasks");
-    let observations = read(corpus.join("expected_observations.jsonl"));
-    let mut worlds: Vec<World> = Vec::new();
-    for line in observations.lines().filter(|l| !l.trim().is_empty()) {
-        let obs: Value = serde_json::from_str(line).unwrap();
-        let task = obs["task"].as_str().unwrap();
-        let snip = obs["snip"].as_str().unwrap();
-        // mtls-migration: httpbin and sleep (sidecars) in foo and bar; sleep.legacy has
-        // no sidecar (a plain request straight to the server's port).
-        let (servers, clients) = match task {
-            "authz-jwt" | "authz-deny" => (vec![Workload::new(NS, "httpbin")], vec![]),
-            "authz-tcp" => (vec![Workload::new(NS, "tcp-echo")], vec![]),
-            "mtls-migration" => (
-                vec![
-                    Workload::new("foo", "httpbin"),
-                    Workload::new("bar", "httpbin"),
-                ],
-                vec![Workload::new("foo", "sleep"), Workload::new("bar", "sleep")],
-            ),
-            "authz-ingress" => {
-                worlds.extend(ingress_worlds(&obs));
-                continue;
-            }
-            _ => continue,
-        };
-        let config = in_force(&observations, task, snip, &format!("{task}.yaml"));
-        let jwt = config.contains("jwksUri");
-        let config = config.replace(
-            "https://raw.githubusercontent.com/istio/istio/release-1.8/security/tools/jwt/samples/jwks.json",
-            JWKS_URI,
-        );
-        let name = format!("{task} {snip}");
-        let index = match worlds
-            .iter()
-            .position(|w| w.config == config && w.servers == servers)
-        {
-            Some(i) => i,
-            None => {
-                worlds.push(World {
-                    name,
-                    servers: servers.clone(),
-                    clients: clients.clone(),
-                    config,
-                    jwks: jwt.then(|| {
-                        read(corpus_dir().join("istio/security/tools/jwt/samples/jwks.json"))
-                    }),
-                    probe_token: jwt.then(|| tokens["demo.jwt"].clone()),
-                    gateway: false,
-                    mesh_config: None,
-                    rows: Vec::new(),
-                });
-                worlds.len() - 1
-            }
-        };
-        let request = &obs["request"];
-        let from = request["from"]
-            .as_str()
-            .and_then(|f| clients.iter().position(|c| *c == workload_of(f)));
-        let expect = match &obs["expected"] {
-            Value::Number(n) => Expect::Status(n.as_u64().unwrap() as u16),
-            Value::String(s) if s.starts_with("000") => Expect::Status(0),
-            Value::String(s) => Expect::Tcp(s == "connection succeeded"),
-            other => panic!("unknown expectation {other}"),
-        };
-        let from_name = request["from"].as_str().unwrap_or("");
-        let row_name = match task {
-            "mtls-migration" => format!("{task} {snip} {from_name} → {}", docs_target(request)),
-            _ => format!("{task} {snip}"),
-        };
-        let world = &mut worlds[index];
-        world.rows.push(Row {
-            name: row_name,
-            from,
-            probes: vec![docs_probe(request, &world.servers, tokens)],
-            expect,
-        });
-    }
-    worlds
-}
-
-/// The URL or TCP target of a docs request, for row names.
-fn docs_target(request: &Value) -> &str {
-    request["url"]
-        .as_str()
-        .or(request["tcp"].as_str())
-        .unwrap_or("")
-}
-
-/// The docs' ingress gateway: every host routed to `httpbin.foo:8000`.
-fn docs_gateway() -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: httpbin-gateway, namespace: {NS}}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {GATEWAY_PORT}, name: http, protocol: HTTP}}
-    hosts: [\"*\"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: httpbin, namespace: {NS}}}
-spec:
-  hosts: [\"*\"]
-  gateways: [httpbin-gateway]
-  http:
-  - route:
-    - destination: {{host: httpbin, port: {{number: {HTTP}}}}}
-"
-    )
-}
-
-/// The docs' ingress IP rows: the snippets of a step are alternatives (`ipBlocks` or
-/// `remoteIpBlocks`, root-namespace or gateway-namespace policy), each its own world; a
-/// row agrees only when every alternative does. The client is 127.0.0.1.
-fn ingress_worlds(obs: &Value) -> Vec<World> {
-    let corpus = corpus_dir().join("istio-docs-tasks");
-    let (_, n) = snip_key(obs["snip"].as_str().unwrap());
-    let step = match n {
-        5 => 1..=4,
-        14 => 10..=13,
-        19 => 15..=18,
-        _ => 0..=0,
-    };
-    let documents = snip_documents(&read(corpus.join("authz-ingress-ip.yaml")));
-    let mut configs: Vec<String> = documents
-        .iter()
-        .filter(|(snip, _)| step.contains(&snip_key(snip).1))
-        .map(|(_, doc)| doc.replace("$CLIENT_IP", "127.0.0.1"))
-        .collect();
-    if configs.is_empty() {
-        configs.push(String::new());
-    }
-    let configs = configs
-        .into_iter()
-        .map(|c| format!("{}---\n{c}", docs_gateway()));
-    let name = format!("authz-ingress {}", obs["snip"].as_str().unwrap());
-    configs
-        .enumerate()
-        .map(|(i, config)| World {
-            name: format!("{name} #{i}"),
-            servers: vec![Workload::new(NS, "httpbin")],
-            clients: Vec::new(),
-            config,
-            jwks: None,
-            probe_token: None,
-            gateway: true,
-            mesh_config: None,
-            rows: vec![Row {
-                name: name.clone(),
-                from: None,
-                probes: vec![Probe::get(0, "/headers", &[])],
-                expect: Expect::Status(obs["expected"].as_u64().unwrap() as u16),
-            }],
-        })
-        .collect()
 }

@@ -1,8 +1,8 @@
 //! Running a world: its control plane with the policies, the server sidecars (Sidecar
 //! ingress listeners with `captureMode: NONE` on leased loopback addresses, in front of a
 //! tiny HTTP application), the client sidecars with identities of their own (Sidecar
-//! egress listeners toward the servers' Services), and an ingress gateway; and sending a
-//! row's requests.
+//! egress listeners toward the servers' Services), an ingress gateway or Istio's egress
+//! gateway (`egress.rs`); and sending a row's requests.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use trellis_control_plane::ca::mint_token;
 use trellis_testkit::mesh::{MeshDir, control_plane_command, run_control_plane};
-use trellis_testkit::scenario::client::send;
+use trellis_testkit::scenario::client::{Outcome, send};
 use trellis_testkit::scenario::{DataPlane, Lease, NodeSpec, Request, RunningDataPlane};
 use trellis_testkit::{Backend, Process, free_port};
 
+use super::egress;
 use super::rows::{
     Addresses, Expect, GATEWAY_PORT, GRPC, HTTP, HTTP2, JWKS_URI, Probe, Row, TCP_PORTS, Workload,
     World,
@@ -33,6 +34,10 @@ impl Addresses for Lease {
 
     fn client_ip(&self, j: usize) -> IpAddr {
         self.ip(20 + j as u8)
+    }
+
+    fn egress_gateway_ip(&self) -> IpAddr {
+        self.ip(41)
     }
 }
 
@@ -92,9 +97,14 @@ spec:
 }
 
 /// A client's Sidecar: egress listeners bound to `ip` for every port, toward every
-/// namespace's services.
-fn client_sidecar(client: &Workload, ip: IpAddr) -> String {
-    let egress: String = ports()
+/// namespace's services; and port 80 (HTTP) for the hosts outside the mesh in worlds with
+/// an egress gateway.
+fn client_sidecar(client: &Workload, ip: IpAddr, egress: bool) -> String {
+    let mut ports = ports();
+    if egress {
+        ports.push((egress::EGRESS_PORT, "HTTP", "http".into()));
+    }
+    let egress: String = ports
         .into_iter()
         .map(|(port, protocol, name)| {
             format!(
@@ -208,8 +218,9 @@ fn token_file(dir: &MeshDir, workload: &Workload) -> PathBuf {
 
 /// Starts `world` with `data_plane` as every proxy; `Err` says what did not come up.
 pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result<Running, String> {
-    // Istio requires a Sidecar ingress defaultEndpoint on 127.0.0.1.
-    let app = Backend::start(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0), "app");
+    // Istio requires a Sidecar ingress defaultEndpoint on 127.0.0.1. The app shows the
+    // headers it received, as Istio's echo app does.
+    let app = Backend::echoing(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0), "app");
     let dir = MeshDir::new();
     let jwks = world
         .jwks
@@ -277,7 +288,7 @@ fn registry(world: &World, lease: &Lease, app: SocketAddr) -> String {
         }
     }
     for (j, client) in world.clients.iter().enumerate() {
-        documents.push(client_sidecar(client, lease.client_ip(j)));
+        documents.push(client_sidecar(client, lease.client_ip(j), world.egress));
     }
     documents.join("---\n")
 }
@@ -292,6 +303,14 @@ fn nodes(world: &World, lease: &Lease, dir: &MeshDir, xds: SocketAddr) -> Vec<No
             "app=istio-ingressgateway,istio=ingressgateway,istio.io/gateway-name=httpbin-gateway";
         let mut spec = node(dir, xds, &gateway, lease.ip(40), pairs(labels));
         spec.router = true;
+        nodes.push(spec);
+    }
+    if world.egress {
+        let gateway = egress::gateway();
+        let ip = lease.egress_gateway_ip();
+        let mut spec = node(dir, xds, &gateway, ip, pairs(egress::GATEWAY_LABELS));
+        spec.router = true;
+        spec.ca_token = Some(token_file(dir, &gateway));
         nodes.push(spec);
     }
     let servers = (world.servers.iter().enumerate()).map(|(i, w)| (w, lease.server_ip(i)));
@@ -335,6 +354,18 @@ fn converge(world: &World, lease: &Lease, running: &Running) -> Result<(), Strin
             }
         })?;
     }
+    for row in egress::warm_up(world) {
+        let (Some(j), Some(probe)) = (row.from, row.probes.first()) else {
+            continue;
+        };
+        poll(
+            &format!("{} through the egress gateway", row.name),
+            || match http(lease.client_ip(j), &world.servers[0], probe) {
+                Some(status) if ![401, 404, 503].contains(&status) => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        )?;
+    }
     let probe = Probe::get(HTTP, "/reachable", &[]);
     for j in 0..world.clients.len() {
         for server in &world.servers {
@@ -361,6 +392,12 @@ fn pairs(labels: &str) -> Vec<(String, String)> {
 /// The status of one HTTP request to `ip` for `server` (`Host: app.namespace:port`), or
 /// `None` when no answer came.
 fn http(ip: IpAddr, server: &Workload, probe: &Probe) -> Option<u16> {
+    exchange(ip, server, probe).status
+}
+
+/// One HTTP request to `ip` for `server` (`Host: app.namespace:port` unless the probe
+/// names one) and its answer.
+fn exchange(ip: IpAddr, server: &Workload, probe: &Probe) -> Outcome {
     let request = Request {
         host: probe
             .host
@@ -376,9 +413,7 @@ fn http(ip: IpAddr, server: &Workload, probe: &Probe) -> Option<u16> {
         .enable_all()
         .build()
         .unwrap();
-    runtime
-        .block_on(send(SocketAddr::new(ip, probe.port), &request))
-        .status
+    runtime.block_on(send(SocketAddr::new(ip, probe.port), &request))
 }
 
 /// True when a plain HTTP exchange over the TCP port got an answer from the app.
@@ -428,6 +463,9 @@ pub fn observe(
         port,
         ..probe.clone()
     };
+    if world.egress {
+        return egress::judge(&exchange(ip, server, &probe));
+    }
     let status = http(ip, server, &probe);
     let seen = status.map_or("no answer".into(), |s| s.to_string());
     match row.expect {

@@ -1,11 +1,15 @@
 //! A router's listeners, from the Gateways whose `selector` matches its labels (an empty
-//! selector matches every router). Servers are grouped by port into `0.0.0.0_<port>`:
+//! selector matches every router). Servers are grouped by address and port into
+//! `<address>_<port>`: the server's `bind`, else `0.0.0.0`:
 //!
 //! - plain HTTP servers share an HCM with RDS `http.<port>`;
-//! - HTTPS servers that terminate TLS (SIMPLE / MUTUAL / OPTIONAL_MUTUAL) get a filter chain
-//!   each, matched by SNI = the server's hosts, with a `DownstreamTlsContext` (certificates
-//!   from `credentialName` over SDS, or files) and RDS under Istio's per-server name
-//!   `https.<port>.<portName>.<gateway>.<namespace>` (see [`route_name`]);
+//! - HTTPS servers that terminate TLS (SIMPLE / MUTUAL / OPTIONAL_MUTUAL / ISTIO_MUTUAL) get
+//!   a filter chain each, matched by SNI = the server's hosts, with a `DownstreamTlsContext`
+//!   (certificates from `credentialName` over SDS, or files; ISTIO_MUTUAL: the gateway's
+//!   workload certificate and the mesh roots, from its agent) and RDS under Istio's
+//!   per-server name `https.<port>.<portName>.<gateway>.<namespace>`;
+//! - route names gain `.<bind>` when the server binds an address
+//!   ([`server_route_name`]);
 //! - TLS PASSTHROUGH servers get SNI chains from the `tls` routes of the VirtualServices
 //!   bound to the gateway, `tcp_proxy` to their destinations;
 //! - TCP servers forward to their first bound `tcp` route.
@@ -14,8 +18,9 @@
 //! the policies that select the router ([`authz::http_filters`]); TCP servers carry the
 //! RBAC network filters ([`authz::network_filters`]).
 //!
-//! `httpsRedirect` lives in RDS (`require_tls` on the server's virtual hosts). ISTIO_MUTUAL
-//! and AUTO_PASSTHROUGH wait for the mTLS work and are skipped with a log line.
+//! `httpsRedirect` lives in RDS (`require_tls` on the server's virtual hosts).
+//! AUTO_PASSTHROUGH is skipped with a log line, and so is ISTIO_MUTUAL on a router without
+//! a workload certificate (no `SDS` node metadata).
 
 use std::collections::BTreeMap;
 
@@ -31,7 +36,9 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
 };
 use envoy_types::pb::google::protobuf::BoolValue;
-use trellis_api::istio::networking::{Gateway, Server, ServerTlsSettingsTlsMode as Mode};
+use trellis_api::istio::networking::{
+    Gateway, Server, ServerTlsSettings, ServerTlsSettingsTlsMode as Mode,
+};
 use trellis_api::{Kind, Resource, Spec};
 
 use super::http::{self, Side};
@@ -46,6 +53,8 @@ use crate::translate::authz;
 use crate::translate::clusters::tls::{
     credential_ca_sds_name, credential_sds_name, file, san_matchers, sds, transport_socket,
 };
+use crate::translate::mtls::downstream::gateway_context;
+use crate::translate::routes::gateway::server_route_name;
 
 /// How a server handles its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +67,7 @@ pub enum ServerKind {
     Passthrough,
     /// Opaque TCP (`tcp` routes).
     Tcp,
-    /// Something Trellis cannot serve yet (ISTIO_MUTUAL, AUTO_PASSTHROUGH).
+    /// Something Trellis cannot serve yet (AUTO_PASSTHROUGH, TLS-terminated TCP).
     Unsupported,
 }
 
@@ -69,6 +78,8 @@ pub struct GatewayServer<'a> {
     pub gateway: String,
     pub namespace: &'a str,
     pub server: &'a Server,
+    /// The address the listener binds: the server's `bind`, else `0.0.0.0`.
+    pub address: &'a str,
     pub port: u32,
     pub kind: ServerKind,
     /// The RDS route configuration serving it (HTTP and HTTPS servers).
@@ -89,25 +100,6 @@ pub fn gateways_for<'a>(
         .collect()
 }
 
-/// Istio's RDS name for a server: `http.<port>` for plain HTTP, and
-/// `https.<port>.<portName>.<gateway>.<namespace>` for a server that terminates TLS.
-pub fn route_name(
-    kind: ServerKind,
-    server: &Server,
-    gateway_name: &str,
-    namespace: &str,
-) -> Option<String> {
-    let port = server.port.as_ref()?;
-    match kind {
-        ServerKind::Http => Some(format!("http.{}", port.number)),
-        ServerKind::Https => Some(format!(
-            "https.{}.{}.{gateway_name}.{namespace}",
-            port.number, port.name
-        )),
-        _ => None,
-    }
-}
-
 fn kind_of(server: &Server) -> ServerKind {
     let protocol = server
         .port
@@ -117,9 +109,10 @@ fn kind_of(server: &Server) -> ServerKind {
     match (protocol, mode) {
         (p, _) if p.is_http() => ServerKind::Http,
         (Protocol::Https | Protocol::Tls, Some(Mode::Passthrough)) => ServerKind::Passthrough,
-        (Protocol::Https, Some(Mode::Simple | Mode::Mutual | Mode::OptionalMutual)) => {
-            ServerKind::Https
-        }
+        (
+            Protocol::Https,
+            Some(Mode::Simple | Mode::Mutual | Mode::OptionalMutual | Mode::IstioMutual),
+        ) => ServerKind::Https,
         (Protocol::Https | Protocol::Tls, _) => ServerKind::Unsupported,
         _ => ServerKind::Tcp,
     }
@@ -139,9 +132,15 @@ pub fn servers<'a>(mesh: &'a MeshSnapshot, proxy: &ProxyNode) -> Vec<GatewayServ
                 gateway: format!("{ns}/{}", resource.meta.name),
                 namespace: ns,
                 server,
+                address: if server.bind.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    &server.bind
+                },
                 port: port.number,
                 kind,
-                route_name: route_name(kind, server, &resource.meta.name, ns),
+                route_name: server_route_name(server, resource)
+                    .filter(|_| matches!(kind, ServerKind::Http | ServerKind::Https)),
             });
         }
     }
@@ -150,9 +149,9 @@ pub fn servers<'a>(mesh: &'a MeshSnapshot, proxy: &ProxyNode) -> Vec<GatewayServ
 
 /// The router's listeners (unmerged).
 pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
-    let mut by_port: BTreeMap<u32, Vec<GatewayServer<'_>>> = BTreeMap::new();
+    let mut by_port: BTreeMap<(&str, u32), Vec<GatewayServer<'_>>> = BTreeMap::new();
     for s in servers(mesh, proxy) {
-        by_port.entry(s.port).or_default().push(s);
+        by_port.entry((s.address, s.port)).or_default().push(s);
     }
     let security = Security {
         http: authz::http_filters(mesh, proxy),
@@ -160,7 +159,9 @@ pub fn listeners(mesh: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
     };
     by_port
         .into_iter()
-        .map(|(port, servers)| port_listener(mesh, proxy, port, &servers, &security))
+        .map(|((address, port), servers)| {
+            port_listener(mesh, proxy, (address, port), &servers, &security)
+        })
         // Envoy rejects a listener without filter chains (nothing bound to the port yet).
         .filter(|l| !l.filter_chains.is_empty())
         .collect()
@@ -175,10 +176,11 @@ struct Security {
 fn port_listener(
     mesh: &MeshSnapshot,
     proxy: &ProxyNode,
-    port: u32,
+    (address, port): (&str, u32),
     servers: &[GatewayServer<'_>],
     security: &Security,
 ) -> Listener {
+    let stat_prefix = format!("outbound_{address}_{port}");
     let mut chains: Vec<FilterChain> = Vec::new();
     let mut tls = false;
     let side = Side::gateway(&mesh.mesh);
@@ -187,19 +189,14 @@ fn port_listener(
             ServerKind::Http => {
                 if let Some(route) = &s.route_name {
                     chains.push(tcp::chain(
-                        http::rds(
-                            side,
-                            format!("outbound_0.0.0.0_{port}"),
-                            route,
-                            &security.http,
-                        ),
+                        http::rds(side, stat_prefix.clone(), route, &security.http),
                         None,
                     ));
                 }
             }
             ServerKind::Https => {
                 tls = true;
-                chains.extend(https_chain(s, port, side, &security.http));
+                chains.extend(https_chain(proxy, s, &stat_prefix, side, &security.http));
             }
             ServerKind::Passthrough => {
                 tls = true;
@@ -218,10 +215,7 @@ fn port_listener(
                     port,
                     &bound,
                 );
-                chains.extend(tcp::sni_chains(
-                    &routes,
-                    &format!("outbound_0.0.0.0_{port}"),
-                ));
+                chains.extend(tcp::sni_chains(&routes, &stat_prefix));
             }
             ServerKind::Tcp => {
                 if let Some(targets) = tcp::tcp_route(
@@ -232,20 +226,17 @@ fn port_listener(
                     None,
                     port,
                 ) {
-                    let mut chain = tcp::chain(
-                        tcp::tcp_proxy(&format!("outbound_0.0.0.0_{port}"), &targets),
-                        None,
-                    );
+                    let mut chain = tcp::chain(tcp::tcp_proxy(&stat_prefix, &targets), None);
                     chain.filters.splice(0..0, security.tcp.iter().cloned());
                     chains.push(chain);
                 }
             }
             ServerKind::Unsupported => {
-                tracing::warn!(gateway = %s.gateway, port, "Gateway server TLS mode is not supported yet (ISTIO_MUTUAL, AUTO_PASSTHROUGH); skipped");
+                tracing::warn!(gateway = %s.gateway, port, "Gateway server TLS mode is not supported yet (AUTO_PASSTHROUGH, TLS-terminated TCP); skipped");
             }
         }
     }
-    let mut l = listener("0.0.0.0", port, true, TrafficDirection::Outbound, chains);
+    let mut l = listener(address, port, true, TrafficDirection::Outbound, chains);
     if tls {
         l.listener_filters = vec![listener_filter(TLS_INSPECTOR)];
     }
@@ -276,13 +267,37 @@ fn sni_names(server: &Server) -> Vec<String> {
 }
 
 fn https_chain(
+    proxy: &ProxyNode,
     s: &GatewayServer<'_>,
-    port: u32,
+    stat_prefix: &str,
     side: Side,
     security: &[HttpFilter],
 ) -> Option<FilterChain> {
     let tls = s.server.tls.as_ref()?;
     let route = s.route_name.as_ref()?;
+    let context = if tls.mode == Mode::IstioMutual {
+        if !proxy.sds {
+            tracing::warn!(gateway = %s.gateway, port = s.port, "ISTIO_MUTUAL server on a router without a workload certificate (no SDS); skipped");
+            return None;
+        }
+        gateway_context(&tls.subject_alt_names, &tls.cipher_suites)
+    } else {
+        terminated_context(tls)
+    };
+    let mut chain = tcp::chain(
+        http::rds(side, stat_prefix.to_string(), route, security),
+        Some(FilterChainMatch {
+            server_names: sni_names(s.server),
+            ..Default::default()
+        }),
+    );
+    chain.transport_socket = Some(transport_socket(context));
+    Some(chain)
+}
+
+/// The context of a server that terminates TLS with its own certificates (SIMPLE, MUTUAL,
+/// OPTIONAL_MUTUAL): from `credentialName` over SDS, or from files.
+fn terminated_context(tls: &ServerTlsSettings) -> DownstreamTlsContext {
     let mut common = CommonTlsContext {
         alpn_protocols: vec!["h2".to_string(), "http/1.1".to_string()],
         ..Default::default()
@@ -332,20 +347,11 @@ fn https_chain(
             ));
         }
     }
-    let context = DownstreamTlsContext {
+    DownstreamTlsContext {
         common_tls_context: Some(common),
         require_client_certificate: Some(BoolValue {
             value: tls.mode == Mode::Mutual,
         }),
         ..Default::default()
-    };
-    let mut chain = tcp::chain(
-        http::rds(side, format!("outbound_0.0.0.0_{port}"), route, security),
-        Some(FilterChainMatch {
-            server_names: sni_names(s.server),
-            ..Default::default()
-        }),
-    );
-    chain.transport_socket = Some(transport_socket(context));
-    Some(chain)
+    }
 }

@@ -246,3 +246,90 @@ fn strict_peer_authentication_on_the_inbound_side() {
         assert!(chain.transport_socket.is_none());
     }
 }
+
+/// Istio's egress gateway: servers with `bind` get listeners on that address (route names
+/// with `.<bind>`), and an ISTIO_MUTUAL server terminates mesh TLS with the router's own
+/// workload certificate, requiring a client certificate — only when the router has SDS.
+#[test]
+fn gateway_servers_bind_their_address_and_istio_mutual_uses_the_workload_certificate() {
+    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType as SocketConfig;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
+
+    let yaml = "
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: test-egress, namespace: ns1}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    bind: 127.0.0.9
+    hosts: [www.company.com]
+  - port: {number: 443, name: https, protocol: HTTPS}
+    bind: 127.0.0.9
+    hosts: ['*']
+    tls: {mode: ISTIO_MUTUAL}
+";
+    let mesh = MeshSnapshot::new(snapshot(yaml), &[], Arc::new(Default::default()));
+    let id = ProxyNode::node_id(ProxyKind::Router, "127.0.0.9", "egress", "istio-system");
+    let labels: BTreeMap<String, String> = [("istio".into(), "egressgateway".into())].into();
+    let sds: BTreeMap<String, String> = [("SDS".to_string(), "true".to_string())].into();
+    let router = ProxyNode::from_parts(&id, &sds, labels.clone()).unwrap();
+
+    let routes: Vec<(&str, u32, ServerKind, Option<String>)> = servers(&mesh, &router)
+        .into_iter()
+        .map(|s| (s.address, s.port, s.kind, s.route_name))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            (
+                "127.0.0.9",
+                80,
+                ServerKind::Http,
+                Some("http.80.127.0.0.9".into())
+            ),
+            (
+                "127.0.0.9",
+                443,
+                ServerKind::Https,
+                Some("https.443.https.test-egress.ns1.127.0.0.9".into())
+            ),
+        ]
+    );
+    let out = translate(&mesh, &router).listeners;
+    let names: Vec<&str> = out.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["127.0.0.9_443", "127.0.0.9_80"]);
+    let chain = &find(&out, "127.0.0.9_443").filter_chains[0];
+    let Some(SocketConfig::TypedConfig(any)) = chain
+        .transport_socket
+        .as_ref()
+        .and_then(|t| t.config_type.clone())
+    else {
+        panic!("no TLS on the ISTIO_MUTUAL chain");
+    };
+    let tls: DownstreamTlsContext = prost::Message::decode(any.value.as_slice()).unwrap();
+    assert_eq!(tls.require_client_certificate.map(|b| b.value), Some(true));
+    let common = tls.common_tls_context.unwrap();
+    assert_eq!(common.tls_certificate_sds_secret_configs[0].name, "default");
+    assert_eq!(common.alpn_protocols, ["h2", "http/1.1"]);
+    let Some(ValidationContextType::CombinedValidationContext(combined)) =
+        common.validation_context_type
+    else {
+        panic!("no combined validation context");
+    };
+    let roots = combined.validation_context_sds_secret_config.unwrap();
+    assert_eq!(roots.name, "ROOTCA");
+    // No `subjectAltNames`: any client certificate from the mesh roots.
+    let sans = combined.default_validation_context.unwrap();
+    assert!(sans.match_typed_subject_alt_names.is_empty());
+
+    let without = ProxyNode::from_parts(&id, &BTreeMap::new(), labels).unwrap();
+    let names: Vec<String> = translate(&mesh, &without)
+        .listeners
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(names, ["127.0.0.9_80"]);
+}

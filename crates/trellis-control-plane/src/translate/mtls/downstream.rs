@@ -31,7 +31,7 @@ use trellis_api::istio::mesh::{MeshConfig, MeshConfigTlsConfigTlsProtocol as Tls
 
 use super::{Mode, mesh_tls_context};
 use crate::protocol::Protocol;
-use crate::translate::clusters::tls::transport_socket;
+use crate::translate::clusters::tls::{san_matchers, transport_socket};
 use crate::translate::listeners::http::HTTP_ALPNS;
 
 /// `transport_protocol` of a TLS connection, as the TLS inspector reports it ...
@@ -221,6 +221,30 @@ impl Inbound<'_> {
             require_client_certificate: Some(BoolValue { value: true }),
             ..Default::default()
         }
+    }
+}
+
+/// Istio's server context of a Gateway server in `ISTIO_MUTUAL` mode: the gateway's own
+/// workload certificate, a client certificate required and verified against the mesh
+/// roots — its SAN checked only against the server's `subjectAltNames`, when it names any
+/// (Istio adds no trust-domain matchers on gateways) — and HTTP's ALPN.
+pub fn gateway_context(
+    subject_alt_names: &[String],
+    cipher_suites: &[String],
+) -> DownstreamTlsContext {
+    let ciphers = if cipher_suites.is_empty() {
+        CIPHER_SUITES.iter().map(|s| s.to_string()).collect()
+    } else {
+        cipher_suites.to_vec()
+    };
+    DownstreamTlsContext {
+        common_tls_context: Some(mesh_tls_context(
+            &SERVER_HTTP_ALPNS,
+            san_matchers(subject_alt_names),
+            ciphers,
+        )),
+        require_client_certificate: Some(BoolValue { value: true }),
+        ..Default::default()
     }
 }
 
