@@ -65,8 +65,14 @@ impl Mesh {
         let backend = Backend::start(SocketAddr::new(ip("127.0.0.1"), 0), "reviews over mTLS");
         dir.write("mesh.yaml", &documents(backend.address.port()));
         dir.write("peer.yaml", &peer_authentication(mode));
-        let (control_plane, xds, _debug) =
-            mesh::control_plane(Path::new(TRELLIS), dir.path(), ip("127.0.0.1"), CONVERGE);
+        // Access logs on stdout, to see which protocol reached the server.
+        let (control_plane, xds, _debug) = mesh::control_plane_with_mesh(
+            Path::new(TRELLIS),
+            dir.path(),
+            ip("127.0.0.1"),
+            "accessLogFile: /dev/stdout\n",
+            CONVERGE,
+        );
         Mesh {
             dir,
             _control_plane: control_plane,

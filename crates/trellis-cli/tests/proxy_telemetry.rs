@@ -95,6 +95,22 @@ spec:
     )
 }
 
+/// A proxy's output once its access log has flushed a line containing `last` and then
+/// written nothing more for a moment.
+fn settled_log(path: &Path, last: &str) -> String {
+    let mut seen = String::new();
+    wait_until("access log lines", CONVERGE, || {
+        let now = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let settled = now.contains(last) && now == seen;
+        seen = now;
+        if settled {
+            Ok(seen.clone())
+        } else {
+            Err(format!("no line with {last:?} yet, or still growing"))
+        }
+    })
+}
+
 /// Answers `pong` to whatever it read once the client half-closed.
 fn pong_after_eof(listener: std::net::TcpListener) {
     std::thread::spawn(move || {
@@ -222,7 +238,14 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
         mesh_yaml(client_ip, server_ip, app.address.port(), db_address),
     )
     .expect("write");
-    let (cp, xds, _debug) = mesh::control_plane(Path::new(TRELLIS), dir.path(), cp_ip, CONVERGE);
+    // Istio's demo profile: access logs on stdout in Istio's text format.
+    let (cp, xds, _debug) = mesh::control_plane_with_mesh(
+        Path::new(TRELLIS),
+        dir.path(),
+        cp_ip,
+        "accessLogFile: /dev/stdout\n",
+        CONVERGE,
+    );
     let (server, _) = start_proxy(
         dir.path(),
         xds,
@@ -424,8 +447,9 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
     );
     assert!(post(client_admin, "/logging?level=loud").starts_with("HTTP/1.1 400"));
 
-    // Access logs: Istio's text format, flags and details as Envoy writes them.
-    let client_log = std::fs::read_to_string(dir.path().join("productpage-v1.log")).expect("log");
+    // Access logs: Istio's text format, flags and details as Envoy writes them, flushed
+    // within Envoy's flush interval (1 s).
+    let client_log = settled_log(&dir.path().join("productpage-v1.log"), "\"- - -\" 0 ");
     let ghost: Vec<&str> = client_log
         .lines()
         .filter(|l| l.contains("\"GET / HTTP/1.1\" 503 UH no_healthy_upstream - \"-\" 0 19 "))
@@ -461,7 +485,7 @@ fn both_sidecars_report_istio_metrics_and_access_logs() {
         "{}",
         tcp_lines[0]
     );
-    let server_log = std::fs::read_to_string(dir.path().join("reviews-v1.log")).expect("log");
+    let server_log = settled_log(&dir.path().join("reviews-v1.log"), " inbound|9080|| ");
     let inbound = server_log
         .lines()
         .filter(|l| {

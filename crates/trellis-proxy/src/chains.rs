@@ -185,6 +185,7 @@ mod tests {
                 stat_prefix: name.into(),
                 clusters: vec![(name.into(), 1)],
                 idle_timeout: None,
+                access_logs: Vec::new(),
             }),
         }
     }
@@ -204,6 +205,7 @@ mod tests {
             continue_on_timeout: false,
             chains,
             default_chain: Some(chain("default", ChainMatch::default())),
+            access_logs: Vec::new(),
         }
     }
 

@@ -67,7 +67,12 @@ pub struct Listener {
     pub continue_on_timeout: bool,
     pub chains: Vec<FilterChain>,
     pub default_chain: Option<FilterChain>,
+    /// `access_log`: written for connections no filter chain takes (flag `NR`).
+    pub access_logs: AccessLogs,
 }
+
+/// The `access_log` entries of a listener, `tcp_proxy` or HTTP connection manager.
+pub type AccessLogs = Vec<Arc<crate::telemetry::access_log::AccessLog>>;
 
 impl Listener {
     /// Every filter chain, the default one last.
@@ -116,6 +121,8 @@ pub struct TcpProxy {
     pub clusters: Vec<(String, u32)>,
     /// `None`: no idle timeout (Envoy's 0s); Envoy's default is 1 h when unset.
     pub idle_timeout: Option<Duration>,
+    /// One line per connection, when it closes.
+    pub access_logs: AccessLogs,
 }
 
 /// What Envoy's HTTP connection manager does that the proxy does too.
@@ -143,6 +150,8 @@ pub struct HttpManager {
     pub filters: Vec<HttpFilter>,
     /// `forward_client_cert_details` and `set_current_client_cert_details`.
     pub xfcc: crate::xfcc::Xfcc,
+    /// One line per request, when its response has ended.
+    pub access_logs: AccessLogs,
 }
 
 /// An HTTP filter with listener-level configuration.

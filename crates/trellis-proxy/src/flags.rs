@@ -26,13 +26,11 @@ pub enum Flag {
     RetryLimitExceeded,
     /// The request broke a rule of the protocol or a limit on bad input.
     DownstreamProtocolError,
-    /// The RBAC filter denied the request.
-    RbacAccessDenied,
 }
 
 impl Flag {
     /// Envoy's order when it writes several flags (`UF,URX`).
-    const ENVOY_ORDER: [Flag; 10] = [
+    const ENVOY_ORDER: [Flag; 11] = [
         Flag::NoHealthyUpstream,
         Flag::UpstreamTimeout,
         Flag::UpstreamReset,
@@ -42,6 +40,7 @@ impl Flag {
         Flag::DelayInjected,
         Flag::FaultInjected,
         Flag::RetryLimitExceeded,
+        Flag::DownstreamProtocolError,
         Flag::NoCluster,
     ];
 
@@ -66,8 +65,29 @@ impl Flag {
             Self::FaultInjected => "FI",
             Self::RetryLimitExceeded => "URX",
             Self::DownstreamProtocolError => "DPE",
-            Self::RbacAccessDenied => "RBAC",
         }
+    }
+
+    /// `%RESPONSE_FLAGS_LONG%`: Envoy's long names.
+    pub fn long(self) -> &'static str {
+        match self {
+            Self::NoRoute => "NoRouteFound",
+            Self::NoCluster => "NoClusterFound",
+            Self::NoHealthyUpstream => "NoHealthyUpstream",
+            Self::UpstreamConnectFailure => "UpstreamConnectionFailure",
+            Self::UpstreamReset => "UpstreamRemoteReset",
+            Self::Overflow => "UpstreamOverflow",
+            Self::UpstreamTimeout => "UpstreamRequestTimeout",
+            Self::DelayInjected => "DelayInjected",
+            Self::FaultInjected => "FaultInjected",
+            Self::RetryLimitExceeded => "UpstreamRetryLimitExceeded",
+            Self::DownstreamProtocolError => "DownstreamProtocolError",
+        }
+    }
+
+    /// The flag of a short name (`UH`), for access-log filters.
+    pub fn from_short(name: &str) -> Option<Flag> {
+        Self::ENVOY_ORDER.into_iter().find(|f| f.short() == name)
     }
 }
 
@@ -88,6 +108,31 @@ impl Flags {
         Flag::ENVOY_ORDER
             .into_iter()
             .filter(move |f| self.contains(*f))
+    }
+
+    /// Whether no flag is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether any flag of `other` is set.
+    pub fn intersects(self, other: Flags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// `%RESPONSE_FLAGS%` (or `_LONG`) appended to `out` without allocating: `,`-separated
+    /// in Envoy's order, `-` when none.
+    pub fn write_to(self, out: &mut String, long: bool) {
+        if self.0 == 0 {
+            out.push('-');
+            return;
+        }
+        for (i, f) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(if long { f.long() } else { f.short() });
+        }
     }
 
     /// `%RESPONSE_FLAGS%`: comma-separated in Envoy's order, `-` when none.
@@ -186,17 +231,20 @@ impl LocalReply {
         Self::new(400, "Bad Request", Flag::DownstreamProtocolError, details)
     }
 
-    /// The RBAC filter's 403, naming the deciding policy (`none` when none matched).
+    /// The RBAC filter's 403, naming the deciding policy (`none` when none matched), no flag.
     pub fn rbac_denied(policy: Option<&str>) -> Self {
-        Self::new(
-            403,
-            "RBAC: access denied",
-            Flag::RbacAccessDenied,
-            &format!(
+        // Envoy's RBAC filter sets no response flag (checked side by side with Envoy 1.40).
+        LocalReply {
+            status: 403,
+            body: "RBAC: access denied".into(),
+            flag: None,
+            details: format!(
                 "rbac_access_denied_matched_policy[{}]",
                 policy.unwrap_or("none")
             ),
-        )
+            transport_failure: String::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// The JWT filter's refusal: 401 (403 for a disallowed audience) with the failure as

@@ -25,7 +25,6 @@ use crate::config::{
 };
 use crate::flags::{Flag, Flags, LocalReply};
 use crate::telemetry::Report;
-use crate::telemetry::access_log::Entry;
 use crate::telemetry::body::Counted;
 use crate::telemetry::labels::{Protocol, Reporter};
 use crate::telemetry::peer::Peer;
@@ -36,6 +35,8 @@ use crate::{lb, routing};
 /// Requests with bodies up to this size are buffered so that a retry can resend them.
 const RETRY_BUFFER: u64 = 64 * 1024;
 
+mod access_log;
+
 /// The downstream connection a request came on.
 #[derive(Debug, Clone)]
 pub struct Downstream {
@@ -45,6 +46,8 @@ pub struct Downstream {
     pub inbound: bool,
     /// What terminating TLS proved about the client; `None` in plain text.
     pub tls: Option<Arc<crate::tls::server::Peer>>,
+    /// Envoy's `%CONNECTION_ID%`: unique per proxy.
+    pub id: u64,
 }
 
 impl Downstream {
@@ -114,10 +117,8 @@ struct Received {
     path: String,
     version: hyper::Version,
     authority: String,
-    request_id: Option<String>,
-    /// Only kept when the access log is on.
-    user_agent: Option<String>,
-    forwarded_for: Option<String>,
+    /// Only kept when the connection manager has access logs.
+    headers: Option<HeaderMap>,
     header_bytes: u64,
     protocol: Protocol,
     reporter: Reporter,
@@ -141,7 +142,8 @@ pub async fn handle(
     let hcm = &*hcm;
     prepare(hcm, &mut req);
     crate::xfcc::apply(&hcm.xfcc, downstream.tls.as_deref(), req.headers_mut());
-    let received = receive(&proxy, &downstream, &mut req, start);
+    let logging = !hcm.access_logs.is_empty();
+    let received = receive(&proxy, &downstream, &mut req, start, logging);
     if crate::limits::refuse_underscores(hcm.limits.underscores, req.headers_mut()) {
         let mut outcome = Outcome::default();
         let reply = LocalReply::bad_request("unexpected_underscore");
@@ -163,7 +165,14 @@ pub async fn handle(
             outcome.details = "upgrade_failed".into();
             reply(403, String::new())
         }
-        (Some(reply), _) => local(reply, &mut outcome),
+        (Some(reply), route) => {
+            // Envoy's filters resolve the route first: the log names it and its cluster.
+            outcome.route = route.map(|r| r.name.clone()).unwrap_or_default();
+            outcome.cluster = route
+                .and_then(crate::routing::sole_cluster)
+                .unwrap_or_default();
+            local(reply, &mut outcome)
+        }
         (None, None) => local(LocalReply::no_route(), &mut outcome),
         (None, Some(route)) => {
             outcome.route = route.name.clone();
@@ -231,13 +240,13 @@ fn receive(
     downstream: &Downstream,
     req: &mut Request<Incoming>,
     start: Instant,
+    logging: bool,
 ) -> Received {
     let reporter = downstream.reporter();
     let source = match reporter {
         Reporter::Destination => proxy.telemetry.peers.take(req.headers_mut()),
         Reporter::Source => None,
     };
-    let logging = proxy.telemetry.access_log.is_some();
     let headers = req.headers();
     let grpc = headers
         .get(hyper::header::CONTENT_TYPE)
@@ -256,11 +265,7 @@ fn receive(
         path,
         version: req.version(),
         authority,
-        request_id: header_opt(headers, "x-request-id"),
-        user_agent: logging.then(|| header_opt(headers, "user-agent")).flatten(),
-        forwarded_for: logging
-            .then(|| header_opt(headers, "x-forwarded-for"))
-            .flatten(),
+        headers: logging.then(|| headers.clone()),
         protocol: if grpc { Protocol::Grpc } else { Protocol::Http },
         reporter,
         source,
@@ -989,13 +994,24 @@ fn finish(
             .headers()
             .get("grpc-status")
             .and_then(|v| v.to_str().ok()?.parse().ok()),
-        upstream_service_time: header_opt(response.headers(), "x-envoy-upstream-service-time"),
+        headers: (!hcm.access_logs.is_empty()).then(|| response.headers().clone()),
         header_bytes: header_bytes(response.headers()),
+        after: received.start.elapsed(),
     };
     let (parts, body) = response.into_parts();
     let proxy = proxy.clone();
+    let logs = hcm.access_logs.clone();
     let body = Counted::on_end(body, move |sent| {
         record(&proxy, &received, &outcome, &answered, sent, &downstream);
+        access_log::log(
+            &proxy,
+            &logs,
+            &received,
+            &outcome,
+            &answered,
+            sent,
+            &downstream,
+        );
     });
     Response::from_parts(parts, body.boxed())
 }
@@ -1005,8 +1021,11 @@ fn finish(
 struct Answered {
     status: u16,
     grpc_status: Option<u32>,
-    upstream_service_time: Option<String>,
+    /// Only kept when the connection manager has access logs.
+    headers: Option<HeaderMap>,
     header_bytes: u64,
+    /// From the request's start to its response's headers.
+    after: Duration,
 }
 
 /// The request's metrics and access log line, once its response body has ended.
@@ -1043,39 +1062,6 @@ fn record(
     series.duration.observe(duration);
     series.request_bytes.observe(r.header_bytes + received);
     series.response_bytes.observe(a.header_bytes + sent);
-    if t.access_log.is_none() {
-        return;
-    }
-    let flags = o.flags.render();
-    t.log(&Entry {
-        start: r.start_wall,
-        method: Some(r.method.as_str()),
-        path: Some(&r.path),
-        protocol: Some(protocol_name(r.version)),
-        response_code: a.status,
-        flags: &flags,
-        details: opt(&o.details),
-        transport_failure: opt(&o.transport_failure),
-        bytes_received: received,
-        bytes_sent: sent,
-        duration_ms: duration,
-        upstream_service_time: a.upstream_service_time.as_deref(),
-        x_forwarded_for: r.forwarded_for.as_deref(),
-        user_agent: r.user_agent.as_deref(),
-        request_id: r.request_id.as_deref(),
-        authority: Some(&r.authority),
-        upstream_host: o.upstream,
-        upstream_cluster: opt(&o.cluster),
-        upstream_local: None,
-        downstream_local: downstream.local,
-        downstream_remote: downstream.remote,
-        server_name: downstream.server_name(),
-        route_name: opt(&o.route),
-    });
-}
-
-fn opt(s: &str) -> Option<&str> {
-    (!s.is_empty()).then_some(s)
 }
 
 /// `%PROTOCOL%`.

@@ -66,8 +66,6 @@ pub struct Options {
     /// The control plane, `host:port`.
     pub xds_address: String,
     pub admin: SocketAddr,
-    /// One access log line per request and TCP connection on stdout, in this format.
-    pub access_log: Option<telemetry::access_log::Format>,
     /// Istio's standard metrics on `/stats/prometheus` (Istio's 15090).
     pub stats: Option<SocketAddr>,
     /// The proxy's and the application's metrics merged (Istio's 15020).
@@ -188,8 +186,7 @@ impl Proxy {
 pub async fn run(mut options: Options) -> std::io::Result<()> {
     let stop = drain::stop_signals()?;
     tokio::pin!(stop);
-    let mut telemetry =
-        telemetry::Telemetry::new(&options.node.id, &options.node.metadata, options.access_log);
+    let mut telemetry = telemetry::Telemetry::new(&options.node.id, &options.node.metadata);
     telemetry.logging = options.logging;
     let dns = match options.dns {
         Some(address) => Some(start_dns(address, &mut options.node).await?),
@@ -202,6 +199,7 @@ pub async fn run(mut options: Options) -> std::io::Result<()> {
         tokio::spawn(status::serve(proxy.clone(), status));
     }
     tokio::spawn(admin::serve(proxy.clone(), admin));
+    tokio::spawn(flush_access_logs(proxy.clone()));
     // The metrics ports are best effort: a proxy without them still carries traffic.
     if let Some(listener) = bind_metrics(options.stats).await {
         tokio::spawn(telemetry::server::serve_stats(proxy.clone(), listener));
@@ -233,8 +231,19 @@ pub async fn run(mut options: Options) -> std::io::Result<()> {
     proxy.drain.start();
     tracing::info!(why, open = proxy.drain.open(), drain_duration = ?options.drain_duration, "draining");
     let finished = proxy.drain.finish(options.drain_duration).await;
+    proxy.telemetry.sinks.flush();
     tracing::info!(?finished, "drained, exiting");
     Ok(())
+}
+
+/// Envoy's `access_log_flush_interval`: buffered access log lines reach their file within it.
+async fn flush_access_logs(proxy: Arc<Proxy>) {
+    let mut every = tokio::time::interval(telemetry::access_log::FLUSH_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        proxy.telemetry.sinks.flush();
+    }
 }
 
 /// Waits for the first identity, then keeps copying renewals into the proxy's secrets in

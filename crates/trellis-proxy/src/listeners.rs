@@ -130,10 +130,14 @@ async fn accept(proxy: Arc<Proxy>, listener: Arc<Listener>, socket: TcpListener)
             remote,
             inbound: target.inbound,
             tls: None,
+            id: CONNECTION_IDS.fetch_add(1, Ordering::Relaxed),
         };
         tokio::spawn(connection(proxy.clone(), target, stream, downstream));
     }
 }
+
+/// Envoy's connection ids: a counter per process.
+static CONNECTION_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// One downstream connection: listener filters, filter chain, network filter.
 pub async fn connection(
@@ -181,6 +185,7 @@ pub async fn connection(
     }
     let Some(chain) = chains::select(&listener, &conn) else {
         proxy.stats.inc(&stat("no_filter_chain_match"));
+        crate::telemetry::log_context::no_chain(&proxy, &listener, &downstream, &conn);
         return;
     };
     let io = Prefixed::new(prefix, stream);
@@ -306,11 +311,15 @@ mod tests {
     /// every request `200 ok` by itself.
     async fn direct_listener(inbound: bool) -> (Arc<Proxy>, SocketAddr) {
         let proxy = Proxy::new(Default::default());
-        let address = serve_direct(&proxy, inbound).await;
+        let address = serve_direct(&proxy, inbound, Vec::new()).await;
         (proxy, address)
     }
 
-    async fn serve_direct(proxy: &Arc<Proxy>, inbound: bool) -> SocketAddr {
+    async fn serve_direct(
+        proxy: &Arc<Proxy>,
+        inbound: bool,
+        access_logs: crate::config::AccessLogs,
+    ) -> SocketAddr {
         let route = Route {
             name: "all".into(),
             matcher: RouteMatch {
@@ -349,6 +358,7 @@ mod tests {
             limits: Default::default(),
             filters: Vec::new(),
             xfcc: Default::default(),
+            access_logs,
         };
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
@@ -372,6 +382,7 @@ mod tests {
                 network: Network::Http(Arc::new(hcm)),
             }],
             default_chain: None,
+            access_logs: Vec::new(),
         });
         tokio::spawn(accept(proxy.clone(), listener, socket));
         address
@@ -431,7 +442,7 @@ mod tests {
     #[tokio::test]
     async fn inbound_only_drains_spare_outbound_listeners() {
         let (proxy, inbound) = direct_listener(true).await;
-        let outbound = serve_direct(&proxy, false).await;
+        let outbound = serve_direct(&proxy, false, Vec::new()).await;
         proxy.drain.drain_listeners(Some("inboundonly&graceful"));
         let refused = |a: SocketAddr| async move {
             // Until the accept loop has seen the drain and closed its socket.
@@ -456,6 +467,54 @@ mod tests {
         assert!(
             refused(outbound).await,
             "the outbound listener still accepts"
+        );
+    }
+
+    /// The connection manager's access log: one line per request in its file, with the
+    /// request's headers, the response and the connection.
+    #[tokio::test]
+    async fn requests_are_logged_in_the_configured_file() {
+        use crate::telemetry::access_log::AccessLog;
+        use crate::telemetry::format::{Format, Kind, Template};
+        use crate::telemetry::sink::Target;
+        let dir = std::env::temp_dir().join(format!("trellis-hcm-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let format = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% \"%REQ(USER-AGENT)%\" %RESP(X-MISSING)% %BYTES_SENT% %ROUTE_NAME% %DOWNSTREAM_PEER_URI_SAN%\n";
+        let log = Arc::new(AccessLog {
+            target: Target::File(path.to_string_lossy().into()),
+            format: Format {
+                kind: Kind::Text(Template::parse(format).unwrap()),
+                omit_empty: false,
+            },
+            filter: None,
+        });
+        let proxy = Proxy::new(Default::default());
+        let address = serve_direct(&proxy, false, vec![log]).await;
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::get("http://test/logged?q=1")
+            .header("user-agent", "probe/1")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let r = tx.send_request(req).await.unwrap();
+        assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "ok");
+        let mut text = String::new();
+        for _ in 0..500 {
+            proxy.telemetry.sinks.flush();
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            if !text.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            text,
+            "GET /logged?q=1 HTTP/1.1 200 - \"probe/1\" - 2 all -\n"
         );
     }
 }

@@ -5,7 +5,7 @@
 use hyper::HeaderMap;
 
 use crate::config::{
-    HeaderMatcher, PathMatch, QueryMatcher, Route, RouteConfig, RouteMatch, StringMatch,
+    Action, HeaderMatcher, PathMatch, QueryMatcher, Route, RouteConfig, RouteMatch, StringMatch,
     VirtualHost,
 };
 
@@ -67,6 +67,18 @@ pub fn route<'a>(
     vh.routes
         .iter()
         .find(|r| route_matches(&r.matcher, path, query, headers))
+}
+
+/// A forwarding route's cluster when it has exactly one (weighted routes choose theirs
+/// per request): what a request refused before routing is logged with.
+pub fn sole_cluster(route: &Route) -> Option<String> {
+    match &route.action {
+        Action::Forward(f) => match f.clusters.as_slice() {
+            [(name, _)] => Some(name.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 pub fn route_matches(m: &RouteMatch, path: &str, query: &str, headers: &HeaderMap) -> bool {

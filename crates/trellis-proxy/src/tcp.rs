@@ -21,7 +21,8 @@ use crate::flags::{Flag, Flags};
 use crate::http::Downstream;
 use crate::lb;
 use crate::telemetry::Report;
-use crate::telemetry::access_log::Entry;
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::format::Context;
 use crate::telemetry::labels::{Protocol, Reporter};
 use crate::telemetry::metrics::TcpSeries;
 use crate::telemetry::peer::Peer;
@@ -169,7 +170,14 @@ where
         .sent
         .fetch_add(session.to_downstream, Ordering::Relaxed);
     series.closed.fetch_add(1, Ordering::Relaxed);
-    log(&proxy, &downstream, &session, start, start_wall);
+    log(
+        &proxy,
+        &t.access_logs,
+        &downstream,
+        &session,
+        start,
+        start_wall,
+    );
 }
 
 /// The connection's TCP series (the flags are known once the upstream connect is decided).
@@ -196,36 +204,31 @@ fn report(proxy: &Proxy, downstream: &Downstream, s: &Session) -> Arc<TcpSeries>
     })
 }
 
-fn log(proxy: &Proxy, downstream: &Downstream, s: &Session, start: Instant, wall: SystemTime) {
-    if proxy.telemetry.access_log.is_none() {
+/// The connection's access log lines, as it closes.
+fn log(
+    proxy: &Proxy,
+    logs: &[Arc<AccessLog>],
+    downstream: &Downstream,
+    s: &Session,
+    start: Instant,
+    wall: SystemTime,
+) {
+    if logs.is_empty() {
         return;
     }
-    let flags = s.flags.render();
-    proxy.telemetry.log(&Entry {
-        start: wall,
-        method: None,
-        path: None,
-        protocol: None,
-        response_code: 0,
-        flags: &flags,
-        details: None,
-        transport_failure: Some(s.transport_failure.as_str()),
+    let ctx = Context {
+        start: Some(wall),
+        duration: start.elapsed(),
+        flags: s.flags,
+        transport_failure: &s.transport_failure,
         bytes_received: s.to_upstream,
         bytes_sent: s.to_downstream,
-        duration_ms: start.elapsed().as_millis() as u64,
-        upstream_service_time: None,
-        x_forwarded_for: None,
-        user_agent: None,
-        request_id: None,
-        authority: None,
         upstream_host: s.upstream,
-        upstream_cluster: Some(s.cluster.as_str()),
-        upstream_local: None,
-        downstream_local: downstream.local,
-        downstream_remote: downstream.remote,
-        server_name: downstream.server_name(),
-        route_name: None,
-    });
+        upstream_cluster: &s.cluster,
+        upstream_peer_uri_san: s.upstream_principal.as_deref().unwrap_or_default(),
+        ..crate::telemetry::log_context::downstream(downstream)
+    };
+    proxy.telemetry.log(logs, &ctx);
 }
 
 /// Envoy's transport failure reason for a failed connect.

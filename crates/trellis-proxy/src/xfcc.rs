@@ -104,6 +104,7 @@ mod tests {
                 },
                 local_uris: vec!["spiffe://td/ns/b/sa/server".into()],
             }),
+            version: Some("TLSv1.3"),
         }
     }
 

@@ -128,6 +128,38 @@ pub fn control_plane(
     (process, xds, debug)
 }
 
+/// [`control_plane`] with a MeshConfig (`--mesh-config`, written to `dir/mesh-config.yaml`),
+/// e.g. `accessLogFile: /dev/stdout` for access logs.
+pub fn control_plane_with_mesh(
+    trellis: &Path,
+    dir: &Path,
+    at: IpAddr,
+    mesh_config: &str,
+    timeout: Duration,
+) -> (Process, SocketAddr, SocketAddr) {
+    let xds = SocketAddr::new(at, free_port(at));
+    let debug = SocketAddr::new(at, free_port(at));
+    let process = start_control_plane_with_mesh(trellis, dir, xds, debug, mesh_config, timeout);
+    (process, xds, debug)
+}
+
+/// [`start_control_plane`] with a MeshConfig (`--mesh-config`, written to
+/// `dir/mesh-config.yaml`).
+pub fn start_control_plane_with_mesh(
+    trellis: &Path,
+    dir: &Path,
+    xds: SocketAddr,
+    debug: SocketAddr,
+    mesh_config: &str,
+    timeout: Duration,
+) -> Process {
+    let path = dir.join("mesh-config.yaml");
+    std::fs::write(&path, mesh_config).expect("write the mesh config");
+    let mut command = control_plane_command(trellis, dir, xds, debug);
+    command.arg("--mesh-config").arg(path);
+    run_control_plane(command, dir, debug, timeout)
+}
+
 /// The reviews backends v1..v3 on 127.0.0.11..13, each answering its version.
 pub fn reviews_backends() -> Vec<Backend> {
     (1..=3)

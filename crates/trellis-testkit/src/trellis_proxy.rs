@@ -1,5 +1,5 @@
 //! Starting `trellis proxy` in tests: the same identity flags as `trellis bootstrap envoy`,
-//! the access log on, no status port (tests run many proxies side by side; 15021 is for
+//! info logs, no status port (tests run many proxies side by side; 15021 is for
 //! the one proxy of a network namespace, see [`command`]), and a wait for its admin
 //! `/ready`; and [`TrellisProxy`], the proxy as a scenario [`DataPlane`].
 
@@ -53,7 +53,8 @@ pub fn wait_ready(process: &mut Process, admin: SocketAddr, timeout: Duration) {
 }
 
 /// The `trellis proxy` command (the binary at `trellis`) for `who`, with ADS at `xds`, the
-/// admin listener at `admin`'s port, the access log on and no status port.
+/// admin listener at `admin`'s port, info logs and no status port. Access logs are the
+/// control plane's to configure (meshConfig `accessLogFile`), as for Envoy.
 fn proxy_command(
     trellis: &Path,
     xds: SocketAddr,
@@ -73,13 +74,11 @@ pub fn command(
     status_port: u16,
 ) -> Command {
     let mut command = node_command(trellis, xds, admin, who, status_port);
-    command
-        .args(["--access-log-format", "text"])
-        .env("TRELLIS_LOG", "info");
+    command.env("TRELLIS_LOG", "info");
     command
 }
 
-/// Only what makes the proxy `who` (no access log, default log level): the sidecar as a
+/// Only what makes the proxy `who` (default log level): the sidecar as a
 /// production mesh runs it, for measurements.
 pub fn node_command(
     trellis: &Path,

@@ -24,21 +24,11 @@ use trellis_control_plane::bootstrap::envoy_bootstrap;
 use trellis_control_plane::proxy::SDS_METADATA;
 use trellis_identity::client::CaClientConfig;
 use trellis_identity::spiffe::SpiffeId;
-use trellis_proxy::telemetry::access_log::Format;
 use trellis_proxy::tls::secrets::Identity;
 
 use super::ca_args::CaArgs;
 use super::log_level::LogLevel;
 use super::node::NodeArgs;
-
-/// `--access-log-format`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum AccessLogFormat {
-    /// Istio's default text format (meshConfig `accessLogEncoding: TEXT`).
-    Text,
-    /// Istio's default JSON keys (meshConfig `accessLogEncoding: JSON`).
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,10 +37,6 @@ pub struct Args {
     /// Worker threads (Istio's sidecar default is 2).
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
-    /// Write an access log line per request and TCP connection on stdout, in Istio's
-    /// default format (off when absent, as in Istio's default profile).
-    #[arg(long, value_enum)]
-    access_log_format: Option<AccessLogFormat>,
     /// Port of Istio's standard metrics (`/stats/prometheus`) on the workload's IP; 0: off.
     #[arg(long, default_value_t = 15090)]
     stats_port: u16,
@@ -130,10 +116,6 @@ pub fn run(args: &Args, log_level: Arc<LogLevel>) -> anyhow::Result<ExitCode> {
         node: identity,
         xds_address: args.node.xds_address().to_string(),
         admin: SocketAddr::from(([127, 0, 0, 1], args.node.admin_port())),
-        access_log: args.access_log_format.map(|f| match f {
-            AccessLogFormat::Text => Format::Text,
-            AccessLogFormat::Json => Format::Json,
-        }),
         stats: port(args.node.ip(), args.stats_port),
         merged_metrics: port(args.node.ip(), args.merged_metrics_port),
         app_metrics_url: args

@@ -122,7 +122,7 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
     } = l;
     let p = format!("listener {name}");
     reject!(p; additional_addresses, fcds_config, filter_chain_matcher, deprecated_v1,
-        transparent, freebind, socket_options, udp_listener_config, api_listener, access_log,
+        transparent, freebind, socket_options, udp_listener_config, api_listener,
         enable_mptcp, listener_specifier);
     let address = socket_address(address, &format!("{p}.address"))?;
     let mut out = config::Listener {
@@ -143,6 +143,7 @@ pub fn listener(l: &Listener) -> Result<config::Listener> {
         continue_on_timeout: *continue_on_listener_filters_timeout,
         chains: Vec::new(),
         default_chain: None,
+        access_logs: super::access_log::access_logs(access_log, &p)?,
     };
     for (i, f) in listener_filters.iter().enumerate() {
         let p = format!("{p}.listener_filters[{i}]");
@@ -340,7 +341,7 @@ pub fn tcp_proxy(t: &PbTcpProxy, p: &str) -> Result<config::TcpProxy> {
     } = t;
     let p = format!("{p} (envoy.filters.network.tcp_proxy)");
     reject!(p; on_demand, metadata_match, downstream_idle_timeout, upstream_idle_timeout,
-        access_log, max_connect_attempts, backoff_options, hash_policy, tunneling_config,
+        max_connect_attempts, backoff_options, hash_policy, tunneling_config,
         max_downstream_connection_duration,
         max_downstream_connection_duration_jitter_percentage, access_log_flush_interval,
         flush_access_log_on_connected, access_log_options, proxy_protocol_tlvs,
@@ -369,6 +370,7 @@ pub fn tcp_proxy(t: &PbTcpProxy, p: &str) -> Result<config::TcpProxy> {
             None => Some(Duration::from_secs(3600)),
             Some(d) => Some(duration(d)).filter(|d| !d.is_zero()),
         },
+        access_logs: super::access_log::access_logs(access_log, &p)?,
     })
 }
 
@@ -437,7 +439,7 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
     reject!(p; add_user_agent, tracing,
         http1_safe_max_connection_duration, http_protocol_options,
         http3_protocol_options, scheme_header_transformation,
-        stream_flush_timeout, request_timeout, access_log,
+        stream_flush_timeout, request_timeout,
         access_log_flush_interval, flush_access_log_on_new_request, access_log_options,
         original_ip_detection_extensions, early_header_mutation_extensions,
         internal_address_config, skip_xff_append, via, preserve_external_request_id,
@@ -527,6 +529,7 @@ pub fn http_connection_manager(h: &HttpConnectionManager, p: &str) -> Result<Htt
             set_current_client_cert_details.as_ref(),
             &p,
         )?,
+        access_logs: super::access_log::access_logs(access_log, &p)?,
     })
 }
 

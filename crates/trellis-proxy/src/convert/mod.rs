@@ -11,6 +11,7 @@
 // Deprecated fields are destructured on purpose: set or not, they must be judged.
 #![allow(deprecated)]
 
+pub mod access_log;
 pub mod cluster;
 pub mod cors;
 pub mod limits;

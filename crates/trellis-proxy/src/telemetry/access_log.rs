@@ -1,261 +1,169 @@
-//! Access log lines in Istio's default formats: the text format of `meshConfig.accessLogFormat`
-//! when unset (`EnvoyTextLogFormat`) and the JSON one of `accessLogEncoding: JSON`
-//! (`EnvoyJSONLogFormatIstio`), field for field as Envoy 1.40 writes them: `-` for missing
-//! values in text, `null` in JSON, numbers as numbers, JSON keys sorted.
+//! Envoy's access loggers as the xDS configures them (`access_log` on the HTTP connection
+//! manager, `tcp_proxy` and the listener): where each line goes, its format
+//! ([`super::format`]) and the filter that decides whether a request is logged. Lines are
+//! rendered into one reusable buffer per thread and written through [`super::sink`].
 
-use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use super::format::{Context, Format};
+use super::sink::{Sinks, Target};
+use crate::flags::Flags;
 
-/// `--access-log-format`.
+/// One configured access logger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLog {
+    pub target: Target,
+    pub format: Format,
+    pub filter: Option<Filter>,
+}
+
+/// Envoy's `ComparisonFilter` operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
+pub enum Compare {
+    Eq,
+    Ge,
+    Le,
+    Ne,
 }
 
-/// One request (or TCP connection) as the access log sees it. `None` is Envoy's "-".
-#[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    pub start: SystemTime,
-    pub method: Option<&'a str>,
-    pub path: Option<&'a str>,
-    pub protocol: Option<&'a str>,
-    /// 0 for TCP.
-    pub response_code: u16,
-    /// Rendered, `-` when none.
-    pub flags: &'a str,
-    pub details: Option<&'a str>,
-    pub transport_failure: Option<&'a str>,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
-    pub duration_ms: u64,
-    pub upstream_service_time: Option<&'a str>,
-    pub x_forwarded_for: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    pub request_id: Option<&'a str>,
-    pub authority: Option<&'a str>,
-    pub upstream_host: Option<SocketAddr>,
-    pub upstream_cluster: Option<&'a str>,
-    pub upstream_local: Option<SocketAddr>,
-    pub downstream_local: SocketAddr,
-    pub downstream_remote: SocketAddr,
-    pub server_name: Option<&'a str>,
-    pub route_name: Option<&'a str>,
-}
-
-impl Entry<'_> {
-    /// The line, without its newline.
-    pub fn format(&self, f: Format) -> String {
-        match f {
-            Format::Text => self.text(),
-            Format::Json => self.json(),
+impl Compare {
+    fn holds(self, value: u64, against: u64) -> bool {
+        match self {
+            Compare::Eq => value == against,
+            Compare::Ge => value >= against,
+            Compare::Le => value <= against,
+            Compare::Ne => value != against,
         }
     }
+}
 
-    fn text(&self) -> String {
-        let d = |v: Option<&str>| v.filter(|s| !s.is_empty()).unwrap_or("-").to_string();
-        let a = |v: Option<SocketAddr>| v.map_or("-".to_string(), |a| a.to_string());
-        format!(
-            "[{}] \"{} {} {}\" {} {} {} - \"{}\" {} {} {} {} \"{}\" \"{}\" \"{}\" \"{}\" \"{}\" {} {} {} {} {} {}",
-            start_time(self.start),
-            d(self.method),
-            d(self.path),
-            d(self.protocol),
-            self.response_code,
-            self.flags,
-            d(self.details),
-            d(self.transport_failure),
-            self.bytes_received,
-            self.bytes_sent,
-            self.duration_ms,
-            d(self.upstream_service_time),
-            d(self.x_forwarded_for),
-            d(self.user_agent),
-            d(self.request_id),
-            d(self.authority),
-            a(self.upstream_host),
-            d(self.upstream_cluster),
-            a(self.upstream_local),
-            self.downstream_local,
-            self.downstream_remote,
-            d(self.server_name),
-            d(self.route_name),
-        )
+/// The access-log filters the proxy evaluates (others are dropped with a warning at
+/// config time, so that their logger logs everything).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    StatusCode(Compare, u64),
+    /// Milliseconds.
+    Duration(Compare, u64),
+    /// The listed flags; empty: any flag.
+    ResponseFlags(Flags),
+    /// The proxy runs no health checks: every request passes.
+    NotHealthCheck,
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+}
+
+impl Filter {
+    /// Whether the request or connection is logged.
+    pub fn admits(&self, ctx: &Context<'_>) -> bool {
+        match self {
+            Filter::StatusCode(op, v) => op.holds(u64::from(ctx.response_code), *v),
+            Filter::Duration(op, v) => op.holds(ctx.duration.as_millis() as u64, *v),
+            Filter::ResponseFlags(wanted) if wanted.is_empty() => !ctx.flags.is_empty(),
+            Filter::ResponseFlags(wanted) => ctx.flags.intersects(*wanted),
+            Filter::NotHealthCheck => true,
+            Filter::And(all) => all.iter().all(|f| f.admits(ctx)),
+            Filter::Or(any) => any.iter().any(|f| f.admits(ctx)),
+        }
     }
+}
 
-    fn json(&self) -> String {
-        let s = |v: Option<&str>| match v.filter(|s| !s.is_empty()) {
-            Some(s) => Value::String(s.to_string()),
-            None => Value::Null,
+thread_local! {
+    /// The line being rendered: one buffer per worker thread, reused for every line.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Renders `ctx` for each logger whose filter admits it and writes the line.
+pub fn write(logs: &[Arc<AccessLog>], ctx: &Context<'_>, sinks: &Sinks) {
+    LINE.with(|line| {
+        let Ok(mut line) = line.try_borrow_mut() else {
+            return;
         };
-        let a = |v: Option<SocketAddr>| v.map_or(Value::Null, |a| Value::String(a.to_string()));
-        // Built in sorted order, so the output is sorted whatever serde_json's map is.
-        let fields: [(&str, Value); 24] = [
-            ("authority", s(self.authority)),
-            ("bytes_received", json!(self.bytes_received)),
-            ("bytes_sent", json!(self.bytes_sent)),
-            ("connection_termination_details", Value::Null),
-            (
-                "downstream_local_address",
-                json!(self.downstream_local.to_string()),
-            ),
-            (
-                "downstream_remote_address",
-                json!(self.downstream_remote.to_string()),
-            ),
-            ("duration", json!(self.duration_ms)),
-            ("method", s(self.method)),
-            ("path", s(self.path)),
-            ("protocol", s(self.protocol)),
-            ("request_id", s(self.request_id)),
-            ("requested_server_name", s(self.server_name)),
-            ("response_code", json!(self.response_code)),
-            ("response_code_details", s(self.details)),
-            ("response_flags", json!(self.flags)),
-            ("route_name", s(self.route_name)),
-            ("start_time", json!(start_time(self.start))),
-            ("upstream_cluster", s(self.upstream_cluster)),
-            ("upstream_host", a(self.upstream_host)),
-            ("upstream_local_address", a(self.upstream_local)),
-            ("upstream_service_time", s(self.upstream_service_time)),
-            (
-                "upstream_transport_failure_reason",
-                s(self.transport_failure),
-            ),
-            ("user_agent", s(self.user_agent)),
-            ("x_forwarded_for", s(self.x_forwarded_for)),
-        ];
-        let mut out = String::from("{");
-        for (i, (k, v)) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+        for log in logs {
+            if log.filter.as_ref().is_some_and(|f| !f.admits(ctx)) {
+                continue;
             }
-            out.push_str(&Value::String((*k).to_string()).to_string());
-            out.push(':');
-            out.push_str(&v.to_string());
+            line.clear();
+            log.format.render(ctx, &mut line);
+            sinks.write(&log.target, line.as_bytes());
         }
-        out.push('}');
-        out
-    }
+        // A freak long line should not pin its memory on the thread for ever.
+        if line.capacity() > 64 * 1024 {
+            *line = String::new();
+        }
+    });
 }
 
-/// `%START_TIME%`: `2026-11-23T23:37:17.457Z` (UTC, milliseconds).
-pub fn start_time(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's method).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+/// Envoy's `access_log_flush_interval` default.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::flags::Flag;
+    use crate::telemetry::format::{Kind, Template};
 
-    /// 2026-11-23T23:37:17.457Z.
-    fn when() -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(1_795_477_037_457)
-    }
-
-    fn no_healthy_upstream() -> Entry<'static> {
-        Entry {
-            start: when(),
-            method: Some("GET"),
-            path: Some("/empty"),
-            protocol: Some("HTTP/1.1"),
-            response_code: 503,
-            flags: "UH",
-            details: Some("no_healthy_upstream"),
-            transport_failure: None,
-            bytes_received: 0,
-            bytes_sent: 19,
-            duration_ms: 0,
-            upstream_service_time: None,
-            x_forwarded_for: None,
-            user_agent: Some("curl/7.88.1"),
-            request_id: Some("2f7d9cb5-0a35-421b-a3a2-817e909477d9"),
-            authority: Some("127.0.0.1:19901"),
-            upstream_host: None,
-            upstream_cluster: Some("empty"),
-            upstream_local: None,
-            downstream_local: "127.0.0.1:19901".parse().unwrap(),
-            downstream_remote: "127.0.0.1:40570".parse().unwrap(),
-            server_name: None,
-            route_name: Some("empty"),
+    fn ctx(code: u16, flags: Flags) -> Context<'static> {
+        Context {
+            response_code: code,
+            flags,
+            duration: Duration::from_millis(20),
+            ..Context::default()
         }
     }
 
     #[test]
-    fn timestamps_are_envoys() {
-        assert_eq!(start_time(when()), "2026-11-23T23:37:17.457Z");
-        assert_eq!(start_time(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            start_time(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000Z"
-        );
+    fn filters_are_envoys() {
+        let mut uh = Flags::default();
+        uh.insert(Flag::NoHealthyUpstream);
+        let mut nr = Flags::default();
+        nr.insert(Flag::NoRoute);
+        assert!(Filter::ResponseFlags(nr).admits(&ctx(0, nr)));
+        assert!(!Filter::ResponseFlags(nr).admits(&ctx(503, uh)));
+        assert!(Filter::ResponseFlags(Flags::default()).admits(&ctx(503, uh)));
+        assert!(!Filter::ResponseFlags(Flags::default()).admits(&ctx(200, Flags::default())));
+        assert!(Filter::StatusCode(Compare::Ge, 500).admits(&ctx(503, uh)));
+        assert!(!Filter::StatusCode(Compare::Ge, 500).admits(&ctx(200, uh)));
+        let both = Filter::And(vec![
+            Filter::StatusCode(Compare::Ne, 200),
+            Filter::Duration(Compare::Le, 10),
+        ]);
+        assert!(!both.admits(&ctx(503, uh)));
+        let either = Filter::Or(vec![
+            Filter::StatusCode(Compare::Eq, 200),
+            Filter::Duration(Compare::Ge, 10),
+        ]);
+        assert!(either.admits(&ctx(503, uh)));
     }
 
-    /// The lines Envoy 1.40 wrote for the same request (Istio's default formats).
     #[test]
-    fn text_and_json_match_envoy() {
-        let e = no_healthy_upstream();
-        assert_eq!(
-            e.format(Format::Text),
-            "[2026-11-23T23:37:17.457Z] \"GET /empty HTTP/1.1\" 503 UH no_healthy_upstream - \"-\" 0 19 0 - \"-\" \"curl/7.88.1\" \"2f7d9cb5-0a35-421b-a3a2-817e909477d9\" \"127.0.0.1:19901\" \"-\" empty - 127.0.0.1:19901 127.0.0.1:40570 - empty"
-        );
-        assert_eq!(
-            e.format(Format::Json),
-            r#"{"authority":"127.0.0.1:19901","bytes_received":0,"bytes_sent":19,"connection_termination_details":null,"downstream_local_address":"127.0.0.1:19901","downstream_remote_address":"127.0.0.1:40570","duration":0,"method":"GET","path":"/empty","protocol":"HTTP/1.1","request_id":"2f7d9cb5-0a35-421b-a3a2-817e909477d9","requested_server_name":null,"response_code":503,"response_code_details":"no_healthy_upstream","response_flags":"UH","route_name":"empty","start_time":"2026-11-23T23:37:17.457Z","upstream_cluster":"empty","upstream_host":null,"upstream_local_address":null,"upstream_service_time":null,"upstream_transport_failure_reason":null,"user_agent":"curl/7.88.1","x_forwarded_for":null}"#
-        );
-    }
-
-    #[test]
-    fn a_refused_tcp_connection_matches_envoy() {
-        let e = Entry {
-            method: None,
-            path: None,
-            protocol: None,
-            response_code: 0,
-            flags: "UF,URX",
-            details: None,
-            transport_failure: Some("delayed_connect_error:_Connection_refused"),
-            bytes_sent: 0,
-            user_agent: None,
-            request_id: None,
-            authority: None,
-            upstream_host: Some("127.0.0.1:1".parse().unwrap()),
-            upstream_cluster: Some("refused"),
-            downstream_local: "127.0.0.1:19902".parse().unwrap(),
-            downstream_remote: "127.0.0.1:58594".parse().unwrap(),
-            route_name: None,
-            ..no_healthy_upstream()
+    fn lines_go_to_their_file_through_their_filter() {
+        let dir = std::env::temp_dir().join(format!("trellis-al-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let _ = std::fs::remove_file(&path);
+        let log = |filter| {
+            Arc::new(AccessLog {
+                target: Target::File(path.to_string_lossy().into()),
+                format: Format {
+                    kind: Kind::Text(
+                        Template::parse("%RESPONSE_CODE% %RESPONSE_FLAGS%\n").unwrap(),
+                    ),
+                    omit_empty: false,
+                },
+                filter,
+            })
         };
-        assert_eq!(
-            e.format(Format::Text),
-            "[2026-11-23T23:37:17.457Z] \"- - -\" 0 UF,URX - - \"delayed_connect_error:_Connection_refused\" 0 0 0 - \"-\" \"-\" \"-\" \"-\" \"127.0.0.1:1\" refused - 127.0.0.1:19902 127.0.0.1:58594 - -"
-        );
+        let mut nr = Flags::default();
+        nr.insert(Flag::NoRoute);
+        let logs = [log(None), log(Some(Filter::ResponseFlags(nr)))];
+        let sinks = Sinks::default();
+        write(&logs, &ctx(200, Flags::default()), &sinks);
+        write(&logs, &ctx(404, nr), &sinks);
+        sinks.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(text, "200 -\n404 NR\n404 NR\n");
     }
 }

@@ -1,8 +1,8 @@
 //! Istio's standard telemetry, as Istio's sidecars report it: the standard metrics with
 //! their full label set ([`metrics`], [`labels`]), who the peer is ([`peer`]: the proxy's
 //! own node metadata, Istio's `istio.workload` endpoint metadata, and HTTP metadata
-//! exchange in [`exchange`]), the access log in Istio's default formats ([`access_log`]),
-//! and the Prometheus endpoints ([`server`]). Stock Envoy has none of this: Istio adds it
+//! exchange in [`exchange`]), the access logs the xDS configures ([`access_log`], in
+//! Envoy's format strings: [`format`]), and the Prometheus endpoints ([`server`]). Stock Envoy has none of this: Istio adds it
 //! with its own filters (`istio.stats`, `peer_metadata`); this module is their counterpart,
 //! the one place of the proxy that reads Istio conventions.
 //!
@@ -12,12 +12,16 @@
 
 pub mod access_log;
 pub mod body;
+pub mod cel;
 pub mod exchange;
+pub mod format;
 pub mod labels;
+pub mod log_context;
 pub mod logging;
 pub mod metrics;
 pub mod peer;
 pub mod server;
+pub mod sink;
 
 use std::sync::Arc;
 
@@ -36,7 +40,8 @@ pub struct Telemetry {
     pub own: exchange::Own,
     pub peers: exchange::PeerCache,
     pub metrics: Metrics,
-    pub access_log: Option<access_log::Format>,
+    /// The access logs' open files.
+    pub sinks: sink::Sinks,
     /// The log filter `/logging` changes, when the binary lends one.
     pub logging: Option<Arc<dyn logging::LogLevel>>,
 }
@@ -60,17 +65,13 @@ pub struct Report<'a> {
 }
 
 impl Telemetry {
-    pub fn new(
-        node_id: &str,
-        metadata: &serde_json::Map<String, serde_json::Value>,
-        access_log: Option<access_log::Format>,
-    ) -> Telemetry {
+    pub fn new(node_id: &str, metadata: &serde_json::Map<String, serde_json::Value>) -> Telemetry {
         Telemetry {
             local: Arc::new(Peer::from_node(metadata)),
             own: exchange::Own::new(node_id, metadata),
             peers: exchange::PeerCache::default(),
             metrics: Metrics::default(),
-            access_log,
+            sinks: sink::Sinks::default(),
             logging: None,
         }
     }
@@ -93,12 +94,10 @@ impl Telemetry {
         })
     }
 
-    /// Writes one access log line on stdout when the access log is on.
-    pub fn log(&self, entry: &access_log::Entry<'_>) {
-        if let Some(format) = self.access_log {
-            use std::io::Write;
-            let line = entry.format(format);
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+    /// Writes the access log lines `logs` ask for (none: nothing is done).
+    pub fn log(&self, logs: &[Arc<access_log::AccessLog>], ctx: &format::Context<'_>) {
+        if !logs.is_empty() {
+            access_log::write(logs, ctx, &self.sinks);
         }
     }
 
@@ -136,10 +135,10 @@ impl Telemetry {
     }
 }
 
-/// An unknown workload, no access log.
+/// An unknown workload.
 impl Default for Telemetry {
     fn default() -> Self {
-        Telemetry::new("", &serde_json::Map::new(), None)
+        Telemetry::new("", &serde_json::Map::new())
     }
 }
 

@@ -209,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn merged_metrics_append_the_apps_and_survive_its_failure() {
-        let proxy = Proxy::new(Telemetry::new("id", &serde_json::Map::new(), None));
+        let proxy = Proxy::new(Telemetry::new("id", &serde_json::Map::new()));
         let series = proxy.telemetry.http(&Report {
             reporter: Reporter::Destination,
             peer: None,

@@ -50,6 +50,8 @@ pub struct Peer {
     pub server_name: Option<String>,
     /// The verified client certificate, for `x-forwarded-client-cert`.
     pub client_cert: Option<ClientCert>,
+    /// The negotiated version (`TLSv1.3`), for `%DOWNSTREAM_TLS_VERSION%`.
+    pub version: Option<&'static str>,
 }
 
 /// What `x-forwarded-client-cert` tells of a client certificate.
@@ -203,12 +205,18 @@ where
     let principal = client_cert
         .as_ref()
         .and_then(|c| c.sans.principal().map(Arc::from));
+    let version = stream.get_ref().1.protocol_version().map(|v| match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "unknown",
+    });
     Ok((
         stream,
         Peer {
             principal,
             server_name,
             client_cert,
+            version,
         },
     ))
 }
