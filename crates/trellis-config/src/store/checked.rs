@@ -3,7 +3,7 @@
 //! the files that changed. What depends on other files (which definition of a duplicated
 //! object wins, which objects a broken file keeps) is decided by [`super::merge`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use trellis_api::Resource;
@@ -59,13 +59,13 @@ impl CheckedFile {
     }
 }
 
-fn entry(path: &PathBuf, resource: &Resource) -> Entry {
+fn entry(path: &Path, resource: &Resource) -> Entry {
     let key = ObjectKey::of(resource);
     let errors: Vec<Problem> = validate(resource)
         .into_iter()
         .filter(|f| f.level == Level::Error)
         .map(|f| Problem {
-            file: path.clone(),
+            file: path.to_path_buf(),
             line: resource.origin.line,
             object: Some(key.to_string()),
             message: format!("{}: {}", f.path, f.message),
