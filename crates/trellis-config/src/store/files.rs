@@ -29,12 +29,8 @@ pub fn is_config_file(path: &Path) -> bool {
 /// Reads every configuration file under `paths` (files, or directories walked recursively
 /// in name order). Unreadable paths become problems; the rest is still read.
 pub fn read_sources(paths: &[PathBuf], default_namespace: &str) -> (Vec<SourceFile>, Vec<Problem>) {
-    let mut files = Vec::new();
     let mut problems = Vec::new();
-    for path in paths {
-        collect(path, true, &mut files, &mut problems);
-    }
-    let sources = files
+    let sources = list(paths, &mut problems)
         .into_iter()
         .filter_map(|path| match read_file(&path) {
             Ok(bytes) => {
@@ -50,7 +46,17 @@ pub fn read_sources(paths: &[PathBuf], default_namespace: &str) -> (Vec<SourceFi
     (sources, problems)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+/// The configuration files under `paths`, in the order [`read_sources`] reads them; paths
+/// that cannot be listed become problems.
+pub(super) fn list(paths: &[PathBuf], problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect(path, true, &mut files, problems);
+    }
+    files
+}
+
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)

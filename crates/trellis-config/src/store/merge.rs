@@ -10,14 +10,15 @@
 //! 3. Objects of a file that cleanly no longer declares them, or of a file that is gone,
 //!    are removed.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use trellis_api::Resource;
 
+use super::checked::{CheckedFile, Entry};
 use super::{Change, ChangeKind, ObjectKey, Problem, Snapshot, SourceFile};
-use crate::validate::{Level, validate};
 
 /// What the store holds between revisions: the snapshot and which file owns each object.
 #[derive(Debug, Clone, Default)]
@@ -38,14 +39,26 @@ impl StoreState {
     /// Computes the next state from every file's fresh decoding plus the problems met while
     /// reading (files that could not be read keep their objects).
     pub fn apply(&self, sources: &[SourceFile], read_problems: Vec<Problem>) -> Applied {
+        let checked: Vec<CheckedFile> = sources.iter().map(CheckedFile::of).collect();
+        self.apply_checked(&checked, read_problems)
+    }
+
+    /// [`StoreState::apply`] over files already checked, in path order (the store keeps
+    /// the checks of unchanged files between reloads).
+    pub fn apply_checked(
+        &self,
+        files: &[impl Borrow<CheckedFile>],
+        read_problems: Vec<Problem>,
+    ) -> Applied {
         let mut problems = read_problems;
         let mut claimed: BTreeMap<ObjectKey, (Arc<Resource>, PathBuf)> = BTreeMap::new();
         let mut troubled: BTreeSet<PathBuf> = problems.iter().map(|p| p.file.clone()).collect();
-        for source in sources {
+        for file in files {
+            let file = file.borrow();
             let before = problems.len();
-            take_file(source, &mut claimed, &mut problems);
+            take_file(file, &mut claimed, &mut problems);
             if problems.len() > before {
-                troubled.insert(source.path.clone());
+                troubled.insert(file.path.clone());
             }
         }
         for (key, owner) in &self.owners {
@@ -99,49 +112,29 @@ impl StoreState {
 }
 
 fn take_file(
-    source: &SourceFile,
+    file: &CheckedFile,
     claimed: &mut BTreeMap<ObjectKey, (Arc<Resource>, PathBuf)>,
     problems: &mut Vec<Problem>,
 ) {
-    for error in &source.decoded.errors {
-        problems.push(Problem {
-            file: source.path.clone(),
-            line: error.origin.line,
-            object: error.object.clone(),
-            message: match &error.path {
-                Some(path) => format!("{path}: {}", error.message),
-                None => error.message.clone(),
-            },
-        });
-    }
-    for resource in &source.decoded.resources {
-        let key = ObjectKey::of(resource);
-        let problem = |message: String| Problem {
-            file: source.path.clone(),
-            line: resource.origin.line,
-            object: Some(key.to_string()),
-            message,
-        };
-        let errors: Vec<_> = validate(resource)
-            .into_iter()
-            .filter(|f| f.level == Level::Error)
-            .collect();
-        if !errors.is_empty() {
-            problems.extend(
-                errors
-                    .into_iter()
-                    .map(|f| problem(format!("{}: {}", f.path, f.message))),
-            );
-            continue;
+    for entry in &file.entries {
+        match entry {
+            Entry::Invalid(found) => problems.extend(found.iter().cloned()),
+            Entry::Valid { key, resource } => {
+                if let Some((_, owner)) = claimed.get(key) {
+                    problems.push(Problem {
+                        file: file.path.clone(),
+                        line: resource.origin.line,
+                        object: Some(key.to_string()),
+                        message: format!(
+                            "also defined in {}; that definition is used",
+                            owner.display()
+                        ),
+                    });
+                } else {
+                    claimed.insert(key.clone(), (resource.clone(), file.path.clone()));
+                }
+            }
         }
-        if let Some((_, owner)) = claimed.get(&key) {
-            problems.push(problem(format!(
-                "also defined in {}; that definition is used",
-                owner.display()
-            )));
-            continue;
-        }
-        claimed.insert(key, (Arc::new(resource.clone()), source.path.clone()));
     }
 }
 
@@ -154,8 +147,8 @@ fn change(key: &ObjectKey, kind: ChangeKind) -> Change {
 
 /// Two versions of an object are the same when what they say is the same, wherever in the
 /// file they are.
-fn same_content(a: &Resource, b: &Resource) -> bool {
-    a.api_version == b.api_version && a.meta == b.meta && a.spec == b.spec
+fn same_content(a: &Arc<Resource>, b: &Arc<Resource>) -> bool {
+    Arc::ptr_eq(a, b) || a.api_version == b.api_version && a.meta == b.meta && a.spec == b.spec
 }
 
 #[cfg(test)]

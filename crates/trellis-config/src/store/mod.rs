@@ -6,6 +6,8 @@
 //! flowing; an object that turns invalid keeps its last good version until it is fixed or
 //! deleted. Reading files is in [`files`]; deciding the next snapshot is the pure [`merge`].
 
+mod cache;
+pub mod checked;
 pub mod files;
 pub mod merge;
 mod watch;

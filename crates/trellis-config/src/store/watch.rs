@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 
-use super::{Problem, Snapshot, StoreState, Update, read_sources};
+use super::cache::FileCache;
+use super::{Problem, Snapshot, StoreState, Update};
 
 /// Editors write a file in several steps; changes closer together than this are read once.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -32,6 +33,7 @@ pub struct FileStore {
     default_namespace: String,
     state: StoreState,
     problems: Vec<Problem>,
+    cache: FileCache,
 }
 
 impl FileStore {
@@ -42,6 +44,7 @@ impl FileStore {
             default_namespace: default_namespace.to_string(),
             state: StoreState::default(),
             problems: Vec::new(),
+            cache: FileCache::default(),
         };
         store.reload();
         store
@@ -57,10 +60,16 @@ impl FileStore {
         &self.problems
     }
 
-    /// Reads the files again and moves to the next revision if anything changed.
+    /// Reads the files again and moves to the next revision if anything changed; only
+    /// files whose content changed are decoded and validated again.
     pub fn reload(&mut self) -> Update {
-        let (sources, read_problems) = read_sources(&self.roots, &self.default_namespace);
-        let applied = self.state.apply(&sources, read_problems);
+        let read = self.cache.refresh(&self.roots, &self.default_namespace);
+        tracing::debug!(
+            files = read.files.len(),
+            decoded = read.decoded,
+            "config files read"
+        );
+        let applied = self.state.apply_checked(&read.files, read.problems);
         for change in &applied.changes {
             tracing::info!(object = %change.key, change = ?change.kind, revision = applied.state.snapshot.revision, "config changed");
         }

@@ -1,6 +1,6 @@
 //! Building the registry from configuration objects and self-registered workloads.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use trellis_api::kube::{self, IntOrString};
 use trellis_api::{Resource, Spec};
 use trellis_config::store::Snapshot;
 
+use super::instances::{Instance, Instances, workload_entry_instance};
 use super::{Endpoint, Registry, Resolution, Service, ServicePort, Workload, vip};
 use crate::protocol::Protocol;
 
@@ -27,10 +28,11 @@ pub fn build(snapshot: &Snapshot, workloads: &[Workload], domain: &str) -> Regis
     }
     assign_vips(&mut services);
     let instances = Instances::collect(snapshot, workloads);
+    let inline = InlineEndpoints::collect(snapshot);
     let mut registry = Registry::default();
     for service in services.into_values() {
         for port in &service.ports {
-            let mut endpoints = instances.endpoints_of(&service, port, snapshot);
+            let mut endpoints = endpoints_of(&service, port, &instances, &inline);
             endpoints.sort_by(|a, b| (&a.address, a.port).cmp(&(&b.address, b.port)));
             endpoints.dedup_by(|a, b| a.address == b.address && a.port == b.port);
             registry
@@ -42,6 +44,43 @@ pub fn build(snapshot: &Snapshot, workloads: &[Workload], domain: &str) -> Regis
             .insert(service.hostname.clone(), Arc::new(service));
     }
     registry
+}
+
+fn endpoints_of(
+    service: &Service,
+    port: &ServicePort,
+    instances: &Instances,
+    inline: &InlineEndpoints,
+) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = match &service.selector {
+        Some(selector) => instances
+            .selected(&service.namespace, selector)
+            .into_iter()
+            .map(|i| instance_endpoint(i, port))
+            .collect(),
+        None => Vec::new(),
+    };
+    out.extend(inline.endpoints(service, port));
+    if out.is_empty()
+        && matches!(
+            service.resolution,
+            Resolution::Dns | Resolution::DnsRoundRobin
+        )
+    {
+        // A DNS service entry without endpoints resolves its own host name.
+        out.push(Endpoint {
+            address: service.hostname.clone(),
+            port: port.target_port.unwrap_or(port.number),
+            labels: BTreeMap::new(),
+            service_account: String::new(),
+            namespace: service.namespace.clone(),
+            has_sidecar: false,
+            locality: String::new(),
+            weight: 1,
+            workload_name: String::new(),
+        });
+    }
+    out
 }
 
 fn services_of(resource: &Resource, domain: &str) -> Vec<Service> {
@@ -152,155 +191,6 @@ fn assign_vips(services: &mut BTreeMap<String, Service>) {
     }
 }
 
-/// A running instance that can back a service: a Pod, a WorkloadEntry or a registered
-/// workload.
-struct Instance {
-    namespace: String,
-    address: String,
-    labels: BTreeMap<String, String>,
-    /// Named ports (WorkloadEntry `ports`, container port names).
-    ports: BTreeMap<String, u32>,
-    service_account: String,
-    has_sidecar: bool,
-    locality: String,
-    weight: u32,
-    workload_name: String,
-}
-
-struct Instances(Vec<Instance>);
-
-impl Instances {
-    fn collect(snapshot: &Snapshot, workloads: &[Workload]) -> Self {
-        let mut all = Vec::new();
-        for resource in snapshot.objects.values() {
-            match &resource.spec {
-                Spec::Pod(pod) => all.extend(pod_instance(resource, pod)),
-                Spec::WorkloadEntry(entry) => all.push(workload_entry_instance(
-                    &resource.meta.namespace,
-                    entry,
-                    workload_entry_name(&resource.meta),
-                )),
-                _ => {}
-            }
-        }
-        all.extend(workloads.iter().map(|w| Instance {
-            namespace: w.namespace.clone(),
-            address: w.ip.to_string(),
-            labels: w.labels.clone(),
-            ports: w.ports.clone(),
-            service_account: w.service_account.clone(),
-            has_sidecar: w.istio_mtls,
-            locality: String::new(),
-            weight: 1,
-            workload_name: w.name.clone(),
-        }));
-        Instances(all)
-    }
-
-    fn endpoints_of(
-        &self,
-        service: &Service,
-        port: &ServicePort,
-        snapshot: &Snapshot,
-    ) -> Vec<Endpoint> {
-        let mut out: Vec<Endpoint> = match &service.selector {
-            Some(selector) => self
-                .0
-                .iter()
-                .filter(|i| i.namespace == service.namespace && selects(selector, &i.labels))
-                .map(|i| instance_endpoint(i, port))
-                .collect(),
-            None => Vec::new(),
-        };
-        out.extend(inline_endpoints(service, port, snapshot));
-        if out.is_empty()
-            && matches!(
-                service.resolution,
-                Resolution::Dns | Resolution::DnsRoundRobin
-            )
-        {
-            // A DNS service entry without endpoints resolves its own host name.
-            out.push(Endpoint {
-                address: service.hostname.clone(),
-                port: port.target_port.unwrap_or(port.number),
-                labels: BTreeMap::new(),
-                service_account: String::new(),
-                namespace: service.namespace.clone(),
-                has_sidecar: false,
-                locality: String::new(),
-                weight: 1,
-                workload_name: String::new(),
-            });
-        }
-        out
-    }
-}
-
-fn pod_instance(resource: &Resource, pod: &kube::PodSpec) -> Option<Instance> {
-    let ip = resource.pod_status.as_ref()?.pod_ip.clone()?;
-    let labels = resource.meta.labels.clone();
-    let has_sidecar = labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio")
-        || resource
-            .meta
-            .annotations
-            .contains_key("sidecar.istio.io/status");
-    let ports = pod
-        .containers
-        .iter()
-        .flat_map(|c| &c.ports)
-        .filter(|p| !p.name.is_empty())
-        .map(|p| (p.name.clone(), p.container_port))
-        .collect();
-    Some(Instance {
-        namespace: resource.meta.namespace.clone(),
-        address: ip,
-        labels,
-        ports,
-        service_account: pod
-            .service_account_name
-            .clone()
-            .unwrap_or_else(|| "default".to_string()),
-        has_sidecar,
-        locality: String::new(),
-        weight: 1,
-        workload_name: resource.meta.name.clone(),
-    })
-}
-
-/// Istio's workload name of a WorkloadEntry: its auto-registration group, else its
-/// `service.istio.io/workload-name` label, else its own name.
-fn workload_entry_name(meta: &trellis_api::meta::ObjectMeta) -> String {
-    meta.annotations
-        .get("istio.io/autoRegistrationGroup")
-        .or_else(|| meta.labels.get("service.istio.io/workload-name"))
-        .unwrap_or(&meta.name)
-        .clone()
-}
-
-fn workload_entry_instance(
-    namespace: &str,
-    entry: &networking::WorkloadEntry,
-    workload_name: String,
-) -> Instance {
-    // Istio: the tlsMode label when there is one, else mTLS when a service account is named.
-    let has_sidecar = match entry.labels.get(TLS_MODE_LABEL) {
-        Some(mode) => mode == "istio",
-        None => !entry.service_account.is_empty(),
-    };
-    Instance {
-        workload_name,
-        namespace: namespace.to_string(),
-        address: entry.address.clone(),
-        labels: entry.labels.clone(),
-        ports: entry.ports.clone(),
-        // Istio gives a WorkloadEntry without `serviceAccount` no identity at all.
-        service_account: entry.service_account.clone(),
-        has_sidecar,
-        locality: entry.locality.clone(),
-        weight: entry.weight.max(1),
-    }
-}
-
 fn instance_endpoint(instance: &Instance, port: &ServicePort) -> Endpoint {
     let number = instance
         .ports
@@ -326,21 +216,37 @@ fn instance_endpoint(instance: &Instance, port: &ServicePort) -> Endpoint {
     }
 }
 
-fn inline_endpoints(service: &Service, port: &ServicePort, snapshot: &Snapshot) -> Vec<Endpoint> {
-    snapshot
-        .objects
-        .values()
-        .filter(|r| r.meta.namespace == service.namespace)
-        .filter_map(|r| match &r.spec {
-            Spec::ServiceEntry(entry) if entry.hosts.contains(&service.hostname) => Some(entry),
-            _ => None,
-        })
-        .flat_map(|entry| &entry.endpoints)
-        .map(|e| {
-            let instance = workload_entry_instance(&service.namespace, e, String::new());
-            instance_endpoint(&instance, port)
-        })
-        .collect()
+/// The inline endpoints of ServiceEntries by namespace and host, in snapshot order.
+struct InlineEndpoints<'a>(HashMap<(&'a str, &'a str), Vec<&'a networking::WorkloadEntry>>);
+
+impl<'a> InlineEndpoints<'a> {
+    fn collect(snapshot: &'a Snapshot) -> Self {
+        let mut index: HashMap<(&str, &str), Vec<&networking::WorkloadEntry>> = HashMap::new();
+        for resource in snapshot.objects.values() {
+            if let Spec::ServiceEntry(entry) = &resource.spec {
+                let hosts: BTreeSet<&str> = entry.hosts.iter().map(String::as_str).collect();
+                for host in hosts {
+                    index
+                        .entry((resource.meta.namespace.as_str(), host))
+                        .or_default()
+                        .extend(&entry.endpoints);
+                }
+            }
+        }
+        InlineEndpoints(index)
+    }
+
+    fn endpoints(&self, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
+        self.0
+            .get(&(service.namespace.as_str(), service.hostname.as_str()))
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let instance = workload_entry_instance(&service.namespace, e, String::new());
+                instance_endpoint(&instance, port)
+            })
+            .collect()
+    }
 }
 
 /// True when every label of the selector is on the instance.

@@ -8,6 +8,7 @@
 //! Kubernetes source only has to produce the same inputs.
 
 pub mod build;
+mod instances;
 mod vip;
 
 use std::collections::BTreeMap;

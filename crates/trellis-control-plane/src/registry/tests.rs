@@ -95,3 +95,46 @@ fn registered_workloads_become_endpoints_with_sidecars() {
             .any(|e| e.address == "127.0.0.14" && e.has_sidecar && e.service_account == "reviews")
     );
 }
+
+/// Endpoints come from an index by namespace and label: a selector of several labels, one
+/// whose first label few instances carry, an empty workload selector and inline endpoints
+/// of two ServiceEntries for one host (a third, in a later namespace, does not own the
+/// service) must still find exactly what a scan would.
+#[test]
+fn selectors_find_exactly_the_matching_instances_of_their_namespace() {
+    let entry = |name: &str, ns: &str, address: &str, labels: &str| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{address: {address}, labels: {labels}}}\n"
+        )
+    };
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: shop}\nspec:\n  selector: {app: a, version: v2}\n  ports: [{name: http, port: 80}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: v2s, namespace: shop}\nspec: {hosts: [v2.example.com], resolution: STATIC, ports: [{number: 80, name: http, protocol: HTTP}], workloadSelector: {labels: {version: v2}}}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: all, namespace: other}\nspec: {hosts: [all.example.com], resolution: STATIC, ports: [{number: 80, name: http, protocol: HTTP}], workloadSelector: {labels: {}}}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: x1, namespace: shop}\nspec: {hosts: [x.example.com], resolution: STATIC, ports: [{number: 80, name: http, protocol: HTTP}], endpoints: [{address: 10.9.0.1}]}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: x2, namespace: shop}\nspec: {hosts: [x.example.com, z.example.com], resolution: STATIC, ports: [{number: 80, name: http, protocol: HTTP}], endpoints: [{address: 10.9.0.2}]}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: x3, namespace: zz}\nspec: {hosts: [x.example.com], resolution: STATIC, ports: [{number: 80, name: http, protocol: HTTP}], endpoints: [{address: 10.9.0.3}]}\n",
+    );
+    yaml += &entry("a1", "shop", "10.0.0.1", "{app: a, version: v1}");
+    yaml += &entry("a2", "shop", "10.0.0.2", "{app: a, version: v2}");
+    yaml += &entry("a2-other", "other", "10.0.0.3", "{app: a, version: v2}");
+    yaml += &entry("b2", "shop", "10.0.0.4", "{app: b, version: v2}");
+    yaml += &entry("bare", "shop", "10.0.0.5", "{version: v2}");
+    yaml += &entry("o1", "other", "10.0.0.6", "{app: c}");
+    let registry = build::build(&snapshot(&yaml), &[], "cluster.local");
+    let addresses = |host: &str| -> Vec<String> {
+        registry
+            .endpoints(host, 80)
+            .iter()
+            .map(|e| e.address.clone())
+            .collect()
+    };
+    assert_eq!(addresses("a.shop.svc.cluster.local"), ["10.0.0.2"]);
+    assert_eq!(
+        addresses("v2.example.com"),
+        ["10.0.0.2", "10.0.0.4", "10.0.0.5"]
+    );
+    assert_eq!(addresses("all.example.com"), ["10.0.0.3", "10.0.0.6"]);
+    assert_eq!(addresses("x.example.com"), ["10.9.0.1", "10.9.0.2"]);
+    assert_eq!(addresses("z.example.com"), ["10.9.0.2"]);
+}

@@ -142,10 +142,9 @@ pub fn plan(
     pool: &Pool,
 ) -> Plan {
     let full = || {
-        Plan::Full(Arc::new(ProxyResources::interned(
-            translate(mesh, proxy),
-            pool,
-        )))
+        Plan::Full(Arc::new(
+            ProxyResources::interned(translate(mesh, proxy), pool).sharing(current),
+        ))
     };
     match scope {
         PushScope::Full => full(),

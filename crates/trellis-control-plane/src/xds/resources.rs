@@ -252,6 +252,24 @@ impl ProxyResources {
         }
     }
 
+    /// These resources with every type that equals `previous`'s taken from it, compared
+    /// once per view so that each connection skips that type by pointer (an update that
+    /// changes routes then leaves clusters, listeners and endpoints uncompared).
+    pub fn sharing(mut self, previous: &ProxyResources) -> ProxyResources {
+        for (mine, theirs) in [
+            (&mut self.clusters, &previous.clusters),
+            (&mut self.endpoints, &previous.endpoints),
+            (&mut self.listeners, &previous.listeners),
+            (&mut self.routes, &previous.routes),
+            (&mut self.name_tables, &previous.name_tables),
+        ] {
+            if mine == theirs {
+                *mine = theirs.clone();
+            }
+        }
+        self
+    }
+
     /// True when the two share the resources of type `t` (no comparison needed).
     pub fn shares(&self, other: &ProxyResources, t: XdsType) -> bool {
         let field = |r: &ProxyResources| match t {

@@ -264,3 +264,38 @@ fn config_changes_are_full_and_namespaced_sidecars_skip_other_namespaces() {
     root.key.namespace = "istio-system".into();
     assert_eq!(classify(&before, &after, &[root]), PushScope::Full);
 }
+
+/// A full translation after a VirtualService change shares every type it left equal with
+/// the resources before, so connections skip those types by pointer.
+#[test]
+fn a_full_plan_shares_the_types_it_did_not_change() {
+    let vs = "
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v1}}]
+";
+    let (before, after) = (mesh(""), mesh(vs));
+    let proxy = client();
+    let pool = Pool::default();
+    let current = Arc::new(ProxyResources::interned(translate(&before, &proxy), &pool));
+    let Plan::Full(next) = plan(&after, &proxy, &current, &PushScope::Full, &pool) else {
+        panic!("a full scope translates");
+    };
+    assert!(!next.shares(&current, XdsType::Route), "routes changed");
+    assert_ne!(
+        next.of_type(XdsType::Route),
+        current.of_type(XdsType::Route)
+    );
+    for t in [XdsType::Cluster, XdsType::Endpoint, XdsType::Listener] {
+        assert!(next.shares(&current, t), "{t:?} is shared");
+    }
+    assert_eq!(
+        *next,
+        ProxyResources::interned(translate(&after, &proxy), &pool)
+    );
+}
