@@ -2,10 +2,13 @@
 //! with a bounded outgoing channel: a proxy that reads slowly, sends garbage or never ACKs blocks only its
 //! own task. A stream ends with an error status, never a panic, on bad input.
 //!
-//! Memory stays bounded when thousands of proxies are pushed at once: a connection sends
-//! only while it holds one of [`SENDERS`] permits, until the proxy's stream has taken its
-//! last response (the transport takes a response only when the proxy has read the one
-//! before), or for [`HOLD`] at most, so a stuck proxy delays the others only briefly.
+//! A queued response refers to the shared encodings of its resources and is framed in
+//! small chunks only as the proxy reads ([`super::wire`]), so a stream costs next to no
+//! memory while it sends and none after. Thousands of proxies are still not sent to at
+//! once: a connection sends only while it holds one of [`SENDERS`] permits, until the
+//! proxy's stream has taken its last response (the transport takes a response only when
+//! the proxy has read most of the one before), or for [`HOLD`] at most, so a stuck proxy
+//! delays the others only briefly.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
