@@ -177,7 +177,6 @@ pub fn plan(
                 let shared = pool.intern(XdsType::Endpoint, XdsResource::Endpoint(assignment));
                 endpoints.insert(name.clone(), shared);
             }
-            let endpoints = pool.intern_set(XdsType::Endpoint, endpoints);
             Plan::Endpoints(Arc::new(current.with_endpoints(endpoints)))
         }
     }

@@ -177,18 +177,10 @@ impl PartialEq for Cached {
 
 /// Makes equal resources one shared value, among the views of one update and across
 /// updates: a resource equal to one some connection still holds is that one (unchanged
-/// resources keep their identity and their encoding, and compare by pointer). Equal sets
-/// of one type are shared the same way: most views have the same endpoints and routes,
-/// and a set of thousands of names is worth keeping once. It holds both weakly: what no
-/// connection holds any more is forgotten.
+/// resources keep their identity and their encoding, and compare by pointer). It holds
+/// resources weakly: what no connection holds any more is forgotten.
 #[derive(Debug, Default)]
-pub struct Pool {
-    resources: Mutex<Interned>,
-    sets: Mutex<Sets>,
-}
-
-/// Sets by type and a digest of their names and resource identities.
-type Sets = HashMap<(XdsType, u64), Vec<Weak<TypeSet>>>;
+pub struct Pool(Mutex<Interned>);
 
 #[derive(Debug, Default)]
 struct Interned {
@@ -201,10 +193,7 @@ impl Pool {
     /// The shared value equal to `resource`.
     pub fn intern(&self, t: XdsType, resource: XdsResource) -> Arc<Cached> {
         let key = (t, resource.name().to_string());
-        let mut interned = self
-            .resources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut interned = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let known = interned.by_name.entry(key).or_default();
         known.retain(|w| w.strong_count() > 0);
         if let Some(found) = known
@@ -224,35 +213,6 @@ impl Pool {
                 !known.is_empty()
             });
         }
-        shared
-    }
-
-    /// The shared set equal to `set`, whose resources come from [`Pool::intern`] (so
-    /// equal resources are one value and compare by pointer).
-    pub fn intern_set(&self, t: XdsType, set: TypeSet) -> Arc<TypeSet> {
-        let mut hasher = DefaultHasher::new();
-        for (name, resource) in &set {
-            name.hash(&mut hasher);
-            Arc::as_ptr(resource).hash(&mut hasher);
-        }
-        let same = |known: &TypeSet| {
-            known.len() == set.len()
-                && known
-                    .iter()
-                    .zip(&set)
-                    .all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y))
-        };
-        let mut sets = self.sets.lock().unwrap_or_else(PoisonError::into_inner);
-        sets.retain(|_, known| {
-            known.retain(|w| w.strong_count() > 0);
-            !known.is_empty()
-        });
-        let known = sets.entry((t, hasher.finish())).or_default();
-        if let Some(found) = known.iter().filter_map(Weak::upgrade).find(|k| same(k)) {
-            return found;
-        }
-        let shared = Arc::new(set);
-        known.push(Arc::downgrade(&shared));
         shared
     }
 }
@@ -289,9 +249,9 @@ impl ProxyResources {
     }
 
     /// The same resources with other endpoints.
-    pub fn with_endpoints(&self, endpoints: Arc<TypeSet>) -> ProxyResources {
+    pub fn with_endpoints(&self, endpoints: TypeSet) -> ProxyResources {
         ProxyResources {
-            endpoints,
+            endpoints: Arc::new(endpoints),
             ..self.clone()
         }
     }
@@ -313,8 +273,7 @@ impl ProxyResources {
     /// Indexes translated resources, sharing equal ones through `pool`.
     pub fn interned(r: Resources, pool: &Pool) -> ProxyResources {
         let index = |t: XdsType, items: Vec<XdsResource>| {
-            pool.intern_set(
-                t,
+            Arc::new(
                 items
                     .into_iter()
                     .map(|r| (r.name().to_string(), pool.intern(t, r)))
@@ -366,36 +325,5 @@ mod tests {
         }
         assert_eq!(XdsType::from_url("type.googleapis.com/nothing"), None);
         assert!(XdsType::Cluster < XdsType::Endpoint && XdsType::Listener < XdsType::Route);
-    }
-
-    fn clusters(names: &[&str]) -> Resources {
-        Resources {
-            clusters: names
-                .iter()
-                .map(|n| Cluster {
-                    name: n.to_string(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn equal_views_share_their_sets_and_resources() {
-        let pool = Pool::default();
-        let a = ProxyResources::interned(clusters(&["x", "y"]), &pool);
-        let b = ProxyResources::interned(clusters(&["x", "y"]), &pool);
-        let c = ProxyResources::interned(clusters(&["x", "z"]), &pool);
-        assert!(a.shares(&b, XdsType::Cluster));
-        assert!(
-            a.shares(&b, XdsType::Endpoint),
-            "empty sets are one set too"
-        );
-        assert!(!a.shares(&c, XdsType::Cluster));
-        assert!(Arc::ptr_eq(
-            &a.of_type(XdsType::Cluster)["x"],
-            &c.of_type(XdsType::Cluster)["x"]
-        ));
     }
 }

@@ -217,7 +217,7 @@ fn proxies_that_use_none_of_the_changed_endpoints_are_skipped() {
         .filter(|(n, _)| !n.contains("reviews"))
         .map(|(n, r)| (n.clone(), r.clone()))
         .collect();
-    current = current.with_endpoints(Arc::new(kept));
+    current = current.with_endpoints(kept);
     assert_eq!(
         plan(&after, &proxy, &Arc::new(current), &scope, &Pool::default()),
         Plan::Skip

@@ -202,7 +202,7 @@ fn sotw_endpoint_push_carries_only_changed_assignments() {
         "b".into(),
         Arc::new(Cached::new(XdsResource::Endpoint(changed))),
     );
-    let next = s.resources.with_endpoints(Arc::new(endpoints));
+    let next = s.resources.with_endpoints(endpoints);
     let r = only(s.on_push(Arc::new(next)));
     assert_eq!(r.type_url, XdsType::Endpoint.url());
     assert_eq!(r.resources.len(), 1, "only b changed");
