@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -35,7 +34,7 @@ use crate::xds::push::{self, PushScope};
 use crate::xds::registration::{self, Registrations};
 use crate::xds::status::SyncStatus;
 use crate::xds::views::Views;
-use crate::xds::{Ads, AdsContext, MeshUpdate};
+use crate::xds::{Ads, AdsContext, AdsService, MeshUpdate};
 
 /// How long streams get to end on shutdown before the server stops waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -234,7 +233,7 @@ pub async fn run(
     let debug_task = tokio::spawn(debug::serve(debug_listener, debug_state, stop_rx.clone()));
 
     tracing::info!(xds = %options.xds_address, debug = %options.debug_address, config = %options.config_dir.display(), "control plane serving");
-    let ads = AggregatedDiscoveryServiceServer::new(ads);
+    let ads = AdsService::new(ads);
     let secure_task = match secure_listener {
         Some(listener) => {
             let tls = ca::tls::server_config(&ca)?;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use prometheus_client::registry::Registry;
@@ -17,7 +16,7 @@ use trellis_control_plane::metrics::Metrics;
 use trellis_control_plane::xds::registration::Registrations;
 use trellis_control_plane::xds::resources::XdsType;
 use trellis_control_plane::xds::status::SyncStatus;
-use trellis_control_plane::xds::{Ads, AdsContext, MeshUpdate};
+use trellis_control_plane::xds::{Ads, AdsContext, AdsService, MeshUpdate};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,7 +50,7 @@ async fn server() -> Server {
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(AggregatedDiscoveryServiceServer::new(ads))
+            .add_service(AdsService::new(ads))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     Server {

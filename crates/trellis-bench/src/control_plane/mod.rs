@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
@@ -32,7 +31,7 @@ use trellis_control_plane::xds::registration::Registrations;
 use trellis_control_plane::xds::resources::XdsType;
 use trellis_control_plane::xds::status::SyncStatus;
 use trellis_control_plane::xds::views::Views;
-use trellis_control_plane::xds::{Ads, AdsContext, MeshUpdate};
+use trellis_control_plane::xds::{Ads, AdsContext, AdsService, MeshUpdate};
 
 mod collect;
 pub mod live;
@@ -224,11 +223,7 @@ async fn push(
     let address = format!("http://{}", listener.local_addr()?);
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
-                AggregatedDiscoveryServiceServer::new(ads)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(256 << 20),
-            )
+            .add_service(AdsService::new(ads))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
 

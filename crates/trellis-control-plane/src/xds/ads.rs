@@ -1,31 +1,30 @@
-//! The tonic `AggregatedDiscoveryService`. Each stream runs in its own task with a bounded
-//! outgoing channel: a proxy that reads slowly, sends garbage or never ACKs blocks only its
+//! The ADS streams behind [`super::service::AdsService`]. Each stream runs in its own task
+//! with a bounded outgoing channel: a proxy that reads slowly, sends garbage or never ACKs blocks only its
 //! own task. A stream ends with an error status, never a panic, on bad input.
 //!
-//! Memory stays bounded when thousands of proxies are pushed at once: a connection sends
-//! only while it holds one of [`SENDERS`] permits, until the proxy's stream has taken its
-//! last response (the transport takes a response only when the proxy has read the one
-//! before), or for [`HOLD`] at most, so a stuck proxy delays the others only briefly.
+//! A queued response refers to the shared encodings of its resources and is framed in
+//! small chunks only as the proxy reads ([`super::wire`]), so a stream costs next to no
+//! memory while it sends and none after. Thousands of proxies are still not sent to at
+//! once: a connection sends only while it holds one of [`SENDERS`] permits, until the
+//! proxy's stream has taken its last response (the transport takes a response only when
+//! the proxy has read most of the one before), or for [`HOLD`] at most, so a stuck proxy
+//! delays the others only briefly.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Duration, Instant, timeout_at};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 
 use super::push::PushScope;
 use super::resources::{ProxyResources, XdsType};
 use super::state::{Delta, Event, Outcome, Sotw, TypeStatus};
 use super::status::SyncStatus;
+use super::wire::Wire;
 use super::{MeshUpdate, node, registration::Registrations};
 use crate::metrics::Metrics;
 use crate::proxy::ProxyNode;
@@ -67,10 +66,17 @@ impl Ads {
         }
     }
 
-    fn spawn<V: Variant>(
-        &self,
-        stream: Streaming<V::Request>,
-    ) -> ReceiverStream<Result<V::Response, Status>> {
+    /// Serves a state-of-the-world stream; its responses come out of the receiver.
+    pub(super) fn sotw(&self, requests: Streaming<DiscoveryRequest>) -> Responses {
+        self.spawn::<Sotw>(requests)
+    }
+
+    /// Serves an incremental stream; its responses come out of the receiver.
+    pub(super) fn delta(&self, requests: Streaming<DeltaDiscoveryRequest>) -> Responses {
+        self.spawn::<Delta>(requests)
+    }
+
+    fn spawn<V: Variant>(&self, stream: Streaming<V::Request>) -> Responses {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let ctx = self.ctx.clone();
         let id = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
@@ -80,53 +86,26 @@ impl Ads {
                 let _ = tx.send(Err(status)).await;
             }
         });
-        ReceiverStream::new(rx)
+        rx
     }
 }
 
-type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for Ads {
-    type StreamAggregatedResourcesStream = BoxStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = BoxStream<DeltaDiscoveryResponse>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(Box::pin(
-            self.spawn::<Sotw>(request.into_inner()),
-        )))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(Box::pin(
-            self.spawn::<Delta>(request.into_inner()),
-        )))
-    }
-}
+/// A stream's outgoing responses, or the status that ends it.
+pub(super) type Responses = mpsc::Receiver<Result<Wire, Status>>;
 
 /// The two variants of the protocol, as the stream loop sees them.
 trait Variant: Send + Sync + 'static {
-    type Request: Send + Sync + 'static;
-    type Response: Send + 'static;
+    type Request: prost::Message + Default + Send + Sync + 'static;
     const NAME: &'static str;
     fn new(resources: Arc<ProxyResources>) -> Self;
     fn node(request: &Self::Request) -> Option<&Node>;
-    fn on_request(&mut self, request: &Self::Request) -> Outcome<Self::Response>;
-    fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Self::Response)>;
+    fn on_request(&mut self, request: &Self::Request) -> Outcome;
+    fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Wire)>;
     fn status(&self) -> BTreeMap<XdsType, TypeStatus>;
-    /// Resources carried by a response.
-    fn count(response: &Self::Response) -> usize;
 }
 
 impl Variant for Sotw {
     type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
     const NAME: &'static str = "sotw";
     fn new(resources: Arc<ProxyResources>) -> Self {
         Sotw::new(resources)
@@ -134,23 +113,19 @@ impl Variant for Sotw {
     fn node(request: &DiscoveryRequest) -> Option<&Node> {
         request.node.as_ref()
     }
-    fn on_request(&mut self, request: &DiscoveryRequest) -> Outcome<DiscoveryResponse> {
+    fn on_request(&mut self, request: &DiscoveryRequest) -> Outcome {
         Sotw::on_request(self, request)
     }
-    fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, DiscoveryResponse)> {
+    fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Wire)> {
         Sotw::on_push(self, resources)
     }
     fn status(&self) -> BTreeMap<XdsType, TypeStatus> {
         Sotw::status(self)
     }
-    fn count(response: &DiscoveryResponse) -> usize {
-        response.resources.len()
-    }
 }
 
 impl Variant for Delta {
     type Request = DeltaDiscoveryRequest;
-    type Response = DeltaDiscoveryResponse;
     const NAME: &'static str = "delta";
     fn new(resources: Arc<ProxyResources>) -> Self {
         Delta::new(resources)
@@ -158,20 +133,14 @@ impl Variant for Delta {
     fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
         request.node.as_ref()
     }
-    fn on_request(&mut self, request: &DeltaDiscoveryRequest) -> Outcome<DeltaDiscoveryResponse> {
+    fn on_request(&mut self, request: &DeltaDiscoveryRequest) -> Outcome {
         Delta::on_request(self, request)
     }
-    fn on_push(
-        &mut self,
-        resources: Arc<ProxyResources>,
-    ) -> Vec<(XdsType, DeltaDiscoveryResponse)> {
+    fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Wire)> {
         Delta::on_push(self, resources)
     }
     fn status(&self) -> BTreeMap<XdsType, TypeStatus> {
         Delta::status(self)
-    }
-    fn count(response: &DeltaDiscoveryResponse) -> usize {
-        response.resources.len() + response.removed_resources.len()
     }
 }
 
@@ -193,7 +162,7 @@ async fn serve<V: Variant>(
     ctx: AdsContext,
     id: u64,
     mut stream: Streaming<V::Request>,
-    tx: &mpsc::Sender<Result<V::Response, Status>>,
+    tx: &mpsc::Sender<Result<Wire, Status>>,
     senders: Arc<Semaphore>,
 ) -> Result<(), Status> {
     let first = stream
@@ -271,18 +240,18 @@ async fn resources_for(update: &MeshUpdate, proxy: &ProxyNode) -> Arc<ProxyResou
         .resources
 }
 
-struct Conn<'a, R> {
+struct Conn<'a> {
     ctx: &'a AdsContext,
     id: u64,
     proxy: &'a Arc<ProxyNode>,
-    tx: &'a mpsc::Sender<Result<R, Status>>,
+    tx: &'a mpsc::Sender<Result<Wire, Status>>,
     senders: Arc<Semaphore>,
     /// The proxy's resources for the update last handled.
     resources: Arc<ProxyResources>,
 }
 
-impl<R: Send + 'static> Conn<'_, R> {
-    async fn answer<V: Variant<Response = R>>(
+impl Conn<'_> {
+    async fn answer<V: Variant>(
         &mut self,
         state: &mut V,
         request: &V::Request,
@@ -302,12 +271,12 @@ impl<R: Send + 'static> Conn<'_, R> {
             }
             Event::Subscribed(_) | Event::Ack(..) => {}
         }
-        self.send::<V>(outcome.responses).await?;
+        self.send(outcome.responses).await?;
         self.record(state, generation);
         Ok(())
     }
 
-    async fn push<V: Variant<Response = R>>(
+    async fn push<V: Variant>(
         &mut self,
         state: &mut V,
         update: &MeshUpdate,
@@ -326,7 +295,7 @@ impl<R: Send + 'static> Conn<'_, R> {
             state.on_push(view.resources)
         };
         let pushed = !responses.is_empty();
-        self.send::<V>(responses).await?;
+        self.send(responses).await?;
         if pushed {
             self.ctx
                 .metrics
@@ -341,10 +310,7 @@ impl<R: Send + 'static> Conn<'_, R> {
         Ok(())
     }
 
-    async fn send<V: Variant<Response = R>>(
-        &mut self,
-        responses: Vec<(XdsType, R)>,
-    ) -> Result<(), Status> {
+    async fn send(&mut self, responses: Vec<(XdsType, Wire)>) -> Result<(), Status> {
         if responses.is_empty() {
             return Ok(());
         }
@@ -353,9 +319,7 @@ impl<R: Send + 'static> Conn<'_, R> {
         let mut permit = self.senders.clone().acquire_owned().await.ok();
         for (t, response) in responses {
             self.ctx.metrics.push(t.short());
-            self.ctx
-                .metrics
-                .resources_sent(t.short(), V::count(&response));
+            self.ctx.metrics.resources_sent(t.short(), response.count());
             let slot = match timeout_at(deadline, self.tx.reserve()).await {
                 Ok(slot) => slot.map_err(gone)?,
                 Err(_) => {

@@ -3,8 +3,11 @@
 //! - [`resources`]: type URLs in push order; a proxy's resources by type and name.
 //! - [`state`]: the protocol state of one stream (versions, nonces, ACK/NACK, what to send),
 //!   pure and tested without sockets.
-//! - [`ads`]: the tonic service; one task per stream moves messages between the proxy and
-//!   its state, and re-translates when a new [`MeshUpdate`] is published.
+//! - [`service`]: the gRPC service (requests decoded by tonic, responses sent as [`wire`]
+//!   chunks).
+//! - [`ads`]: one task per stream moves messages between the proxy and its state, and
+//!   re-translates when a new [`MeshUpdate`] is published.
+//! - [`wire`]: responses assembled from shared resource encodings, framed lazily.
 //! - [`node`]: a proxy's identity and registered workload from its xDS node.
 //! - [`registration`]: connected sidecars as registry workloads, with a grace period.
 //! - [`push`]: what an update changed, and how little a proxy needs recomputed for it.
@@ -22,9 +25,11 @@ pub mod node;
 pub mod push;
 pub mod registration;
 pub mod resources;
+pub mod service;
 pub mod state;
 pub mod status;
 pub mod views;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -50,3 +55,4 @@ pub struct MeshUpdate {
 }
 
 pub use ads::{Ads, AdsContext};
+pub use service::AdsService;

@@ -14,6 +14,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -105,14 +106,15 @@ impl XdsResource {
         }
     }
 
-    fn encode(&self) -> Any {
+    /// The resource as an encoded `google.protobuf.Any`.
+    fn encode(&self) -> Bytes {
         fn any<M: Message + Name>(m: &M) -> Any {
             Any {
                 type_url: M::type_url(),
                 value: m.encode_to_vec(),
             }
         }
-        match self {
+        let any = match self {
             XdsResource::Cluster(c) => any(c),
             XdsResource::Endpoint(e) => any(e),
             XdsResource::Listener(l) => any(l),
@@ -121,15 +123,17 @@ impl XdsResource {
                 type_url: nds::TYPE_URL.to_string(),
                 value: t.encode_to_vec(),
             },
-        }
+        };
+        Bytes::from(any.encode_to_vec())
     }
 }
 
-/// A resource with its encoding, made on first use and then shared.
+/// A resource with its encoding, made on first use and then shared: every response that
+/// carries it refers to these bytes (see [`super::wire`]) instead of copying them.
 #[derive(Debug)]
 pub struct Cached {
     resource: XdsResource,
-    any: OnceLock<Any>,
+    encoded: OnceLock<Bytes>,
     version: OnceLock<String>,
 }
 
@@ -137,14 +141,14 @@ impl Cached {
     pub fn new(resource: XdsResource) -> Cached {
         Cached {
             resource,
-            any: OnceLock::new(),
+            encoded: OnceLock::new(),
             version: OnceLock::new(),
         }
     }
 
-    /// The encoded resource, as it goes on the wire.
-    pub fn any(&self) -> &Any {
-        self.any.get_or_init(|| self.resource.encode())
+    /// The resource encoded as a `google.protobuf.Any`, as it goes on the wire.
+    pub fn encoded(&self) -> &Bytes {
+        self.encoded.get_or_init(|| self.resource.encode())
     }
 
     /// A version string for delta xDS: a digest of the encoding. Equal resources built
@@ -152,7 +156,7 @@ impl Cached {
     pub fn version(&self) -> &str {
         self.version.get_or_init(|| {
             let mut hasher = DefaultHasher::new();
-            self.any().value.hash(&mut hasher);
+            self.encoded().hash(&mut hasher);
             format!("{:016x}", hasher.finish())
         })
     }

@@ -15,13 +15,11 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-    Resource as DeltaResource,
 };
 use serde::Serialize;
 
-use envoy_types::pb::google::protobuf::Any;
-
 use super::resources::{Cached, ProxyResources, TypeSet, XdsType};
+use super::wire::Wire;
 
 /// A rejection by the proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,10 +56,10 @@ pub enum Event {
 
 /// The answer to one request.
 #[derive(Debug)]
-pub struct Outcome<R> {
+pub struct Outcome {
     pub event: Event,
     /// Responses to send, in order; empty when only bookkeeping changed.
-    pub responses: Vec<(XdsType, R)>,
+    pub responses: Vec<(XdsType, Wire)>,
 }
 
 /// Hands out nonces and versions unique on a connection.
@@ -182,7 +180,7 @@ impl Sotw {
     }
 
     /// Handles one request from the proxy.
-    pub fn on_request(&mut self, req: &DiscoveryRequest) -> Outcome<DiscoveryResponse> {
+    pub fn on_request(&mut self, req: &DiscoveryRequest) -> Outcome {
         let Some(t) = XdsType::from_url(&req.type_url) else {
             return Outcome {
                 event: Event::UnknownType(req.type_url.clone()),
@@ -223,7 +221,7 @@ impl Sotw {
 
     /// Moves to new resources; returns what to send, in push order.
     /// Types whose resources are shared with the previous ones are not even compared.
-    pub fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, DiscoveryResponse)> {
+    pub fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Wire)> {
         let previous = std::mem::replace(&mut self.resources, resources);
         let mut out = Vec::new();
         let mut forced = false;
@@ -242,11 +240,11 @@ impl Sotw {
             } else if !t.is_wildcard() {
                 // Routes and endpoints are not wildcard types: a response with only the
                 // changed resources updates those and leaves the others as they are.
-                let changed: Vec<Any> = state
+                let changed: Vec<Arc<Cached>> = state
                     .names
                     .iter()
                     .filter_map(|name| all.get(name).filter(|r| state.sent.get(name) != Some(*r)))
-                    .map(|r| r.any().clone())
+                    .cloned()
                     .collect();
                 if !changed.is_empty() {
                     out.push((t, self.response(t, changed)));
@@ -265,22 +263,26 @@ impl Sotw {
     }
 
     /// Sends what the proxy asked for of type `t`, all of it.
-    fn respond(&mut self, t: XdsType) -> DiscoveryResponse {
+    fn respond(&mut self, t: XdsType) -> Wire {
         let all = self.resources.type_set(t).clone();
         let state = self.types.entry(t).or_default();
-        let chosen: Vec<&Arc<Cached>> = if t.is_wildcard() {
-            all.values().collect()
+        let chosen: Vec<Arc<Cached>> = if t.is_wildcard() {
+            all.values().cloned().collect()
         } else {
-            state.names.iter().filter_map(|n| all.get(n)).collect()
+            state
+                .names
+                .iter()
+                .filter_map(|n| all.get(n))
+                .cloned()
+                .collect()
         };
-        let resources: Vec<Any> = chosen.into_iter().map(|r| r.any().clone()).collect();
-        self.response(t, resources)
+        self.response(t, chosen)
     }
 
     /// Sends `resources`; afterwards the proxy holds what it asked for of the current
     /// resources of type `t` (more than was sent when only the changed routes or
     /// endpoints go out).
-    fn response(&mut self, t: XdsType, resources: Vec<Any>) -> DiscoveryResponse {
+    fn response(&mut self, t: XdsType, resources: Vec<Arc<Cached>>) -> Wire {
         let version = self.counter.next();
         let nonce = self.counter.next();
         let sent = self.resources.type_set(t).clone();
@@ -289,13 +291,15 @@ impl Sotw {
         state.status.nonce_sent = nonce.clone();
         state.status.resources_sent = resources.len();
         state.sent = sent;
-        DiscoveryResponse {
-            version_info: version,
+        Wire::sotw(
+            DiscoveryResponse {
+                version_info: version,
+                type_url: t.url().to_string(),
+                nonce,
+                ..Default::default()
+            },
             resources,
-            type_url: t.url().to_string(),
-            nonce,
-            ..Default::default()
-        }
+        )
     }
 }
 
@@ -335,7 +339,7 @@ impl Delta {
     }
 
     /// Handles one request from the proxy.
-    pub fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> Outcome<DeltaDiscoveryResponse> {
+    pub fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> Outcome {
         let Some(t) = XdsType::from_url(&req.type_url) else {
             return Outcome {
                 event: Event::UnknownType(req.type_url.clone()),
@@ -385,7 +389,9 @@ impl Delta {
         let changed = !newly.is_empty() || !req.resource_names_unsubscribe.is_empty();
         let mut responses = vec![];
         if first || changed {
-            let response = self.respond(t, &newly, &BTreeSet::new());
+            let response = self
+                .respond(t, &newly, &BTreeSet::new())
+                .map(|(response, _)| response);
             if first || response.is_some() {
                 let response = response.unwrap_or_else(|| self.empty_response(t));
                 responses.push((t, response));
@@ -397,10 +403,7 @@ impl Delta {
     /// Moves to new resources; returns what to send: per type, only the resources that
     /// changed and the names that went away. Types whose resources are shared with the
     /// previous ones are not even compared.
-    pub fn on_push(
-        &mut self,
-        resources: Arc<ProxyResources>,
-    ) -> Vec<(XdsType, DeltaDiscoveryResponse)> {
+    pub fn on_push(&mut self, resources: Arc<ProxyResources>) -> Vec<(XdsType, Wire)> {
         let previous = std::mem::replace(&mut self.resources, resources);
         let mut out = Vec::new();
         let mut resend = BTreeSet::new();
@@ -416,9 +419,9 @@ impl Delta {
             } else {
                 BTreeSet::new()
             };
-            if let Some(response) = self.respond(t, &BTreeSet::new(), &forced) {
+            if let Some((response, updated)) = self.respond(t, &BTreeSet::new(), &forced) {
                 if t == XdsType::Cluster {
-                    resend = response.resources.iter().map(|r| r.name.clone()).collect();
+                    resend = updated;
                 }
                 out.push((t, response));
             }
@@ -434,28 +437,32 @@ impl Delta {
             .collect()
     }
 
-    fn empty_response(&mut self, t: XdsType) -> DeltaDiscoveryResponse {
+    fn empty_response(&mut self, t: XdsType) -> Wire {
         let nonce = self.counter.next();
         let state = self.types.entry(t).or_default();
         state.status.nonce_sent = nonce.clone();
         state.status.resources_sent = 0;
-        DeltaDiscoveryResponse {
-            system_version_info: state.status.version_sent.clone(),
-            type_url: t.url().to_string(),
-            nonce,
-            ..Default::default()
-        }
+        Wire::delta(
+            DeltaDiscoveryResponse {
+                system_version_info: state.status.version_sent.clone(),
+                type_url: t.url().to_string(),
+                nonce,
+                ..Default::default()
+            },
+            Vec::new(),
+        )
     }
 
-    /// The difference between what the proxy should have and what it has; `None` when
-    /// there is none. Names in `asked` that do not exist are reported removed, so the proxy
-    /// stops waiting for them; names in `forced` are sent even when unchanged.
+    /// The difference between what the proxy should have and what it has, with the names
+    /// of the resources sent; `None` when there is none. Names in `asked` that do not
+    /// exist are reported removed, so the proxy stops waiting for them; names in `forced`
+    /// are sent even when unchanged.
     fn respond(
         &mut self,
         t: XdsType,
         asked: &BTreeSet<String>,
         forced: &BTreeSet<String>,
-    ) -> Option<DeltaDiscoveryResponse> {
+    ) -> Option<(Wire, BTreeSet<String>)> {
         let all = self.resources.of_type(t);
         let state = self.types.entry(t).or_default();
         let wanted: TypeSet = if state.wildcard {
@@ -494,15 +501,6 @@ impl Delta {
         if updates.is_empty() && removed.is_empty() {
             return None;
         }
-        let resources: Vec<DeltaResource> = updates
-            .iter()
-            .map(|(name, r)| DeltaResource {
-                name: (*name).clone(),
-                version: r.version().to_string(),
-                resource: Some(r.any().clone()),
-                ..Default::default()
-            })
-            .collect();
         let updated: Vec<(String, Arc<Cached>)> = updates
             .into_iter()
             .map(|(n, r)| (n.clone(), r.clone()))
@@ -510,20 +508,21 @@ impl Delta {
         for name in &removed {
             state.sent.remove(name);
         }
-        state.sent.extend(updated);
+        state.sent.extend(updated.iter().cloned());
         let version = self.counter.next();
         let nonce = self.counter.next();
         state.status.version_sent = version.clone();
         state.status.nonce_sent = nonce.clone();
-        state.status.resources_sent = resources.len();
-        Some(DeltaDiscoveryResponse {
+        state.status.resources_sent = updated.len();
+        let (names, resources) = updated.into_iter().unzip();
+        let response = DeltaDiscoveryResponse {
             system_version_info: version,
-            resources,
             type_url: t.url().to_string(),
             removed_resources: removed.into_iter().collect(),
             nonce,
             ..Default::default()
-        })
+        };
+        Some((Wire::delta(response, resources), names))
     }
 }
 

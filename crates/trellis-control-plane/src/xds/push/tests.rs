@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest,
+};
 use trellis_config::store::{ChangeKind, ObjectKey};
 
 use super::*;
@@ -170,7 +172,10 @@ fn an_endpoint_change_sends_only_the_affected_load_assignments() {
     let sent = delta.on_push(next.clone());
     let summary: Vec<(XdsType, Vec<String>)> = sent
         .iter()
-        .map(|(t, r)| (*t, r.resources.iter().map(|r| r.name.clone()).collect()))
+        .map(|(t, r)| {
+            let r: DeltaDiscoveryResponse = r.decode().unwrap();
+            (*t, r.resources.iter().map(|r| r.name.clone()).collect())
+        })
         .collect();
     // The new endpoint is in the service's cluster and in its v2 subset; ratings and v1
     // are untouched.

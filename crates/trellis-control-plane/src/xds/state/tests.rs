@@ -55,9 +55,18 @@ fn nack(mut req: DiscoveryRequest, detail: &str) -> DiscoveryRequest {
     req
 }
 
-fn only(responses: Vec<(XdsType, DiscoveryResponse)>) -> DiscoveryResponse {
+/// The one response, read back as the proxy reads it.
+fn only(responses: Vec<(XdsType, Wire)>) -> DiscoveryResponse {
     assert_eq!(responses.len(), 1, "{responses:?}");
-    responses.into_iter().next().unwrap().1
+    responses.into_iter().next().unwrap().1.decode().unwrap()
+}
+
+/// Delta responses, read back as the proxy reads them.
+fn decoded(responses: Vec<(XdsType, Wire)>) -> Vec<(XdsType, DeltaDiscoveryResponse)> {
+    responses
+        .into_iter()
+        .map(|(t, wire)| (t, wire.decode().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -226,21 +235,21 @@ fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
 fn delta_wildcard_then_only_changes_and_removals() {
     let mut d = Delta::new(resources(&["a", "b"], 1));
     let out = d.on_request(&delta_request(XdsType::Cluster, &[], ""));
-    let (_, r) = out.responses.into_iter().next().unwrap();
+    let (_, r) = decoded(out.responses).into_iter().next().unwrap();
     assert_eq!(names(&r), ["a", "b"]);
     let ack = d.on_request(&delta_request(XdsType::Cluster, &[], &r.nonce));
     assert!(matches!(ack.event, Event::Ack(..)));
     let out = d.on_request(&delta_request(XdsType::Endpoint, &["a", "b"], ""));
-    assert_eq!(names(&out.responses[0].1), ["a", "b"]);
+    assert_eq!(names(&decoded(out.responses)[0].1), ["a", "b"]);
 
     // Removing cluster b: cluster removed, its endpoints removed too.
-    let pushed = d.on_push(resources(&["a"], 1));
+    let pushed = decoded(d.on_push(resources(&["a"], 1)));
     assert_eq!(pushed.len(), 2);
     assert_eq!(pushed[0].1.removed_resources, ["b"]);
     assert!(pushed[0].1.resources.is_empty());
     assert_eq!(pushed[1].1.removed_resources, ["b"]);
     // Changing only a's endpoints: one ClusterLoadAssignment, nothing else.
-    let pushed = d.on_push(resources(&["a"], 3));
+    let pushed = decoded(d.on_push(resources(&["a"], 3)));
     assert_eq!(pushed.len(), 1);
     assert_eq!(pushed[0].0, XdsType::Endpoint);
     assert_eq!(names(&pushed[0].1), ["a"]);
@@ -269,7 +278,7 @@ fn delta_changed_cluster_resends_its_endpoints_only() {
         }
     }
     changed = ProxyResources::from(res);
-    let pushed = d.on_push(Arc::new(changed));
+    let pushed = decoded(d.on_push(Arc::new(changed)));
     let summary: Vec<(XdsType, Vec<&str>)> = pushed.iter().map(|(t, r)| (*t, names(r))).collect();
     assert_eq!(
         summary,
@@ -283,13 +292,14 @@ fn delta_changed_cluster_resends_its_endpoints_only() {
 #[test]
 fn delta_nack_is_recorded_and_content_not_resent() {
     let mut d = Delta::new(resources(&["a"], 1));
-    let r = d
-        .on_request(&delta_request(XdsType::Cluster, &[], ""))
-        .responses[0]
-        .1
-        .clone();
+    let r = decoded(
+        d.on_request(&delta_request(XdsType::Cluster, &[], ""))
+            .responses,
+    )[0]
+    .1
+    .clone();
     d.on_request(&delta_request(XdsType::Cluster, &[], &r.nonce));
-    let pushed = d.on_push(resources(&["a", "bad"], 1));
+    let pushed = decoded(d.on_push(resources(&["a", "bad"], 1)));
     let nonce = pushed[0].1.nonce.clone();
     let mut req = delta_request(XdsType::Cluster, &[], &nonce);
     req.error_detail = Some(Status {
@@ -315,8 +325,8 @@ fn delta_reconnect_skips_what_the_proxy_already_has() {
     req.initial_resource_versions.insert("a".into(), version_a);
     req.initial_resource_versions
         .insert("gone".into(), "1".into());
-    let out = d.on_request(&req);
-    let r = &out.responses[0].1;
+    let out = decoded(d.on_request(&req).responses);
+    let r = &out[0].1;
     assert_eq!(names(r), ["b"]);
     assert_eq!(r.removed_resources, ["gone"]);
 }
@@ -325,7 +335,7 @@ fn delta_reconnect_skips_what_the_proxy_already_has() {
 fn delta_subscribing_to_a_missing_name_reports_it_removed() {
     let mut d = Delta::new(resources(&["a"], 1));
     let first = d.on_request(&delta_request(XdsType::Endpoint, &["a"], ""));
-    let nonce = first.responses[0].1.nonce.clone();
+    let nonce = decoded(first.responses)[0].1.nonce.clone();
     let out = d.on_request(&delta_request(XdsType::Endpoint, &["missing"], &nonce));
-    assert_eq!(out.responses[0].1.removed_resources, ["missing"]);
+    assert_eq!(decoded(out.responses)[0].1.removed_resources, ["missing"]);
 }
