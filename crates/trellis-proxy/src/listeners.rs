@@ -475,20 +475,11 @@ mod tests {
     #[tokio::test]
     async fn requests_are_logged_in_the_configured_file() {
         use crate::telemetry::access_log::AccessLog;
-        use crate::telemetry::format::{Format, Kind, Template};
-        use crate::telemetry::sink::Target;
         let dir = std::env::temp_dir().join(format!("trellis-hcm-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("access.log");
         let format = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% \"%REQ(USER-AGENT)%\" %RESP(X-MISSING)% %BYTES_SENT% %ROUTE_NAME% %DOWNSTREAM_PEER_URI_SAN%\n";
-        let log = Arc::new(AccessLog {
-            target: Target::File(path.to_string_lossy().into()),
-            format: Format {
-                kind: Kind::Text(Template::parse(format).unwrap()),
-                omit_empty: false,
-            },
-            filter: None,
-        });
+        let log = Arc::new(AccessLog::text_file(&path, format, None));
         let proxy = Proxy::new(Default::default());
         let address = serve_direct(&proxy, false, vec![log]).await;
         let stream = TcpStream::connect(address).await.unwrap();

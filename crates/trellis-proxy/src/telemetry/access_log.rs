@@ -19,6 +19,23 @@ pub struct AccessLog {
     pub filter: Option<Filter>,
 }
 
+#[cfg(test)]
+impl AccessLog {
+    /// A text-format log appended to `path`, as tests across the crate need one.
+    pub fn text_file(path: &std::path::Path, format: &str, filter: Option<Filter>) -> Self {
+        AccessLog {
+            target: Target::File(path.to_string_lossy().into()),
+            format: Format {
+                kind: super::format::Kind::Text(
+                    super::format::Template::parse(format).expect("test format parses"),
+                ),
+                omit_empty: false,
+            },
+            filter,
+        }
+    }
+}
+
 /// Envoy's `ComparisonFilter` operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compare {
@@ -102,7 +119,6 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 mod tests {
     use super::*;
     use crate::flags::Flag;
-    use crate::telemetry::format::{Kind, Template};
 
     fn ctx(code: u16, flags: Flags) -> Context<'static> {
         Context {
@@ -144,16 +160,11 @@ mod tests {
         let path = dir.join("access.log");
         let _ = std::fs::remove_file(&path);
         let log = |filter| {
-            Arc::new(AccessLog {
-                target: Target::File(path.to_string_lossy().into()),
-                format: Format {
-                    kind: Kind::Text(
-                        Template::parse("%RESPONSE_CODE% %RESPONSE_FLAGS%\n").unwrap(),
-                    ),
-                    omit_empty: false,
-                },
+            Arc::new(AccessLog::text_file(
+                &path,
+                "%RESPONSE_CODE% %RESPONSE_FLAGS%\n",
                 filter,
-            })
+            ))
         };
         let mut nr = Flags::default();
         nr.insert(Flag::NoRoute);

@@ -52,8 +52,6 @@ pub fn no_chain(proxy: &Proxy, listener: &Listener, d: &Downstream, conn: &Conne
 mod tests {
     use super::*;
     use crate::telemetry::access_log::AccessLog;
-    use crate::telemetry::format::{Format, Kind, Template};
-    use crate::telemetry::sink::Target;
     use std::sync::Arc;
 
     /// A connection no chain takes is written to the listener's log with `NR` and its SNI.
@@ -78,14 +76,7 @@ mod tests {
             continue_on_timeout: false,
             chains: Vec::new(),
             default_chain: None,
-            access_logs: vec![Arc::new(AccessLog {
-                target: Target::File(path.to_string_lossy().into()),
-                format: Format {
-                    kind: Kind::Text(Template::parse(format).unwrap()),
-                    omit_empty: false,
-                },
-                filter: None,
-            })],
+            access_logs: vec![Arc::new(AccessLog::text_file(&path, format, None))],
         };
         let proxy = Proxy::new(Default::default());
         let d = Downstream {
