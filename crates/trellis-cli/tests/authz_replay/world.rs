@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use trellis_control_plane::ca::mint_token;
 use trellis_testkit::mesh::{MeshDir, control_plane_command, run_control_plane};
 use trellis_testkit::scenario::client::{Outcome, send};
-use trellis_testkit::scenario::{DataPlane, Lease, NodeSpec, Request, RunningDataPlane};
+use trellis_testkit::scenario::{
+    DataPlane, Lease, NodeSpec, Request, RunningDataPlane, start_ready,
+};
 use trellis_testkit::{Backend, Process, free_port};
 
 use super::egress;
@@ -250,8 +252,7 @@ pub fn start(world: &World, lease: &Lease, data_plane: &dyn DataPlane) -> Result
             spec.namespace,
             spec.service_account
         );
-        let mut proxy = data_plane.start(&spec).map_err(|e| format!("{who}: {e}"))?;
-        poll(&format!("{who} ready"), || proxy.ready())?;
+        let proxy = start_ready(data_plane, &spec, START).map_err(|e| format!("{who}: {e}"))?;
         running.proxies.push((who, proxy));
     }
     converge(world, lease, &running).map_err(|e| format!("{e}\n{}", running.logs()))?;

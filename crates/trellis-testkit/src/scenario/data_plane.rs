@@ -83,6 +83,36 @@ pub trait DataPlane {
     fn start(&self, node: &NodeSpec) -> Result<Box<dyn RunningDataPlane>, String>;
 }
 
+/// Starts `node` on `data_plane` and waits up to `timeout` until it is ready. The admin
+/// port was picked free but is bound only by the child, so another process may take it in
+/// between (any loopback connection's ephemeral port); a start that fails on that alone is
+/// retried, twice at most, on a fresh port.
+pub fn start_ready(
+    data_plane: &dyn DataPlane,
+    node: &NodeSpec,
+    timeout: Duration,
+) -> Result<Box<dyn RunningDataPlane>, String> {
+    let mut node = node.clone();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut running = data_plane.start(&node)?;
+        let deadline = std::time::Instant::now() + timeout;
+        let last = loop {
+            match running.ready() {
+                Ok(()) => return Ok(running),
+                Err(e) if std::time::Instant::now() >= deadline => break e,
+                Err(e) if e.contains("Address already in use") => break e,
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        if !last.contains("Address already in use") || attempts == 3 {
+            return Err(format!("not ready after {timeout:?}: {last}"));
+        }
+        node.admin = SocketAddr::new(node.admin.ip(), crate::free_port(node.admin.ip()));
+    }
+}
+
 /// A started sidecar, stopped when dropped.
 pub trait RunningDataPlane {
     /// `Ok` once it serves its first complete configuration (listeners, routes, clusters,
@@ -237,5 +267,57 @@ mod tests {
                 3
             )])
         );
+    }
+
+    /// Fails its first start on the admin port, then comes up.
+    struct TakenOnce(std::cell::RefCell<Vec<u16>>);
+    struct Started(bool);
+
+    impl DataPlane for TakenOnce {
+        fn name(&self) -> &str {
+            "taken-once"
+        }
+        fn start(&self, node: &NodeSpec) -> Result<Box<dyn RunningDataPlane>, String> {
+            let mut ports = self.0.borrow_mut();
+            ports.push(node.admin.port());
+            Ok(Box::new(Started(ports.len() > 1)))
+        }
+    }
+
+    impl RunningDataPlane for Started {
+        fn ready(&mut self) -> Result<(), String> {
+            match self.0 {
+                true => Ok(()),
+                false => Err("exited\ncannot bind '127.0.0.1:1': Address already in use".into()),
+            }
+        }
+        fn stats(&self) -> Result<Option<BTreeMap<String, u64>>, String> {
+            Ok(None)
+        }
+        fn logs(&self) -> String {
+            String::new()
+        }
+    }
+
+    #[test]
+    fn a_start_that_lost_its_admin_port_is_retried_on_another() {
+        let data_plane = TakenOnce(Default::default());
+        let node = NodeSpec {
+            trellis: PathBuf::from("trellis"),
+            xds: "127.0.0.1:1".parse().unwrap(),
+            ip: "127.0.0.1".parse().unwrap(),
+            name: "a".into(),
+            namespace: "default".into(),
+            service_account: "a".into(),
+            labels: Vec::new(),
+            admin: "127.0.0.1:1".parse().unwrap(),
+            dir: PathBuf::from("."),
+            router: false,
+            ca_token: None,
+        };
+        assert!(start_ready(&data_plane, &node, Duration::from_secs(5)).is_ok());
+        let ports = data_plane.0.borrow();
+        assert_eq!(ports.len(), 2);
+        assert_ne!(ports[0], ports[1]);
     }
 }

@@ -29,7 +29,7 @@ pub mod runner;
 
 use std::time::Duration;
 
-pub use data_plane::{DataPlane, Envoy, NodeSpec, RunningDataPlane};
+pub use data_plane::{DataPlane, Envoy, NodeSpec, RunningDataPlane, start_ready};
 pub use expect::Expect;
 pub use runner::{CheckReport, Lease, Report, Runner};
 

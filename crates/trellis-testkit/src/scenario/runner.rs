@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use super::backend::{ScriptedBackend, Seen};
 use super::client::{self, Outcome};
-use super::data_plane::{DataPlane, NodeSpec, RunningDataPlane};
+use super::data_plane::{DataPlane, NodeSpec, RunningDataPlane, start_ready};
 use super::expect::{self, Expect, Observed, SKIPPED};
 use super::{Check, Scenario, workload_name};
 use crate::mesh;
-use crate::{Process, free_port, temp_dir, wait_until};
+use crate::{Process, free_port, temp_dir};
 
 /// How long processes get to start and configuration to arrive.
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -182,19 +182,13 @@ impl Runner<'_> {
             router: false,
             ca_token: None,
         };
-        let mut data_plane = self
-            .data_plane
-            .start(&node)
-            .unwrap_or_else(|e| panic!("{} did not start: {e}", self.data_plane.name()));
-        wait_until(
-            &format!("{} ready", self.data_plane.name()),
-            CONVERGE,
-            || {
-                data_plane
-                    .ready()
-                    .map_err(|e| format!("{e}\n{}", control_plane.process.tail(15)))
-            },
-        );
+        let data_plane = start_ready(self.data_plane, &node, CONVERGE).unwrap_or_else(|e| {
+            panic!(
+                "{} did not start: {e}\n{}",
+                self.data_plane.name(),
+                control_plane.process.tail(15)
+            )
+        });
 
         let mut checks: Vec<CheckReport> = scenario
             .checks
