@@ -33,17 +33,8 @@ pub fn for_proxy_user(found: &Path, bin_dir: &Path) -> Result<PathBuf> {
         .zip(std::fs::metadata(&real).ok())
         .is_some_and(|(s, r)| s.len() == r.len() && s.modified().ok() >= r.modified().ok());
     if !fresh {
-        let _ = std::fs::remove_file(&staged);
-        if std::fs::hard_link(&real, &staged).is_err() {
-            std::fs::copy(&real, &staged).map_err(Error::io(format!(
-                "cannot copy {} to {}",
-                real.display(),
-                staged.display()
-            )))?;
-        }
+        stage(&real, &staged)?;
     }
-    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
-        .map_err(Error::io(format!("cannot chmod {}", staged.display())))?;
     if !others_can_run(&staged) {
         return Err(Error::Failed(format!(
             "uid 1337 cannot run {} (a parent directory is closed to it); put the binary \
@@ -52,6 +43,34 @@ pub fn for_proxy_user(found: &Path, bin_dir: &Path) -> Result<PathBuf> {
         )));
     }
     Ok(staged)
+}
+
+/// Puts a runnable copy (or hard link) of `real` at `staged`. Pods start concurrently and
+/// an earlier one may already run `staged`, which can then be neither written ("text file
+/// busy") nor half-written: the copy is made under a name of this process and renamed over
+/// `staged`, which leaves a running binary untouched.
+fn stage(real: &Path, staged: &Path) -> Result<()> {
+    let mut temporary = staged.as_os_str().to_os_string();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    if std::fs::hard_link(real, &temporary).is_err() {
+        std::fs::copy(real, &temporary).map_err(Error::io(format!(
+            "cannot copy {} to {}",
+            real.display(),
+            temporary.display()
+        )))?;
+    }
+    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))
+        .map_err(Error::io(format!("cannot chmod {}", temporary.display())))?;
+    std::fs::rename(&temporary, staged).map_err(Error::io(format!(
+        "cannot move {} to {}",
+        temporary.display(),
+        staged.display()
+    )))?;
+    // Renaming a hard link onto another link of the same file does nothing and leaves both.
+    let _ = std::fs::remove_file(&temporary);
+    Ok(())
 }
 
 /// `found` itself when it is an ELF binary; otherwise the Envoy binary it execs into (of
@@ -122,4 +141,31 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
         .map(|m| m.permissions().mode())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_again_while_the_staged_binary_runs_replaces_it() {
+        let dir = std::env::temp_dir().join(format!("trellis-stage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let real = dir.join("sleep-real");
+        std::fs::copy("/bin/sleep", &real).unwrap();
+        let staged = dir.join("sleep");
+        stage(&real, &staged).unwrap();
+        let mut running = Command::new(&staged).arg("30").spawn().unwrap();
+        let staged_again = stage(&real, &staged);
+        let _ = running.kill();
+        let _ = running.wait();
+        staged_again.unwrap();
+        assert!(Command::new(&staged).arg("0").status().unwrap().success());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            2,
+            "no temporary left"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
