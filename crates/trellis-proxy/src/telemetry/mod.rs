@@ -2,9 +2,10 @@
 //! their full label set ([`metrics`], [`labels`]), who the peer is ([`peer`]: the proxy's
 //! own node metadata, Istio's `istio.workload` endpoint metadata, and HTTP metadata
 //! exchange in [`exchange`]), the access logs the xDS configures ([`access_log`], in
-//! Envoy's format strings: [`format`]), and the Prometheus endpoints ([`server`]). Stock Envoy has none of this: Istio adds it
-//! with its own filters (`istio.stats`, `peer_metadata`); this module is their counterpart,
-//! the one place of the proxy that reads Istio conventions.
+//! Envoy's format strings: [`format`]), and the Prometheus endpoints ([`server`]). Stock
+//! Envoy has none of this: Istio adds it with its own filters (`istio.stats`,
+//! `peer_metadata`); this module is their counterpart, the one place of the proxy that
+//! reads Istio conventions.
 //!
 //! Peer principals and `connection_security_policy` come from mTLS: `peer_principal` and
 //! `mutual_tls` on the reports, the verified peer certificate's identity ([`crate::tls`]);

@@ -27,24 +27,20 @@ pub struct Request<'a> {
 pub struct Context<'a> {
     pub start: Option<SystemTime>,
     pub duration: Duration,
-    /// Start to the last request byte, and to the first response byte, when known.
-    pub request_duration: Option<Duration>,
+    /// Start to the first response byte, when known.
     pub response_duration: Option<Duration>,
     pub request: Option<Request<'a>>,
     pub response_headers: Option<&'a HeaderMap>,
-    pub response_trailers: Option<&'a HeaderMap>,
     /// `HTTP/1.1`...; `None` for TCP.
     pub protocol: Option<&'a str>,
     /// 0 for TCP.
     pub response_code: u16,
     pub flags: Flags,
     pub details: &'a str,
-    pub termination_details: &'a str,
     pub transport_failure: &'a str,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub upstream_host: Option<SocketAddr>,
-    pub upstream_local: Option<SocketAddr>,
     pub upstream_cluster: &'a str,
     pub upstream_peer_uri_san: &'a str,
     pub route_name: &'a str,
@@ -127,18 +123,15 @@ impl<'a> Context<'a> {
                 }
             }
             Operator::ResponseHeader(h) => header(self.response_headers, h),
-            Operator::ResponseTrailer(h) => header(self.response_trailers, h),
             Operator::Protocol => self.protocol.map_or(Value::Missing, s),
             Operator::ResponseCode => Value::Num(u64::from(self.response_code)),
             Operator::ResponseFlags => Value::Flags(self.flags, false),
             Operator::ResponseFlagsLong => Value::Flags(self.flags, true),
             Operator::ResponseCodeDetails => s(self.details),
-            Operator::ConnectionTerminationDetails => s(self.termination_details),
             Operator::UpstreamTransportFailureReason => s(self.transport_failure),
             Operator::BytesReceived => Value::Num(self.bytes_received),
             Operator::BytesSent => Value::Num(self.bytes_sent),
             Operator::Duration => ms(Some(self.duration)),
-            Operator::RequestDuration => ms(self.request_duration),
             Operator::ResponseDuration => ms(self.response_duration),
             Operator::Address(which, part) => address(self.address(*which), *part),
             Operator::UpstreamCluster => s(self.upstream_cluster),
@@ -151,7 +144,12 @@ impl<'a> Context<'a> {
             Operator::DownstreamPeerSubject => s(self.downstream_peer_subject),
             Operator::DownstreamTlsVersion => s(self.downstream_tls_version),
             Operator::UpstreamPeerUriSan => s(self.upstream_peer_uri_san),
-            Operator::Unimplemented(_) => Value::Missing,
+            // Not recorded by the proxy: trailers, connection termination details, the
+            // request's last byte.
+            Operator::ResponseTrailer(_)
+            | Operator::ConnectionTerminationDetails
+            | Operator::RequestDuration
+            | Operator::Unimplemented(_) => Value::Missing,
         }
     }
 
@@ -161,7 +159,8 @@ impl<'a> Context<'a> {
             // A sidecar trusts no x-forwarded-for: the remote address is the peer's.
             Address::DownstreamRemote | Address::DownstreamDirectRemote => self.downstream_remote,
             Address::UpstreamHost => self.upstream_host,
-            Address::UpstreamLocal => self.upstream_local,
+            // Not recorded by the proxy.
+            Address::UpstreamLocal => None,
         }
     }
 }
